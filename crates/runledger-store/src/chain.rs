@@ -1,0 +1,132 @@
+//! The per-run hash chain: each event's hash covers the previous event's hash and a canonical
+//! encoding of the event's immutable fields, so changing, removing or reordering a stored event
+//! breaks every later link.
+//!
+//! `hash = SHA-256(prev_hash || JCS({event_id, run_id, tenant_id, version, event_type,
+//! schema_version, payload, metadata, recorded_at}))`, with `recorded_at` as RFC 3339 UTC with
+//! microseconds, and 32 zero bytes as the first `prev_hash`. The format is documented in
+//! docs/adr/0001-event-format-and-versioning.md and must never change for stored events.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use runledger_core::identity::canonical_json;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::schema::RecordedEvent;
+
+/// The `prev_hash` of a run's first event.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The immutable fields of an event that its hash covers.
+#[derive(Debug, Clone, Copy)]
+pub struct HashedFields<'a> {
+    /// Event id.
+    pub event_id: uuid::Uuid,
+    /// Run id.
+    pub run_id: uuid::Uuid,
+    /// Tenant id.
+    pub tenant_id: i64,
+    /// Stream version.
+    pub version: u64,
+    /// Stored type name.
+    pub event_type: &'a str,
+    /// Payload schema version.
+    pub schema_version: i32,
+    /// Payload, as stored.
+    pub payload: &'a Value,
+    /// Metadata, as stored.
+    pub metadata: &'a Value,
+    /// Record time.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The hash of an event following `prev_hash`.
+pub fn event_hash(prev_hash: &[u8; 32], fields: &HashedFields<'_>) -> [u8; 32] {
+    let document = json!({
+        "event_id": fields.event_id,
+        "run_id": fields.run_id,
+        "tenant_id": fields.tenant_id,
+        "version": fields.version,
+        "event_type": fields.event_type,
+        "schema_version": fields.schema_version,
+        "payload": fields.payload,
+        "metadata": fields.metadata,
+        "recorded_at": fields.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+    });
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash);
+    hasher.update(canonical_json(&document));
+    hasher.finalize().into()
+}
+
+impl RecordedEvent {
+    /// The fields of this stored event that its hash covers.
+    pub fn hashed_fields(&self) -> HashedFields<'_> {
+        HashedFields {
+            event_id: self.event_id.as_uuid(),
+            run_id: self.run_id.as_uuid(),
+            tenant_id: self.tenant_id.get(),
+            version: self.version,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: &self.payload,
+            metadata: &self.metadata,
+            recorded_at: self.recorded_at,
+        }
+    }
+}
+
+/// Why a run's chain does not verify, at its first broken event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainBreak {
+    /// The stored hash does not match the stored fields: something in the row was changed.
+    HashMismatch,
+    /// The event does not link to the previous event's hash: an event before it is missing or
+    /// was replaced.
+    BrokenLink,
+    /// Versions are not 1, 2, 3…: an event is missing or versions were swapped.
+    VersionGap {
+        /// The version that should be here.
+        expected: u64,
+    },
+}
+
+/// The first broken event of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainFailure {
+    /// The version of the first event that does not verify.
+    pub version: u64,
+    /// Its global position.
+    pub position: i64,
+    /// What is wrong.
+    pub reason: ChainBreak,
+}
+
+/// Walks one run's events in stream order; reports the first event that breaks the chain.
+pub fn verify_chain<'a>(
+    events: impl IntoIterator<Item = &'a RecordedEvent>,
+) -> Result<u64, ChainFailure> {
+    let mut prev_hash = GENESIS;
+    let mut expected_version = 1;
+    for event in events {
+        let failure = |reason| ChainFailure {
+            version: event.version,
+            position: event.position,
+            reason,
+        };
+        if event.version != expected_version {
+            return Err(failure(ChainBreak::VersionGap {
+                expected: expected_version,
+            }));
+        }
+        if event.prev_hash != prev_hash {
+            return Err(failure(ChainBreak::BrokenLink));
+        }
+        if event_hash(&prev_hash, &event.hashed_fields()) != event.hash {
+            return Err(failure(ChainBreak::HashMismatch));
+        }
+        prev_hash = event.hash;
+        expected_version += 1;
+    }
+    Ok(expected_version - 1)
+}

@@ -1,0 +1,214 @@
+//! The command path: load a run, decide with the domain, append, and retry lost races.
+//!
+//! Commands that do not pin a version are retried on a version conflict: the run is re-read and
+//! the command decided again against the new state. So concurrent progress reports from many
+//! workers all land, each exactly once, and their counts add up exactly.
+
+use std::time::Duration;
+
+use runledger_core::{
+    EventId, Run, RunCommand, RunId, RunSnapshot, TenantId, decide, evolve, replay,
+};
+use uuid::Uuid;
+
+use crate::append::{AppendOutcome, EventWriter, NewEvent};
+use crate::error::{CommandError, StoreError};
+use crate::read::EventReader;
+use crate::schema::{EventMetadata, RecordedEvent};
+
+/// The version a command expects its run to be at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Whatever it is now: lost races are retried against the new state.
+    Any,
+    /// Exactly this version (HTTP `If-Match`): a moved run is a conflict, never retried.
+    Exact(u64),
+}
+
+/// A command addressed to one run of one tenant.
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    /// The tenant the caller acts for.
+    pub tenant_id: TenantId,
+    /// The run.
+    pub run_id: RunId,
+    /// What to do.
+    pub command: RunCommand,
+    /// The version the caller expects.
+    pub expected: ExpectedVersion,
+    /// The id of the (first) event the command appends. Re-sending a command with the same id
+    /// returns the first result instead of appending again.
+    pub event_id: EventId,
+    /// Who and what caused it.
+    pub metadata: EventMetadata,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandOutcome {
+    /// The command's events are stored; this is the run after them.
+    Applied {
+        /// The run as of the command's last event.
+        run: Box<RunSnapshot>,
+        /// The global position of the command's last event.
+        position: i64,
+        /// True when an earlier send of the same event id had stored them already.
+        replayed: bool,
+    },
+    /// A `Queue` whose tenant and identity already have an active run: that run, unchanged.
+    Deduplicated {
+        /// The active run with the same identity, as currently stored.
+        existing: Box<RunSnapshot>,
+    },
+}
+
+/// Runs commands against the store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CommandHandler {
+    reader: EventReader,
+    writer: EventWriter,
+}
+
+/// How many times an unpinned command re-decides after losing a race before giving up.
+const MAX_ATTEMPTS: u32 = 200;
+
+impl CommandHandler {
+    /// A command handler over the store's two handles.
+    pub fn new(reader: EventReader, writer: EventWriter) -> Self {
+        Self { reader, writer }
+    }
+
+    /// Loads the run, decides, appends; retries lost races unless the version is pinned.
+    ///
+    /// # Errors
+    /// [`CommandError::Rejected`] when a domain rule refuses the command;
+    /// [`CommandError::Conflict`] when a pinned version is stale (or retries ran out);
+    /// [`CommandError::Store`] when the store fails.
+    #[tracing::instrument(skip_all, fields(tenant = %request.tenant_id, run = %request.run_id, command = %request.command.kind()))]
+    pub async fn execute(&self, request: &CommandRequest) -> Result<CommandOutcome, CommandError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let stored = self
+                .reader
+                .read_stream(request.tenant_id, request.run_id)
+                .await?;
+            if let Some(original) = stored.iter().find(|e| e.event_id == request.event_id) {
+                let run = fold_until(&stored, original.version)?;
+                return applied(run, original.position, true);
+            }
+            let state = fold(&stored)?;
+            if let ExpectedVersion::Exact(expected) = request.expected
+                && expected != state.version()
+            {
+                return Err(CommandError::Conflict {
+                    run: request.run_id,
+                    expected,
+                    actual: state.version(),
+                });
+            }
+            let events: Vec<NewEvent> = decide(&state, request.command.clone())?
+                .into_iter()
+                .enumerate()
+                .map(|(index, event)| NewEvent {
+                    event_id: nth_event_id(request.event_id, index),
+                    event,
+                    metadata: request.metadata.clone(),
+                })
+                .collect();
+            let expected = state.version();
+            match self
+                .writer
+                .append(request.tenant_id, request.run_id, expected, &events)
+                .await
+            {
+                Ok(AppendOutcome::Appended(appended)) => {
+                    let run = events
+                        .iter()
+                        .fold(state, |run, new| evolve(run, &new.event));
+                    return applied(run, appended.last_position(), appended.replayed);
+                }
+                Ok(AppendOutcome::Deduplicated { existing }) => {
+                    let stored = self.reader.read_stream(request.tenant_id, existing).await?;
+                    match fold(&stored)? {
+                        Run::Exists(existing) => {
+                            return Ok(CommandOutcome::Deduplicated { existing });
+                        }
+                        // Unreachable unless the active run belongs to another tenant: decide again.
+                        Run::Unqueued => continue,
+                    }
+                }
+                Err(StoreError::Conflict { .. })
+                    if request.expected == ExpectedVersion::Any && attempt < MAX_ATTEMPTS =>
+                {
+                    tokio::time::sleep(backoff(attempt, request.event_id)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The run as its stored events fold, or `None` when the tenant has no such run.
+    ///
+    /// # Errors
+    /// [`StoreError`] when reading or decoding fails.
+    pub async fn load(
+        &self,
+        tenant: TenantId,
+        run: RunId,
+    ) -> Result<Option<RunSnapshot>, StoreError> {
+        let stored = self.reader.read_stream(tenant, run).await?;
+        Ok(fold(&stored)?.snapshot().cloned())
+    }
+}
+
+fn applied(run: Run, position: i64, replayed: bool) -> Result<CommandOutcome, CommandError> {
+    match run {
+        Run::Exists(run) => Ok(CommandOutcome::Applied {
+            run,
+            position,
+            replayed,
+        }),
+        Run::Unqueued => Err(CommandError::Rejected(
+            runledger_core::RunRejection::NotFound,
+        )),
+    }
+}
+
+/// Folds stored events with the domain's `evolve`.
+///
+/// # Errors
+/// [`StoreError::Decode`] when an event does not decode.
+pub fn fold(stored: &[RecordedEvent]) -> Result<Run, StoreError> {
+    let events = stored
+        .iter()
+        .map(RecordedEvent::decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(replay(&events))
+}
+
+/// Folds stored events up to and including `version`.
+///
+/// # Errors
+/// [`StoreError::Decode`] when an event does not decode.
+pub fn fold_until(stored: &[RecordedEvent], version: u64) -> Result<Run, StoreError> {
+    let upto = stored.iter().take_while(|e| e.version <= version).count();
+    fold(&stored[..upto])
+}
+
+/// The id of a command's `index`th event: the request's id, then ids derived from it, so that a
+/// re-sent command maps to the same ids.
+fn nth_event_id(first: EventId, index: usize) -> EventId {
+    if index == 0 {
+        first
+    } else {
+        EventId::from_uuid(Uuid::new_v5(&first.as_uuid(), &index.to_be_bytes()))
+    }
+}
+
+/// A short, growing pause with per-request spread, so racing workers do not retry in lockstep.
+fn backoff(attempt: u32, event_id: EventId) -> Duration {
+    let spread = u64::from(event_id.as_uuid().as_bytes()[15]) * 4;
+    let base = u64::from(attempt.min(20)) * 500;
+    Duration::from_micros(base + spread)
+}

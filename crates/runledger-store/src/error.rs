@@ -1,0 +1,86 @@
+//! Errors of the store and of the command path.
+
+use runledger_core::{RunId, RunRejection};
+
+/// An append or read that did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The run's stream is not at the version the caller expected; nothing was written.
+    /// Callers that did not pin a version re-read and decide again; others answer 409/412.
+    #[error("run {run} is at version {actual}, not the expected {expected}")]
+    Conflict {
+        /// The run.
+        run: RunId,
+        /// The version the caller expected.
+        expected: u64,
+        /// The version it is at.
+        actual: u64,
+    },
+    /// An event id of the append is already stored with different content (or for another run):
+    /// an idempotency key reused for a different request. Nothing was written.
+    #[error("event id {event_id} is already stored with different content")]
+    IdempotencyMismatch {
+        /// The reused event id.
+        event_id: uuid::Uuid,
+    },
+    /// The append had no events, or events of more than one run; a caller bug.
+    #[error("invalid append: {0}")]
+    InvalidAppend(&'static str),
+    /// A stored event this code cannot decode (an unknown type or schema version).
+    #[error(
+        "cannot decode event at position {position} ({event_type} v{schema_version}): {reason}"
+    )]
+    Decode {
+        /// Where it is stored.
+        position: i64,
+        /// Its stored type.
+        event_type: String,
+        /// Its stored schema version.
+        schema_version: i32,
+        /// Why it does not decode.
+        reason: String,
+    },
+    /// The database failed or could not be reached; the append may be retried with the same
+    /// event ids, which is safe.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A command that was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The domain refused it (HTTP 409 for a wrong status, 422 for bad counts); never retried.
+    #[error(transparent)]
+    Rejected(#[from] RunRejection),
+    /// The caller pinned a version and the run has moved on (HTTP 412); or unpinned retries ran
+    /// out under extreme contention (HTTP 409). Re-read and decide again.
+    #[error("run {run} is at version {actual}, not the expected {expected}")]
+    Conflict {
+        /// The run.
+        run: RunId,
+        /// The version the caller expected.
+        expected: u64,
+        /// The version it is at.
+        actual: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict {
+                run,
+                expected,
+                actual,
+            } => CommandError::Conflict {
+                run,
+                expected,
+                actual,
+            },
+            other => CommandError::Store(other),
+        }
+    }
+}

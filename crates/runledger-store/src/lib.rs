@@ -1,0 +1,45 @@
+//! The Postgres event store of runledger: the only code that writes events.
+//!
+//! Appends are optimistic (the caller states the version it expects), idempotent on event ids,
+//! hash-chained per run, and write the inline dedupe index in the same statement. Readers read
+//! one run's stream, or the whole log in a safe order that never skips an event committed late.
+//!
+//! The write side ([`EventWriter`]) and the read side ([`EventReader`]) are separate handles, so
+//! code that should only read (the HTTP queries, projections) cannot append.
+//!
+//! # Layout
+//! - [`schema`]: the stored event envelope, metadata, and decoding with upcasting.
+//! - [`chain`]: the per-run SHA-256 hash chain and its verification.
+//! - [`append`]: the write side, [`EventWriter::append`].
+//! - [`read`]: [`EventReader`]: one stream, or the log in safe order from a [`LogCursor`].
+//! - [`tail`]: a live stream of the log, woken by `LISTEN/NOTIFY` with a polling fallback.
+//! - [`command`]: the command path: load, decide, append, retry on conflicts.
+//! - [`error`]: [`StoreError`] and [`CommandError`].
+
+pub mod append;
+pub mod chain;
+pub mod command;
+pub mod error;
+pub mod read;
+pub mod schema;
+pub mod tail;
+
+pub use append::{AppendOutcome, EventWriter, NewEvent};
+pub use command::{CommandHandler, CommandOutcome, CommandRequest, ExpectedVersion};
+pub use error::{CommandError, StoreError};
+pub use read::{EventReader, LogCursor};
+pub use schema::{EventMetadata, RecordedEvent};
+
+/// The event store's schema history (`migrations/`), embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// The `NOTIFY` channel name, as a literal for SQL built with `concat!`.
+macro_rules! events_channel {
+    () => {
+        "runledger_events"
+    };
+}
+pub(crate) use events_channel;
+
+/// The `NOTIFY` channel an append signals on commit; the payload is the tenant id.
+pub const EVENTS_CHANNEL: &str = events_channel!();

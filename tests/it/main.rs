@@ -1,0 +1,11 @@
+//! The integration tests: the whole system against a real PostgreSQL, in one test binary.
+//!
+//! Every test gets its own database, cloned from a migrated template in one throwaway cluster
+//! per test run (or on the server of `DATABASE_URL` when it is set). See `helpers.rs`.
+
+// Shared set-up and domain verbs; add helpers here rather than in test modules.
+mod helpers;
+// The embedded cluster and test databases themselves.
+mod harness;
+// The event store: appends, optimistic concurrency, idempotency, dedupe, ordering, hash chains.
+mod store;

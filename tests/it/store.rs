@@ -1,0 +1,3 @@
+//! The event store against a real PostgreSQL: one file per property.
+
+mod smoke;
