@@ -7,9 +7,16 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
+use futures_util::{StreamExt, TryStreamExt};
+use runledger_core::{EventId, RunEvent, RunId, TenantId};
 use runledger_pg::{EmbeddedConfig, EmbeddedPostgres};
-use runledger_store::{CommandHandler, EventReader, EventWriter, MIGRATOR};
+use runledger_store::chain::{HashedFields, event_hash};
+use runledger_store::{
+    CommandHandler, CommandOutcome, EventMetadata, EventReader, EventWriter, LogCursor, MIGRATOR,
+    RecordedEvent,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
@@ -148,14 +155,135 @@ impl TestStore {
     }
 }
 
+/// How long a test waits for the log to show events that are committed. Readers only read below
+/// the oldest running transaction of the whole cluster, so a transaction of a test running in
+/// parallel (on another database of the same cluster) may hold them back for a moment.
+pub(crate) const LOG_WAIT: Duration = Duration::from_secs(20);
+
+impl TestStore {
+    /// The next `count` events of the log after `after`, in safe order, waiting (bounded by
+    /// [`LOG_WAIT`]) for readers to be allowed past transactions still running anywhere.
+    pub(crate) async fn wait_for_log(&self, after: LogCursor, count: usize) -> Vec<RecordedEvent> {
+        let stream = runledger_store::tail::tail(
+            self.reader.clone(),
+            after,
+            None,
+            Duration::from_millis(20),
+        );
+        tokio::time::timeout(LOG_WAIT, stream.take(count).try_collect())
+            .await
+            .unwrap_or_else(|_| panic!("the log did not show {count} events after {after}"))
+            .expect("read the log")
+    }
+
+    /// Queues `run` through the command path.
+    pub(crate) async fn queue_run(
+        &self,
+        t: TenantId,
+        run: RunId,
+        identity: serde_json::Value,
+    ) -> CommandOutcome {
+        self.commands
+            .execute(&verbs::request(t, run, verbs::queue(t, run, identity)))
+            .await
+            .expect("queue a run")
+    }
+
+    /// The dedupe index, as `(tenant, run)` rows.
+    pub(crate) async fn active_runs(&self) -> Vec<(i64, uuid::Uuid)> {
+        sqlx::query_as("SELECT tenant_id, run_id FROM active_runs ORDER BY tenant_id, run_id")
+            .fetch_all(&self.pool)
+            .await
+            .expect("read active_runs")
+    }
+
+    /// How many rows `table` has.
+    pub(crate) async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count rows")
+    }
+}
+
+/// An event inserted with plain SQL, bypassing the writer (as a transaction the test holds open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawEvent {
+    pub(crate) position: i64,
+    pub(crate) tx_id: u64,
+    pub(crate) event_id: EventId,
+    pub(crate) hash: [u8; 32],
+}
+
+/// Inserts a well-formed event row (correct version and hash chain, database clock) on `conn`,
+/// typically inside a transaction the test keeps open or rolls back. The stream head is not
+/// moved: use a run the writer never appends to.
+pub(crate) async fn insert_raw_event(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    run: RunId,
+    version: u64,
+    prev_hash: [u8; 32],
+    event: &RunEvent,
+) -> RawEvent {
+    let event_id = verbs::new_event_id();
+    let recorded_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("read the database clock");
+    let payload = event.payload();
+    let metadata = EventMetadata::actor("raw-sql").to_json();
+    let hash = event_hash(
+        &prev_hash,
+        &HashedFields {
+            event_id: event_id.as_uuid(),
+            run_id: run.as_uuid(),
+            tenant_id: tenant.get(),
+            version,
+            event_type: event.event_type(),
+            schema_version: RunEvent::SCHEMA_VERSION,
+            payload: &payload,
+            metadata: &metadata,
+            recorded_at,
+        },
+    );
+    let (position, tx_id): (i64, i64) = sqlx::query_as(
+        "INSERT INTO events (event_id, tenant_id, run_id, version, event_type, schema_version,
+                             payload, metadata, recorded_at, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         RETURNING position, tx_id::text::bigint",
+    )
+    .bind(event_id.as_uuid())
+    .bind(tenant.get())
+    .bind(run.as_uuid())
+    .bind(i64::try_from(version).expect("small version"))
+    .bind(event.event_type())
+    .bind(RunEvent::SCHEMA_VERSION)
+    .bind(&payload)
+    .bind(&metadata)
+    .bind(recorded_at)
+    .bind(prev_hash.to_vec())
+    .bind(hash.to_vec())
+    .fetch_one(&mut *conn)
+    .await
+    .expect("insert a raw event");
+    RawEvent {
+        position,
+        tx_id: u64::try_from(tx_id).expect("positive xid"),
+        event_id,
+        hash,
+    }
+}
+
 /// Domain verbs for tests: commands with fixed, readable defaults.
 pub(crate) mod verbs {
     use chrono::{DateTime, TimeZone, Utc};
     use runledger_core::{
-        Complete, EventId, Initiator, ProgressDelta, QueueRun, ReportProgress, RunCommand, RunId,
-        RunIdentity, RunType, Start, TenantId,
+        Complete, DispatchFailed, EventId, FailureCode, FailureReport, Initiator, ProgressDelta,
+        QueueRun, ReportProgress, RunCommand, RunEvent, RunId, RunIdentity, RunProgressed,
+        RunStarted, RunType, Start, TenantId,
     };
-    use runledger_store::{CommandRequest, EventMetadata, ExpectedVersion};
+    use runledger_store::{CommandRequest, EventMetadata, ExpectedVersion, NewEvent};
     use uuid::Uuid;
 
     /// A fixed instant, `seconds` after a fixed epoch: tests never read the clock.
@@ -202,6 +330,31 @@ pub(crate) mod verbs {
         })
     }
 
+    /// Progress with every count given.
+    pub(crate) fn progress_delta(success: u64, failed: u64, skipped: u64) -> RunCommand {
+        RunCommand::ReportProgress(ReportProgress {
+            delta: ProgressDelta {
+                success,
+                failed,
+                skipped,
+            },
+            total: None,
+            failures: Vec::new(),
+            at: at(2),
+        })
+    }
+
+    pub(crate) fn dispatch_failed() -> RunCommand {
+        RunCommand::DispatchFailed(DispatchFailed {
+            failure: FailureReport {
+                code: FailureCode::parse("dispatch_error").expect("valid code"),
+                message: "no worker accepted the run".to_owned(),
+                count: 1,
+            },
+            at: at(3),
+        })
+    }
+
     pub(crate) fn complete() -> RunCommand {
         RunCommand::Complete(Complete {
             outcome: None,
@@ -227,5 +380,39 @@ pub(crate) mod verbs {
 
     pub(crate) fn new_run_id() -> RunId {
         RunId::from_uuid(Uuid::new_v4())
+    }
+
+    pub(crate) fn new_event_id() -> EventId {
+        EventId::from_uuid(Uuid::new_v4())
+    }
+
+    /// A `Started` event, for appends through the writer itself.
+    pub(crate) fn started_event(seconds: i64) -> RunEvent {
+        RunEvent::Started(RunStarted {
+            started_at: at(seconds),
+        })
+    }
+
+    /// A `Progressed` event of `success` items, for appends through the writer itself.
+    pub(crate) fn progressed_event(success: u64) -> RunEvent {
+        RunEvent::Progressed(RunProgressed {
+            delta: ProgressDelta {
+                success,
+                failed: 0,
+                skipped: 0,
+            },
+            total: None,
+            failures: Vec::new(),
+            reported_at: at(2),
+        })
+    }
+
+    /// `event` with a fresh event id, as the writer takes it.
+    pub(crate) fn new_event(event: RunEvent) -> NewEvent {
+        NewEvent {
+            event_id: new_event_id(),
+            event,
+            metadata: EventMetadata::actor("test"),
+        }
     }
 }

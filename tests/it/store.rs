@@ -1,3 +1,24 @@
 //! The event store against a real PostgreSQL: one file per property.
 
+// A run's whole lifecycle through the command path, end to end.
 mod smoke;
+// Optimistic concurrency: racing appends at one version, stale versions, foreign tenants.
+mod occ;
+// The inline dedupe index: one active run per tenant and identity, freed on completion.
+mod dedupe;
+// Re-sent appends and commands (same event ids) return the first result and write nothing.
+mod idempotency;
+// The command path under contention: unpinned retries add up exactly; pinned versions conflict.
+mod command_concurrency;
+// Safe log order, deterministically: a reader never passes a writer that is still open.
+mod ordering;
+// Safe log order under stress: racing writers, late commits and rollbacks; a live tail reads all.
+mod stress;
+// The database refuses UPDATE, DELETE and TRUNCATE of events, to every role.
+mod immutability;
+// The per-run hash chain: verification, tamper detection, and a fixed vector.
+mod chain;
+// Every event variant and its metadata read back from the store as written.
+mod roundtrip;
+// The live tail: woken by NOTIFY, in order, per tenant.
+mod tail;

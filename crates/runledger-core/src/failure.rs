@@ -135,9 +135,9 @@ static SECRET_PATTERNS: LazyLock<Vec<(Regex, String)>> = LazyLock::new(|| {
             r#"(?i)\b(password|passwd|pwd|secret|client[_-]?secret|token|access[_-]?token|refresh[_-]?token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|authorization|sig|signature)(["']?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s,;&]+)"#,
             format!("$1$2{REDACTED}"),
         ),
-        // Credentials in URLs: `https://user:pass@host`.
+        // Credentials in URLs: `https://user:pass@host`, up to the last `@` (a password may hold one).
         (
-            r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@",
+            r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s]+@",
             format!("$1{REDACTED}@"),
         ),
         // JSON Web Tokens.

@@ -3,7 +3,8 @@
 //! The hash is SHA-256 over the RFC 8785 (JCS) canonical JSON of
 //! `{"identity": …, "tenant_id": …, "type": …}`, hex-encoded in lowercase.
 //! JCS fixes key order, whitespace and number formatting, so the same inputs give the same hash
-//! on every machine, forever; the fixed vectors in `run/tests.rs` hold it to that.
+//! on every machine, forever; the fixed vectors in `tests-vectors/identity-hash.json`, computed
+//! without this crate and checked by `run/tests/identity_vectors.rs`, hold it to that.
 
 use std::fmt;
 use std::str::FromStr;

@@ -20,6 +20,7 @@
 //! - [`event`]: the events, their stored type names and payload schema versions.
 //! - [`command`]: the commands.
 //! - [`run`]: the state, `decide`, `evolve` and `replay`.
+//! - [`operation_run`]: the seed's OperationRun JSON of a run's state.
 //! - [`error`]: rejections and parse errors.
 
 pub mod command;
@@ -30,6 +31,7 @@ pub mod failure;
 pub mod identity;
 pub mod ids;
 pub mod initiator;
+pub mod operation_run;
 pub mod run;
 pub mod run_type;
 pub mod status;

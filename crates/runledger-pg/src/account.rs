@@ -103,13 +103,25 @@ impl RunAs {
 
 /// Our effective uid, without `unsafe` or a libc binding.
 ///
-/// Linux makes `/proc/self` owned by the effective uid of the process reading it.
+/// Linux makes `/proc/self` owned by the effective uid of the process reading it; where there
+/// is no `/proc`, `id -u` says the same.
 fn effective_uid() -> Result<u32, EmbeddedError> {
-    std::fs::metadata("/proc/self")
-        .map(|meta| meta.uid())
+    if let Ok(meta) = std::fs::metadata("/proc/self") {
+        return Ok(meta.uid());
+    }
+    let output = Command::new("id")
+        .arg("-u")
+        .output()
         .map_err(EmbeddedError::io(
-            "reading /proc/self to learn our effective uid",
-        ))
+            "running `id -u` to learn our effective uid",
+        ))?;
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| EmbeddedError::Io {
+            context: "running `id -u` to learn our effective uid".to_owned(),
+            source: std::io::Error::other("unexpected output"),
+        })
 }
 
 /// Finds `name`'s uid and primary gid in the text of `/etc/passwd`.

@@ -3,12 +3,19 @@
 //! An append is two statements and no explicit transaction:
 //! 1. a read of the stream head, the database clock and any already-stored event ids;
 //! 2. one atomic statement that moves the head with a compare-and-set on its version, writes the
-//!    inline dedupe index, inserts every event (one multi-row insert) and queues the `NOTIFY`.
+//!    inline dedupe index and inserts every event (one multi-row insert).
+//!
+//! After the commit, the writer signals `NOTIFY` in a transaction of its own (see
+//! [`EventWriter::notify_committed`]): a `NOTIFY` inside the append would hold PostgreSQL's
+//! global notification lock through the commit's WAL flush and serialize every append.
 //!
 //! The compare-and-set makes the second statement a no-op when another append won the race, so
 //! conflicts are detected by the row lock and the version check, never by parsing error text.
 //! Hashes are computed here from the head read in step 1; the compare-and-set also guarantees
 //! that head is still current, so a run's chain cannot fork.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use runledger_core::identity::canonical_json;
@@ -16,6 +23,7 @@ use runledger_core::{EventId, RunEvent, RunId, TenantId};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::EVENTS_CHANNEL;
 use crate::chain::{GENESIS, HashedFields, event_hash};
 use crate::error::StoreError;
 use crate::read::{EventRow, event_columns, into_events};
@@ -67,6 +75,9 @@ impl Appended {
 #[derive(Debug, Clone)]
 pub struct EventWriter {
     pool: PgPool,
+    /// Set while a wake-up `NOTIFY` is scheduled but not yet sent, so that appends committing in
+    /// the meantime share it instead of each sending their own.
+    notify_pending: Arc<AtomicBool>,
 }
 
 /// What step 1 of an append reads.
@@ -92,7 +103,7 @@ struct EventColumns {
     hashes: Vec<Vec<u8>>,
 }
 
-/// Shared tail of the append statement: insert the events if the head moved, then notify.
+/// Shared tail of the append statement: insert the events if the head moved.
 macro_rules! append_statement {
     ($head:literal) => {
         concat!(
@@ -110,14 +121,9 @@ macro_rules! append_statement {
                 WHERE EXISTS (SELECT 1 FROM head)
                 ORDER BY e.version
                 RETURNING position
-            ), notified AS (
-                SELECT pg_notify('",
-            crate::events_channel!(),
-            "', $1::text) FROM (SELECT 1) AS one WHERE EXISTS (SELECT 1 FROM appended)
             )
             SELECT COALESCE((SELECT array_agg(position ORDER BY position) FROM appended), '{}')
-                       AS positions,
-                   (SELECT count(*) FROM notified) AS notified"
+                       AS positions"
         )
     };
 }
@@ -157,7 +163,31 @@ const MAX_SELF_RETRIES: usize = 8;
 impl EventWriter {
     /// A writer over `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, notify_pending: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Wakes the log's listeners after an append committed.
+    ///
+    /// The `NOTIFY` runs in its own transaction with `synchronous_commit` off, off the append's
+    /// path: a notification is only a hint (listeners also poll), so it need not wait for a
+    /// WAL flush, and appends that commit before it is sent share it. It is sent after the
+    /// flag is cleared, so every append that found the flag set committed before the send.
+    fn notify_committed(&self) {
+        if self.notify_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.pool.clone();
+        let pending = Arc::clone(&self.notify_pending);
+        tokio::spawn(async move {
+            pending.store(false, Ordering::Release);
+            let sent = sqlx::query("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')")
+                .bind(EVENTS_CHANNEL)
+                .execute(&pool)
+                .await;
+            if let Err(error) = sent {
+                tracing::warn!(%error, "could not notify listeners of new events; they will poll");
+            }
+        });
     }
 
     /// Appends `events` to `run` of `tenant` if the run is at `expected` version (0: a new run).
@@ -256,20 +286,19 @@ impl EventWriter {
             let positions = match query.fetch_one(&self.pool).await {
                 Ok(positions) => positions,
                 Err(error) => match constraint_of(&error) {
-                    Some("streams_pkey" | "events_run_version_key" | "active_runs_run_id_key") => {
-                        let actual = self.current_version(run).await?;
-                        return Err(StoreError::Conflict {
-                            run,
-                            expected,
-                            actual,
-                        });
-                    }
-                    // A concurrent send of the same event ids won: read what it stored.
-                    Some("events_event_id_key") => continue,
+                    // Another append won the race, or a concurrent send of these same event ids
+                    // did: step 1, read again, tells which (a conflict, or the stored result).
+                    Some(
+                        "streams_pkey"
+                        | "events_run_version_key"
+                        | "active_runs_run_id_key"
+                        | "events_event_id_key",
+                    ) => continue,
                     _ => return Err(error.into()),
                 },
             };
             if !positions.is_empty() {
+                self.notify_committed();
                 return Ok(AppendOutcome::Appended(Appended {
                     positions,
                     version: new_version,
@@ -285,21 +314,19 @@ impl EventWriter {
                 .fetch_optional(&self.pool)
                 .await?;
                 match existing {
-                    Some(existing) => {
+                    Some(existing) if existing != run.as_uuid() => {
                         return Ok(AppendOutcome::Deduplicated {
                             existing: existing.into(),
                         });
                     }
-                    // The active run completed in between and freed the slot: try again.
-                    None => continue,
+                    // The slot is this run's own (a concurrent send of this same Queue, or another
+                    // append that created the run, won), or the active run completed in between
+                    // and freed it: try again from step 1.
+                    _ => continue,
                 }
             }
-            let actual = self.current_version(run).await?;
-            return Err(StoreError::Conflict {
-                run,
-                expected,
-                actual,
-            });
+            // The compare-and-set found the head moved: another append won, or a concurrent send
+            // of these same event ids did. Step 1, read again, tells which.
         }
         let actual = self.current_version(run).await?;
         Err(StoreError::Conflict {

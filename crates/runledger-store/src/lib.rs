@@ -33,13 +33,6 @@ pub use schema::{EventMetadata, RecordedEvent};
 /// The event store's schema history (`migrations/`), embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-/// The `NOTIFY` channel name, as a literal for SQL built with `concat!`.
-macro_rules! events_channel {
-    () => {
-        "runledger_events"
-    };
-}
-pub(crate) use events_channel;
-
-/// The `NOTIFY` channel an append signals on commit; the payload is the tenant id.
-pub const EVENTS_CHANNEL: &str = events_channel!();
+/// The `NOTIFY` channel appends signal after they commit. A notification is a wake-up hint with
+/// an empty payload: listeners re-read the log from their cursor.
+pub const EVENTS_CHANNEL: &str = "runledger_events";

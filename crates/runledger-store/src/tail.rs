@@ -4,6 +4,11 @@
 //! between a read and the wait wakes it at once. Notifications can be lost (a dropped
 //! connection, a writer that rolled back after others committed behind it), so a polling
 //! interval bounds how long the stream can sleep.
+//!
+//! A notification can also arrive while an older transaction (of any database of the cluster)
+//! is still running, so the read it triggers cannot pass that transaction yet; and nothing
+//! announces that transaction's end unless it appends. So while committed events are held back
+//! that way, the stream looks again after a short, growing pause instead of a whole interval.
 
 use std::time::Duration;
 
@@ -19,6 +24,10 @@ use crate::schema::RecordedEvent;
 /// How many events one read of the log fetches.
 const BATCH: u32 = 500;
 
+/// The first pause before looking again at committed events held back by an open transaction;
+/// it doubles while they stay held back, up to the poll interval.
+const HELD_BACK_PAUSE: Duration = Duration::from_millis(5);
+
 /// Every event after `from` (of `tenant`, if given), in safe order, forever; woken by
 /// `LISTEN/NOTIFY` and at least every `poll`.
 ///
@@ -33,6 +42,7 @@ pub fn tail(
         let mut listener = PgListener::connect_with(reader.pool()).await?;
         listener.listen(EVENTS_CHANNEL).await?;
         let mut cursor = from;
+        let mut held_back_pause = HELD_BACK_PAUSE;
         loop {
             let batch = reader.read_log(cursor, BATCH, tenant).await?;
             let caught_up = batch.len() < BATCH as usize;
@@ -41,8 +51,16 @@ pub fn tail(
                 yield event;
             }
             if caught_up {
-                // Either a notification or the poll interval: both lead to one more read.
-                let _ = tokio::time::timeout(poll, listener.try_recv()).await;
+                let wait = if reader.blocked_events(cursor).await? > 0 {
+                    let wait = held_back_pause.min(poll);
+                    held_back_pause = held_back_pause.saturating_mul(2);
+                    wait
+                } else {
+                    held_back_pause = HELD_BACK_PAUSE;
+                    poll
+                };
+                // Either a notification or the wait: both lead to one more read.
+                let _ = tokio::time::timeout(wait, listener.try_recv()).await;
             }
         }
     }

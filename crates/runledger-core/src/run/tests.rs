@@ -1,7 +1,8 @@
 //! Tests of the run core: given a history, when a command arrives, then exactly these events or this rejection.
 //!
 //! Everything is fixed: times are minutes past a fixed instant and ids are `Uuid::from_u128`, so no
-//! test reads the clock or draws a random number (proptest draws its inputs from a seeded runner).
+//! test reads the clock or makes an id. The only randomness is proptest's choice of inputs in
+//! [`props`], which shrinks and keeps any failing case.
 //!
 //! This file holds the `check` helper, the builders and the lifecycle and counting rules; the
 //! submodules hold the rest:
@@ -22,8 +23,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{Run, RunSnapshot, decide, derive_outcome, evolve, replay};
-use crate::CommandKind;
-use crate::command::{Complete, DispatchFailed, QueueRun, ReportProgress, RunCommand, Start};
+use crate::command::{
+    CommandKind, Complete, DispatchFailed, QueueRun, ReportProgress, RunCommand, Start,
+};
 use crate::counts::{ProgressDelta, SummaryCounts};
 use crate::error::RunRejection;
 use crate::event::{

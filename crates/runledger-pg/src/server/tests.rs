@@ -244,6 +244,13 @@ fn a_failed_start_quotes_the_server_log() {
     assert!(log_tail.contains("max_connections"), "{log_tail}");
 }
 
+/// The integration tests keep their server in a `static`, which needs both.
+#[test]
+fn the_handle_can_live_in_a_static() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<EmbeddedPostgres>();
+}
+
 #[test]
 fn urls_percent_encode_the_socket_directory_and_database() {
     assert_eq!(percent_encode(b"/tmp/a b+c", b"/"), "/tmp/a%20b%2Bc");

@@ -234,6 +234,11 @@ fn url_credentials_are_stripped() {
         "postgres://app:pa$$w0rd@db:5432/ledger unreachable",
         "postgres://[redacted]@db:5432/ledger unreachable",
     );
+    // An unescaped `@` in the password does not leave its tail behind.
+    check_sanitized(
+        "redis://default:p@ss@cache:6379 and mail to ops@example.com",
+        "redis://[redacted]@cache:6379 and mail to ops@example.com",
+    );
 }
 
 #[test]

@@ -23,7 +23,7 @@ fn arb_count() -> impl Strategy<Value = u64> {
 /// A total: small enough to be reached and exceeded, sometimes huge.
 fn arb_total() -> impl Strategy<Value = u64> {
     prop_oneof![
-        12 => 0..120_u64,
+        12 => 0..400_u64,
         1 => Just(u64::MAX),
     ]
 }
@@ -38,19 +38,21 @@ fn arb_message() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A failure: the message is one of a few, since messages have their own property below.
 fn arb_failure() -> impl Strategy<Value = FailureReport> {
-    (0..70_usize, arb_message(), 0..3_u64)
-        .prop_map(|(i, message, count)| report_failure(&format!("code.{i}"), &message, count))
+    const MESSAGES: &[&str] = &["Throttled (retrying)", "Bearer abc", "line\nbreak", ""];
+    (0..70_usize, sample::select(MESSAGES), 0..3_u64)
+        .prop_map(|(i, message, count)| report_failure(&format!("code.{i}"), message, count))
 }
 
 fn arb_command() -> impl Strategy<Value = RunCommand> {
     prop_oneof![
         1 => Just(queue()),
-        1 => Just(start()),
-        14 => (
+        2 => Just(start()),
+        30 => (
             (arb_count(), arb_count(), arb_count()),
-            option::weighted(0.3, arb_total()),
-            vec(arb_failure(), 0..6),
+            option::weighted(0.15, arb_total()),
+            vec(arb_failure(), 0..8),
         )
             .prop_map(|((s, f, k), total, failures)| report(delta(s, f, k), total, failures)),
         1 => option::of(sample::select(Outcome::ALL)).prop_map(complete),
@@ -116,7 +118,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn any_command_sequence_keeps_the_invariants(commands in vec(arb_command(), 0..100)) {
+    fn any_command_sequence_keeps_the_invariants(commands in vec(arb_command(), 0..150)) {
         let mut state = Run::Unqueued;
         let mut accepted: Vec<RunEvent> = Vec::new();
         for command in commands {

@@ -1,0 +1,141 @@
+//! Which database the binary uses: `DATABASE_URL` when set, else a private embedded PostgreSQL
+//! in `--data-dir` (default `./.runledger/`), started on demand and stopped on exit.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use runledger_pg::{EmbeddedConfig, EmbeddedPostgres};
+use runledger_store::MIGRATOR;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+/// Where the ledger lives.
+#[derive(Debug, Args)]
+pub(crate) struct DatabaseArgs {
+    /// PostgreSQL URL; without it, an embedded server is run in --data-dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Directory of the embedded PostgreSQL (used when no DATABASE_URL is given).
+    #[arg(
+        long,
+        env = "RUNLEDGER_DATA_DIR",
+        default_value = ".runledger",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// Most connections the process opens.
+    #[arg(
+        long,
+        env = "RUNLEDGER_MAX_CONNECTIONS",
+        default_value_t = 32,
+        global = true
+    )]
+    max_connections: u32,
+}
+
+/// The ledger's database on the embedded server.
+const EMBEDDED_DATABASE: &str = "runledger";
+
+/// The database server, and the embedded one to stop on exit when we started it.
+pub(crate) struct Database {
+    options: PgConnectOptions,
+    max_connections: u32,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Parses `DATABASE_URL`, or starts the embedded server (blocking, before any runtime work).
+    pub(crate) fn open(args: &DatabaseArgs) -> anyhow::Result<Self> {
+        let (url, embedded) = match &args.database_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let embedded = EmbeddedPostgres::start(EmbeddedConfig::durable(&args.data_dir))
+                    .with_context(|| {
+                        format!(
+                            "starting the embedded PostgreSQL in {}",
+                            args.data_dir.display()
+                        )
+                    })?;
+                (embedded.database_url(EMBEDDED_DATABASE), Some(embedded))
+            }
+        };
+        // The URL may hold a password: never put it in an error message.
+        let options: PgConnectOptions = url
+            .parse()
+            .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        Ok(Self {
+            options,
+            max_connections: args.max_connections,
+            embedded,
+        })
+    }
+
+    /// Where the data is, for people (never the URL, which may hold a password).
+    pub(crate) fn describe(&self) -> String {
+        match &self.embedded {
+            Some(embedded) => format!("embedded PostgreSQL in {}", embedded.data_dir().display()),
+            None => format!("PostgreSQL at {}", self.options.get_host()),
+        }
+    }
+
+    /// Connect options of the server's database, for callers that open their own databases.
+    pub(crate) fn options(&self) -> &PgConnectOptions {
+        &self.options
+    }
+
+    /// A pool on the ledger database, migrated (and, on the embedded server, created first).
+    pub(crate) async fn migrated_pool(&self) -> anyhow::Result<PgPool> {
+        if self.embedded.is_some() {
+            self.create_embedded_database().await?;
+        }
+        let pool = self
+            .pool(self.options.clone(), self.max_connections)
+            .await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("applying the event store migrations")?;
+        Ok(pool)
+    }
+
+    async fn create_embedded_database(&self) -> anyhow::Result<()> {
+        let mut admin = self.options.clone().database("postgres").connect().await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(EMBEDDED_DATABASE)
+                .fetch_one(&mut admin)
+                .await?;
+        if !exists {
+            sqlx::raw_sql(&format!("CREATE DATABASE {EMBEDDED_DATABASE}"))
+                .execute(&mut admin)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A pool with the process's connection settings.
+    pub(crate) async fn pool(
+        &self,
+        options: PgConnectOptions,
+        max_connections: u32,
+    ) -> anyhow::Result<PgPool> {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connecting to {}", self.describe()))
+    }
+
+    /// Stops the embedded server, if we started one.
+    pub(crate) fn close(self) -> anyhow::Result<()> {
+        if let Some(embedded) = self.embedded {
+            embedded
+                .stop()
+                .context("stopping the embedded PostgreSQL")?;
+        }
+        Ok(())
+    }
+}

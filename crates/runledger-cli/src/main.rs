@@ -1,0 +1,97 @@
+//! The `runledger` binary: parses the command line, opens the database and runs one subcommand.
+//!
+//! This is the composition root: the only crate that knows about flags, environment variables
+//! and the embedded database. Everything it does is a call into the library crates.
+//!
+//! # Layout
+//! - `database`: `DATABASE_URL`, or the embedded PostgreSQL in `--data-dir`.
+//! - `run_commands`: `queue`, `start`, `progress`, `complete`, `dispatch-failed`, `show`.
+//! - `bench`: `runledger bench append`.
+
+// A command-line tool's results go to stdout.
+#![allow(clippy::print_stdout)]
+
+mod bench;
+mod database;
+mod run_commands;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::database::{Database, DatabaseArgs};
+
+/// runledger: an event-sourced ledger of long-running operations ("runs") on PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Applies the event store's migrations (idempotent) and prints the ledger's size.
+    Migrate,
+    /// Queues a run (or reports the active run with the same identity).
+    Queue(run_commands::QueueArgs),
+    /// Marks a queued run as running.
+    Start(run_commands::RunArgs),
+    /// Adds progress counts (increments) to a running run.
+    Progress(run_commands::ProgressArgs),
+    /// Completes a running run; the outcome is derived from the counts when not given.
+    Complete(run_commands::CompleteArgs),
+    /// Completes a queued run as failed because it could not be dispatched.
+    DispatchFailed(run_commands::DispatchFailedArgs),
+    /// Prints a run's current state, folded from its events.
+    Show(run_commands::RunArgs),
+    /// Measures the store against raw inserts.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RUNLEDGER_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let database = Database::open(&cli.database)?;
+    let result = runtime.block_on(run(&database, cli.command));
+    drop(runtime);
+    // Stop the embedded server whatever the outcome, so it shuts down cleanly.
+    database.close()?;
+    result
+}
+
+async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => {
+            let pool = database.migrated_pool().await?;
+            let (events, runs): (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM streams)",
+            )
+            .fetch_one(&pool)
+            .await?;
+            println!(
+                "migrated: the ledger holds {events} events of {runs} runs ({})",
+                database.describe()
+            );
+            Ok(())
+        }
+        Command::Queue(args) => run_commands::queue(database, args).await,
+        Command::Start(args) => run_commands::start(database, args).await,
+        Command::Progress(args) => run_commands::progress(database, args).await,
+        Command::Complete(args) => run_commands::complete(database, args).await,
+        Command::DispatchFailed(args) => run_commands::dispatch_failed(database, args).await,
+        Command::Show(args) => run_commands::show(database, args).await,
+        Command::Bench(command) => bench::run(database, command).await,
+    }
+}

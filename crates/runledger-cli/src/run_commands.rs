@@ -1,0 +1,212 @@
+//! Run commands for scripting: each builds a domain command, runs it through the store's
+//! command path and prints the run as OperationRun JSON.
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Args;
+use runledger_core::{
+    Complete, DispatchFailed, EventId, FailureCode, FailureReport, Initiator, Outcome,
+    ProgressDelta, QueueRun, ReportProgress, RunCommand, RunId, RunIdentity, RunType, Start,
+    TenantId, UserId,
+};
+use runledger_store::{
+    CommandHandler, CommandOutcome, CommandRequest, EventMetadata, EventReader, EventWriter,
+    ExpectedVersion,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::database::Database;
+
+/// Names one run of one tenant.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The tenant (a positive integer).
+    #[arg(long)]
+    tenant: TenantId,
+    /// The run id (a UUID).
+    #[arg(long)]
+    run: RunId,
+}
+
+/// `runledger queue`.
+#[derive(Debug, Args)]
+pub(crate) struct QueueArgs {
+    /// The tenant (a positive integer).
+    #[arg(long)]
+    tenant: TenantId,
+    /// The run type, e.g. inventory.sync.
+    #[arg(long = "type")]
+    run_type: RunType,
+    /// Identity inputs as JSON; runs with the same tenant, type and identity are deduplicated.
+    #[arg(long, default_value = "{}")]
+    identity: String,
+    /// Run-specific metadata as a JSON object.
+    #[arg(long, default_value = "{}")]
+    context: String,
+    /// The initiating user's id; without it the initiator is "System".
+    #[arg(long, requires = "user_name")]
+    user_id: Option<UserId>,
+    /// The initiating user's name, as it should be remembered.
+    #[arg(long, requires = "user_id")]
+    user_name: Option<String>,
+}
+
+/// `runledger progress`.
+#[derive(Debug, Args)]
+pub(crate) struct ProgressArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Items that succeeded since the last report.
+    #[arg(long, default_value_t = 0)]
+    success: u64,
+    /// Items that failed since the last report.
+    #[arg(long, default_value_t = 0)]
+    failed: u64,
+    /// Items skipped since the last report.
+    #[arg(long, default_value_t = 0)]
+    skipped: u64,
+    /// Sets or raises the total.
+    #[arg(long)]
+    total: Option<u64>,
+}
+
+/// `runledger complete`.
+#[derive(Debug, Args)]
+pub(crate) struct CompleteArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// succeeded, partially_succeeded or failed; derived from the counts when absent.
+    #[arg(long)]
+    outcome: Option<Outcome>,
+}
+
+/// `runledger dispatch-failed`.
+#[derive(Debug, Args)]
+pub(crate) struct DispatchFailedArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// A stable failure code, e.g. queue.unavailable.
+    #[arg(long)]
+    code: String,
+    /// What went wrong (secrets are stripped before it is stored).
+    #[arg(long)]
+    message: String,
+}
+
+pub(crate) async fn queue(database: &Database, args: QueueArgs) -> anyhow::Result<()> {
+    let identity: Value = serde_json::from_str(&args.identity).context("--identity is not JSON")?;
+    let context: Value = serde_json::from_str(&args.context).context("--context is not JSON")?;
+    anyhow::ensure!(context.is_object(), "--context must be a JSON object");
+    let initiator = match (args.user_id, args.user_name) {
+        (Some(user), Some(name)) => Initiator::user(user, &name)?,
+        _ => Initiator::system(),
+    };
+    let run_id = RunId::from_uuid(Uuid::new_v4());
+    let command = RunCommand::Queue(QueueRun {
+        run_id,
+        tenant_id: args.tenant,
+        run_type: args.run_type,
+        identity: RunIdentity::new(identity)?,
+        initiator,
+        context,
+        at: Utc::now(),
+    });
+    execute(database, args.tenant, run_id, command).await
+}
+
+pub(crate) async fn start(database: &Database, args: RunArgs) -> anyhow::Result<()> {
+    execute(
+        database,
+        args.tenant,
+        args.run,
+        RunCommand::Start(Start { at: Utc::now() }),
+    )
+    .await
+}
+
+pub(crate) async fn progress(database: &Database, args: ProgressArgs) -> anyhow::Result<()> {
+    let command = RunCommand::ReportProgress(ReportProgress {
+        delta: ProgressDelta {
+            success: args.success,
+            failed: args.failed,
+            skipped: args.skipped,
+        },
+        total: args.total,
+        failures: Vec::new(),
+        at: Utc::now(),
+    });
+    execute(database, args.run.tenant, args.run.run, command).await
+}
+
+pub(crate) async fn complete(database: &Database, args: CompleteArgs) -> anyhow::Result<()> {
+    let command = RunCommand::Complete(Complete {
+        outcome: args.outcome,
+        at: Utc::now(),
+    });
+    execute(database, args.run.tenant, args.run.run, command).await
+}
+
+pub(crate) async fn dispatch_failed(
+    database: &Database,
+    args: DispatchFailedArgs,
+) -> anyhow::Result<()> {
+    let failure = FailureReport {
+        code: FailureCode::parse(&args.code)?,
+        message: args.message,
+        count: 1,
+    };
+    let command = RunCommand::DispatchFailed(DispatchFailed {
+        failure,
+        at: Utc::now(),
+    });
+    execute(database, args.run.tenant, args.run.run, command).await
+}
+
+pub(crate) async fn show(database: &Database, args: RunArgs) -> anyhow::Result<()> {
+    let handler = handler(database).await?;
+    let run = handler
+        .load(args.tenant, args.run)
+        .await?
+        .context("no such run for this tenant")?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&run.to_operation_run_json())?
+    );
+    Ok(())
+}
+
+async fn handler(database: &Database) -> anyhow::Result<CommandHandler> {
+    let pool = database.migrated_pool().await?;
+    Ok(CommandHandler::new(
+        EventReader::new(pool.clone()),
+        EventWriter::new(pool),
+    ))
+}
+
+async fn execute(
+    database: &Database,
+    tenant: TenantId,
+    run: RunId,
+    command: RunCommand,
+) -> anyhow::Result<()> {
+    let handler = handler(database).await?;
+    let request = CommandRequest {
+        tenant_id: tenant,
+        run_id: run,
+        command,
+        expected: ExpectedVersion::Any,
+        event_id: EventId::from_uuid(Uuid::now_v7()),
+        metadata: EventMetadata::actor("cli"),
+    };
+    let output = match handler.execute(&request).await? {
+        CommandOutcome::Applied { run, position, .. } => {
+            json!({ "created": true, "position": position, "run": run.to_operation_run_json() })
+        }
+        CommandOutcome::Deduplicated { existing } => {
+            json!({ "created": false, "run": existing.to_operation_run_json() })
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
+}
