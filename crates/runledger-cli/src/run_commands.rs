@@ -191,6 +191,7 @@ async fn execute(
     command: RunCommand,
 ) -> anyhow::Result<()> {
     let handler = handler(database).await?;
+    let queues = matches!(command, RunCommand::Queue(_));
     let request = CommandRequest {
         tenant_id: tenant,
         run_id: run,
@@ -200,8 +201,11 @@ async fn execute(
         metadata: EventMetadata::actor("cli"),
     };
     let output = match handler.execute(&request).await? {
-        CommandOutcome::Applied { run, position, .. } => {
+        CommandOutcome::Applied { run, position, .. } if queues => {
             json!({ "created": true, "position": position, "run": run.to_operation_run_json() })
+        }
+        CommandOutcome::Applied { run, position, .. } => {
+            json!({ "position": position, "run": run.to_operation_run_json() })
         }
         CommandOutcome::Deduplicated { existing } => {
             json!({ "created": false, "run": existing.to_operation_run_json() })
