@@ -1,0 +1,153 @@
+//! Bearer tokens: who the caller is, for which tenant, in which role.
+//!
+//! Tokens are random secrets shown once at creation; only their SHA-256 is stored, so a leaked
+//! database does not leak working tokens. Another tenant's resources answer 404, exactly as
+//! missing ones, so a caller never learns what exists outside its tenant.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use runledger_core::{TenantId, UserId};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// What a token may do; each role includes the ones before it in its line:
+/// reader ⊂ writer, reader ⊂ auditor, and admin includes all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Reads runs.
+    Reader,
+    /// Reads runs and records run commands.
+    Writer,
+    /// Reads runs, event history and verification.
+    Auditor,
+    /// Everything, on every tenant, and manages projections.
+    Admin,
+}
+
+impl Role {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored or typed name.
+    ///
+    /// # Errors
+    /// A message listing the roles when `text` is none of them.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "reader" => Ok(Role::Reader),
+            "writer" => Ok(Role::Writer),
+            "auditor" => Ok(Role::Auditor),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role {other:?}: expected reader, writer, auditor or admin"
+            )),
+        }
+    }
+
+    /// Whether this role may do what `needed` may.
+    pub fn allows(self, needed: Role) -> bool {
+        self == Role::Admin || self == needed || needed == Role::Reader
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token's id (never its secret), for logs and event metadata.
+    pub token_id: Uuid,
+    /// The token's name.
+    pub name: String,
+    /// The token's tenant.
+    pub tenant_id: TenantId,
+    /// The token's role.
+    pub role: Role,
+    /// The user the token belongs to, if any.
+    pub user_id: Option<UserId>,
+}
+
+impl Caller {
+    /// Checks that the caller may act on `tenant` in `role`.
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] for another tenant (as if it did not exist), then
+    /// [`ApiError::Forbidden`] for a role that does not allow it.
+    pub fn authorize(&self, tenant: TenantId, role: Role) -> Result<(), ApiError> {
+        if self.role != Role::Admin && self.tenant_id != tenant {
+            return Err(ApiError::NotFound);
+        }
+        if !self.role.allows(role) {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(())
+    }
+
+    /// The actor recorded in event metadata.
+    pub fn actor(&self) -> String {
+        match self.user_id {
+            Some(user) => format!("user:{user}"),
+            None => format!("token:{}", self.name),
+        }
+    }
+}
+
+/// The stored hash of a token secret.
+pub fn token_hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let secret = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|secret| !secret.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        find_caller(&state.pool, secret)
+            .await?
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+async fn find_caller(pool: &PgPool, secret: &str) -> Result<Option<Caller>, ApiError> {
+    let row: Option<(Uuid, String, i64, String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, name, tenant_id, role, user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(token_hash(secret).to_vec())
+    .fetch_optional(pool)
+    .await?;
+    let Some((token_id, name, tenant_id, role, user_id)) = row else {
+        return Ok(None);
+    };
+    let corrupt = |what: &str| {
+        ApiError::Internal(anyhow::anyhow!(
+            "stored token {token_id} has an invalid {what}"
+        ))
+    };
+    Ok(Some(Caller {
+        token_id,
+        name,
+        tenant_id: TenantId::new(tenant_id).map_err(|_| corrupt("tenant"))?,
+        role: Role::parse(&role).map_err(|_| corrupt("role"))?,
+        user_id: user_id
+            .map(UserId::new)
+            .transpose()
+            .map_err(|_| corrupt("user"))?,
+    }))
+}

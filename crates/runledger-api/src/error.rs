@@ -1,0 +1,282 @@
+//! `ApiError`: every failure a route can answer, rendered as RFC 9457 `application/problem+json`.
+//!
+//! A handler returns an `ApiError`; its `IntoResponse` puts a [`Problem`] into the response's
+//! extensions, and [`render_problems`] (a middleware) writes the body with the request's id and
+//! path, and logs the cause of server errors once. Internal error text never reaches a client.
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use runledger_core::{ParseError, RunRejection, RunStatus};
+use runledger_store::{CommandError, StoreError};
+use serde_json::{Map, Value, json};
+
+/// The media type of problem bodies.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A failed request, by what the client can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or an unknown bearer token (401).
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// The token's role may not do this (403).
+    #[error("the token's role does not allow this")]
+    Forbidden,
+    /// No such resource for this caller; also what another tenant's resources answer (404).
+    #[error("not found")]
+    NotFound,
+    /// A malformed request: the field (when known) and what is wrong (400).
+    #[error("{detail}")]
+    BadRequest {
+        /// The offending input.
+        field: Option<String>,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The body is larger than the limit (413).
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// The command breaks a rule of the run's lifecycle (409).
+    #[error("{detail}")]
+    InvalidTransition {
+        /// The rule.
+        detail: String,
+        /// Where the run is.
+        current_status: Option<RunStatus>,
+    },
+    /// `If-Match` named another version than the run's (412).
+    #[error("the run is at version {current_version}")]
+    VersionMismatch {
+        /// The run's version.
+        current_version: u64,
+    },
+    /// A well-formed request that cannot be processed: counts past the total, a reused
+    /// idempotency key with another body (422).
+    #[error("{detail}")]
+    Unprocessable {
+        /// The problem type slug.
+        kind: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A read-your-writes wait ran out (503).
+    #[error("the projection has not reached position {wanted} yet")]
+    ProjectionBehind {
+        /// The position the query asked for.
+        wanted: i64,
+        /// Where the projection is.
+        checkpoint: String,
+    },
+    /// Anything unexpected (500); the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// The parts of a problem body a route decides; the middleware adds `instance` and `request_id`.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    extensions: Map<String, Value>,
+    /// The logged cause of a 500.
+    cause: Option<String>,
+}
+
+impl ApiError {
+    /// A 400 naming the field.
+    pub fn bad_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            field: Some(field.into()),
+            detail: detail.into(),
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        let mut extensions = Map::new();
+        let (status, slug, title) = match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::BadRequest { field, .. } => {
+                if let Some(field) = field {
+                    extensions.insert("field".to_owned(), json!(field));
+                }
+                (
+                    StatusCode::BAD_REQUEST,
+                    "invalid-request",
+                    "Invalid request",
+                )
+            }
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            ApiError::InvalidTransition { current_status, .. } => {
+                if let Some(status) = current_status {
+                    extensions.insert("current_status".to_owned(), json!(status.as_str()));
+                }
+                (
+                    StatusCode::CONFLICT,
+                    "invalid-transition",
+                    "Invalid transition",
+                )
+            }
+            ApiError::VersionMismatch { current_version } => {
+                extensions.insert("current_version".to_owned(), json!(current_version));
+                (
+                    StatusCode::PRECONDITION_FAILED,
+                    "version-mismatch",
+                    "Version mismatch",
+                )
+            }
+            ApiError::Unprocessable { kind, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                *kind,
+                "Unprocessable request",
+            ),
+            ApiError::ProjectionBehind { checkpoint, .. } => {
+                extensions.insert("checkpoint".to_owned(), json!(checkpoint));
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "projection-behind",
+                    "Projection behind",
+                )
+            }
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        };
+        let cause = match self {
+            ApiError::Internal(error) => Some(format!("{error:#}")),
+            _ => None,
+        };
+        Problem {
+            status,
+            slug,
+            title,
+            detail: self.to_string(),
+            extensions,
+            cause,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let mut response = problem.status.into_response();
+        response.extensions_mut().insert(problem);
+        response
+    }
+}
+
+impl From<ParseError> for ApiError {
+    fn from(error: ParseError) -> Self {
+        ApiError::bad_field(error.field, error.reason)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Internal(error.into())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::IdempotencyMismatch { .. } => ApiError::Unprocessable {
+                kind: "idempotency-key-reused",
+                detail: "the idempotency key was used for a different request".to_owned(),
+            },
+            StoreError::Conflict { actual, .. } => ApiError::VersionMismatch {
+                current_version: actual,
+            },
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Rejected(rejection) => rejection.into(),
+            CommandError::Conflict { actual, .. } => ApiError::VersionMismatch {
+                current_version: actual,
+            },
+            CommandError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<RunRejection> for ApiError {
+    fn from(rejection: RunRejection) -> Self {
+        let detail = rejection.to_string();
+        match rejection {
+            RunRejection::NotFound => ApiError::NotFound,
+            RunRejection::InvalidTransition { status, .. } => ApiError::InvalidTransition {
+                detail,
+                current_status: Some(status),
+            },
+            RunRejection::AlreadyExists { .. } => ApiError::InvalidTransition {
+                detail,
+                current_status: None,
+            },
+            RunRejection::EmptyProgress
+            | RunRejection::TotalDecreased { .. }
+            | RunRejection::CountsExceedTotal { .. }
+            | RunRejection::CountOverflow
+            | RunRejection::OutcomeNotAllowed { .. } => ApiError::Unprocessable {
+                kind: "rule-violated",
+                detail,
+            },
+        }
+    }
+}
+
+/// Writes the body of every problem response: the route's [`Problem`] plus the request's path
+/// (`instance`) and id; logs the cause of a 500 once, with the request id.
+pub async fn render_problems(request: Request, next: Next) -> Response {
+    let instance = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let mut response = next.run(request).await;
+    let Some(problem) = response.extensions_mut().remove::<Problem>() else {
+        return response;
+    };
+    if let Some(cause) = &problem.cause {
+        tracing::error!(%request_id, %instance, error.cause_chain = %cause, "request failed");
+    }
+    let mut body = Map::new();
+    body.insert(
+        "type".to_owned(),
+        json!(format!("urn:runledger:problem:{}", problem.slug)),
+    );
+    body.insert("title".to_owned(), json!(problem.title));
+    body.insert("status".to_owned(), json!(problem.status.as_u16()));
+    body.insert("detail".to_owned(), json!(problem.detail));
+    body.insert("instance".to_owned(), json!(instance));
+    body.insert("request_id".to_owned(), json!(request_id));
+    body.extend(problem.extensions);
+    let mut rendered = (problem.status, axum::Json(Value::Object(body))).into_response();
+    rendered
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rendered.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rendered
+}

@@ -1,0 +1,131 @@
+//! Extractors whose rejections are problems: command bodies, query strings and path ids.
+//!
+//! axum's own rejections answer `text/plain`; these wrap them so every bad input gets a
+//! `application/problem+json` 4xx that names what is wrong.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum_extra::extract::QueryRejection;
+use runledger_core::{RunId, TenantId};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A query string; repeated keys fill `Vec` fields (`?outcome=failed&outcome=succeeded`).
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum_extra::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum_extra::extract::Query(value)| Query(value))
+            .map_err(|rejection: QueryRejection| {
+                ApiError::bad_field("query", rejection.body_text())
+            })
+    }
+}
+
+/// `/v1/tenants/{tenant_id}/…` path parameters, parsed into domain ids.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantPath {
+    /// The tenant the route names.
+    pub tenant_id: TenantId,
+}
+
+/// `/v1/tenants/{tenant_id}/runs/{run_id}/…` path parameters, parsed into domain ids.
+#[derive(Debug, Clone, Copy)]
+pub struct RunPath {
+    /// The tenant the route names.
+    pub tenant_id: TenantId,
+    /// The run the route names.
+    pub run_id: RunId,
+}
+
+async fn path_params<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<Vec<(String, String)>, ApiError> {
+    axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+        .await
+        .map(|axum::extract::Path(params)| params)
+        .map_err(|rejection: PathRejection| ApiError::bad_field("path", rejection.body_text()))
+}
+
+fn param<T: std::str::FromStr<Err = runledger_core::ParseError>>(
+    params: &[(String, String)],
+    name: &'static str,
+) -> Result<T, ApiError> {
+    let value = params
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
+        .ok_or_else(|| ApiError::bad_field(name, "missing path parameter"))?;
+    value.parse().map_err(ApiError::from)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TenantPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        Ok(TenantPath {
+            tenant_id: param(&params, "tenant_id")?,
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RunPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        Ok(RunPath {
+            tenant_id: param(&params, "tenant_id")?,
+            run_id: param(&params, "run_id")?,
+        })
+    }
+}
+
+/// A JSON command body, kept with its raw bytes (for idempotency hashing); an empty body reads
+/// as `{}`.
+#[derive(Debug)]
+pub struct CommandBody<T> {
+    /// The parsed body.
+    pub value: T,
+    /// The raw bytes.
+    pub bytes: axum::body::Bytes,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CommandBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest {
+                        field: None,
+                        detail: rejection.body_text(),
+                    }
+                }
+            })?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        let value = serde_json::from_slice(text).map_err(|error| ApiError::BadRequest {
+            field: None,
+            detail: format!("invalid JSON body: {error}"),
+        })?;
+        Ok(CommandBody { value, bytes })
+    }
+}

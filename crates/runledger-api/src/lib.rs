@@ -1,0 +1,90 @@
+//! The HTTP API of runledger: tenant-scoped run commands through the domain and the store, and
+//! queries over the projections.
+//!
+//! [`app`] builds the whole router; the binary and the tests call the same function.
+//! Queries read projections (never fold events at request time, except the audit routes that
+//! replay on purpose); commands go through `runledger_store::CommandHandler`.
+//!
+//! # Layout
+//! - [`auth`]: bearer tokens, roles, tenant checks.
+//! - [`tokens`]: creating and revoking tokens.
+//! - [`error`]: `ApiError` and the problem+json middleware.
+//! - [`extract`]: extractors whose rejections are problems.
+//! - [`idempotency`]: the `Idempotency-Key` header.
+//! - [`run_json`]: the JSON of a run.
+//! - [`runs_commands`]: queue, start, progress, complete, dispatch-failed.
+//! - [`runs_queries`]: list, get, count.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod read_your_writes;
+pub mod run_json;
+pub mod runs_commands;
+pub mod runs_queries;
+pub mod tokens;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use runledger_core::{RunId, TenantId};
+use runledger_store::{CommandHandler, EventReader};
+use sqlx::PgPool;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Where people open run pages, e.g. `http://127.0.0.1:8080/ui`; `view_url`s start with it.
+    pub view_base_url: String,
+    /// The longest a query waits for `min_position` (read-your-writes).
+    pub max_read_wait: Duration,
+    /// The largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl ApiConfig {
+    /// A configuration for a server reachable at `public_url` (no trailing slash needed).
+    pub fn new(public_url: &str) -> Self {
+        Self {
+            view_base_url: format!("{}/ui", public_url.trim_end_matches('/')),
+            max_read_wait: Duration::from_secs(5),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+
+    /// The page of a run.
+    pub fn view_url(&self, tenant: TenantId, run: RunId) -> String {
+        format!("{}/tenants/{tenant}/runs/{run}", self.view_base_url)
+    }
+}
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database (projections, tokens, idempotency keys).
+    pub pool: PgPool,
+    /// The event log, read side.
+    pub reader: EventReader,
+    /// The command path.
+    pub commands: CommandHandler,
+    /// Settings.
+    pub config: ApiConfig,
+}
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .merge(runs_commands::router())
+        .merge(runs_queries::router())
+        .layer(axum::middleware::from_fn(error::render_problems))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

@@ -1,0 +1,14 @@
+//! The JSON of a run in API answers: the seed's OperationRun (one representation, from the
+//! domain) plus the `view_url` of its page.
+
+use runledger_core::RunSnapshot;
+use serde_json::{Value, json};
+
+use crate::ApiConfig;
+
+/// The run as the API shows it.
+pub fn run_json(config: &ApiConfig, run: &RunSnapshot) -> Value {
+    let mut value = run.to_operation_run_json();
+    value["view_url"] = json!(config.view_url(run.tenant_id, run.id));
+    value
+}

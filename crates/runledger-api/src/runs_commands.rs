@@ -1,0 +1,490 @@
+//! Command routes (writer role): queue, start, progress, complete, dispatch-failed.
+//!
+//! Each route parses its body into a domain command (parse, don't validate), runs it through
+//! the store's command path, and answers the run as it stands after the command. Conditional
+//! requests (`If-Match`) pin the version; `Idempotency-Key` makes retries safe.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Utc;
+use runledger_core::{
+    Complete, DispatchFailed, FailureCode, FailureReport, Initiator, Outcome, ProgressDelta,
+    QueueRun, ReportProgress, RunCommand, RunId, RunIdentity, RunType, Start, TenantId, UserId,
+};
+use runledger_store::{CommandOutcome, CommandRequest, EventMetadata, ExpectedVersion};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::extract::{CommandBody, RunPath, TenantPath};
+use crate::idempotency::Idempotency;
+use crate::run_json::run_json;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants/{tenant_id}/runs", post(queue_run))
+        .route(
+            "/v1/tenants/{tenant_id}/runs/{run_id}/start",
+            post(start_run),
+        )
+        .route(
+            "/v1/tenants/{tenant_id}/runs/{run_id}/progress",
+            post(report_progress),
+        )
+        .route(
+            "/v1/tenants/{tenant_id}/runs/{run_id}/complete",
+            post(complete_run),
+        )
+        .route(
+            "/v1/tenants/{tenant_id}/runs/{run_id}/dispatch-failed",
+            post(dispatch_failed),
+        )
+}
+
+/// The longest failure message accepted before sanitizing (it is stored at most 500 characters).
+const MAX_RAW_MESSAGE: usize = 4096;
+/// The largest accepted `context`, in bytes of JSON.
+const MAX_CONTEXT_BYTES: usize = 32 * 1024;
+
+/// `POST /v1/tenants/{tenant_id}/runs`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRunBody {
+    /// The run type, e.g. `inventory.sync`.
+    #[serde(rename = "type")]
+    pub run_type: String,
+    /// Identity inputs (any JSON); default `{}`: one active run per tenant and type.
+    #[serde(default)]
+    pub identity: Option<Value>,
+    /// Run-specific metadata (a JSON object).
+    #[serde(default)]
+    pub context: Option<Value>,
+    /// Who starts it; default "System".
+    #[serde(default)]
+    pub initiator: Option<InitiatorBody>,
+}
+
+/// The initiator of a queued run.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InitiatorBody {
+    /// The user's id.
+    pub user_id: Option<i64>,
+    /// The user's name, as it should be remembered.
+    pub name: Option<String>,
+}
+
+/// `POST …/progress`: increments since the reporter's last report.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressBody {
+    /// Items that succeeded.
+    #[serde(default)]
+    pub success: u64,
+    /// Items that failed.
+    #[serde(default)]
+    pub failed: u64,
+    /// Items skipped.
+    #[serde(default)]
+    pub skipped: u64,
+    /// Sets or raises the total.
+    pub total: Option<u64>,
+    /// Failures to merge into the summary.
+    #[serde(default)]
+    pub failures: Vec<FailureBody>,
+}
+
+/// One failure entry of a progress report.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailureBody {
+    /// A stable code, e.g. `graph.throttled`.
+    pub code: String,
+    /// What went wrong (secrets are stripped before it is stored).
+    pub message: String,
+    /// How many items failed this way (default 1).
+    pub count: Option<u64>,
+}
+
+/// `POST …/complete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    /// `succeeded`, `partially_succeeded` or `failed`; derived from the counts when absent.
+    pub outcome: Option<String>,
+}
+
+/// `POST …/dispatch-failed`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchFailedBody {
+    /// A stable failure code.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// `POST …/start` takes no fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {}
+
+/// Everything a command route shares: who asks, about what, and how to answer retries.
+struct CommandContext {
+    state: AppState,
+    caller: Caller,
+    tenant: TenantId,
+    idempotency: Idempotency,
+    expected: ExpectedVersion,
+    metadata: EventMetadata,
+}
+
+impl CommandContext {
+    fn new<T>(
+        state: AppState,
+        caller: Caller,
+        tenant: TenantId,
+        (method, uri, headers): (&Method, &str, &HeaderMap),
+        body: &CommandBody<T>,
+    ) -> Result<Self, ApiError> {
+        caller.authorize(tenant, Role::Writer)?;
+        let idempotency = Idempotency::from_request(tenant, headers, method, uri, &body.bytes)?;
+        let expected = match headers.get("if-match") {
+            None => ExpectedVersion::Any,
+            Some(value) => ExpectedVersion::Exact(parse_etag(value.to_str().ok())?),
+        };
+        let metadata = EventMetadata {
+            actor: caller.actor(),
+            correlation_id: header_uuid(headers, "x-correlation-id")?,
+            causation_id: None,
+            request_id: headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        Ok(Self {
+            state,
+            caller,
+            tenant,
+            idempotency,
+            expected,
+            metadata,
+        })
+    }
+
+    /// Runs `command` on `run` (or answers a retry from memory) and renders the answer.
+    async fn execute(self, run: RunId, command: RunCommand) -> Result<Response, ApiError> {
+        if let Some((status, body)) = self.idempotency.recall(&self.state.pool).await? {
+            return Ok((status, Json(body)).into_response());
+        }
+        let queues = matches!(command, RunCommand::Queue(_));
+        let request = CommandRequest {
+            tenant_id: self.tenant,
+            run_id: run,
+            command,
+            expected: self.expected,
+            event_id: self.idempotency.event_id(),
+            metadata: self.metadata,
+        };
+        let (status, body) = match self.state.commands.execute(&request).await? {
+            CommandOutcome::Applied { run, position, .. } => {
+                let status = if queues {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                let mut body =
+                    json!({ "run": run_json(&self.state.config, &run), "position": position });
+                if queues {
+                    body["created"] = json!(true);
+                }
+                (status, body)
+            }
+            CommandOutcome::Deduplicated { existing } => {
+                let body = json!({
+                    "created": false,
+                    "run": run_json(&self.state.config, &existing),
+                    "position": null,
+                });
+                (StatusCode::OK, body)
+            }
+        };
+        self.idempotency
+            .remember(&self.state.pool, status, &body)
+            .await?;
+        tracing::info!(token = %self.caller.token_id, tenant = %self.tenant, run = %run, status = status.as_u16(), "command");
+        Ok((status, Json(body)).into_response())
+    }
+}
+
+/// Parses an `If-Match` value: a version as an entity tag, `"3"` (or `W/"3"`, or bare `3`).
+fn parse_etag(value: Option<&str>) -> Result<u64, ApiError> {
+    value
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::bad_field(
+                "If-Match",
+                "must be the run's version as an entity tag, e.g. \"3\"",
+            )
+        })
+}
+
+fn header_uuid(headers: &HeaderMap, name: &'static str) -> Result<Option<uuid::Uuid>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| ApiError::bad_field(name, "must be a UUID"))
+        })
+        .transpose()
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs", tag = "commands",
+    params(("tenant_id" = i64, Path, description = "Tenant id")),
+    request_body = QueueRunBody,
+    responses((status = 201, description = "Queued a new run"), (status = 200, description = "An active run with the same identity exists: that run, with created = false"),
+              (status = 400, description = "Invalid request"), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+async fn queue_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    TenantPath { tenant_id }: TenantPath,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: CommandBody<QueueRunBody>,
+) -> Result<Response, ApiError> {
+    let context = CommandContext::new(
+        state,
+        caller,
+        tenant_id,
+        (&method, uri.path(), &headers),
+        &body,
+    )?;
+    let body = body.value;
+    let run_type = RunType::parse(&body.run_type)?;
+    let identity = RunIdentity::new(body.identity.unwrap_or_else(|| json!({})))?;
+    let run_context = body.context.unwrap_or_else(|| json!({}));
+    if !run_context.is_object() {
+        return Err(ApiError::bad_field("context", "must be a JSON object"));
+    }
+    if run_context.to_string().len() > MAX_CONTEXT_BYTES {
+        return Err(ApiError::bad_field(
+            "context",
+            "must be at most 32 KiB of JSON",
+        ));
+    }
+    let initiator = match body.initiator {
+        None => Initiator::system(),
+        Some(InitiatorBody {
+            user_id: None,
+            name: None,
+        }) => Initiator::system(),
+        Some(InitiatorBody {
+            user_id: Some(user),
+            name: Some(name),
+        }) => Initiator::user(
+            UserId::new(user).map_err(|e| ApiError::bad_field("initiator.user_id", e.reason))?,
+            &name,
+        )?,
+        Some(InitiatorBody {
+            user_id: Some(_),
+            name: None,
+        }) => {
+            return Err(ApiError::bad_field(
+                "initiator.name",
+                "is required with initiator.user_id",
+            ));
+        }
+        Some(InitiatorBody {
+            user_id: None,
+            name: Some(_),
+        }) => {
+            return Err(ApiError::bad_field(
+                "initiator.user_id",
+                "is required with initiator.name",
+            ));
+        }
+    };
+    let run_id = context.idempotency.new_run_id();
+    let command = RunCommand::Queue(QueueRun {
+        run_id,
+        tenant_id,
+        run_type,
+        identity,
+        initiator,
+        context: run_context,
+        at: Utc::now(),
+    });
+    context.execute(run_id, command).await
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/start", tag = "commands",
+    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected version")),
+    request_body(content = Option<StartBody>),
+    responses((status = 200, description = "The run, running"), (status = 404), (status = 409, description = "Not queued"), (status = 412)),
+    security(("bearer" = [])))]
+async fn start_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: RunPath,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: CommandBody<StartBody>,
+) -> Result<Response, ApiError> {
+    let context = CommandContext::new(
+        state,
+        caller,
+        path.tenant_id,
+        (&method, uri.path(), &headers),
+        &body,
+    )?;
+    context
+        .execute(path.run_id, RunCommand::Start(Start { at: Utc::now() }))
+        .await
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/progress", tag = "commands",
+    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    request_body = ProgressBody,
+    responses((status = 200, description = "The run with the increments added"), (status = 404), (status = 409, description = "Not running"), (status = 412), (status = 422, description = "Counts would exceed the total or go backwards")),
+    security(("bearer" = [])))]
+async fn report_progress(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: RunPath,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: CommandBody<ProgressBody>,
+) -> Result<Response, ApiError> {
+    let context = CommandContext::new(
+        state,
+        caller,
+        path.tenant_id,
+        (&method, uri.path(), &headers),
+        &body,
+    )?;
+    let body = body.value;
+    let failures = body
+        .failures
+        .iter()
+        .map(failure_report)
+        .collect::<Result<Vec<_>, _>>()?;
+    let command = RunCommand::ReportProgress(ReportProgress {
+        delta: ProgressDelta {
+            success: body.success,
+            failed: body.failed,
+            skipped: body.skipped,
+        },
+        total: body.total,
+        failures,
+        at: Utc::now(),
+    });
+    context.execute(path.run_id, command).await
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/complete", tag = "commands",
+    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    request_body = CompleteBody,
+    responses((status = 200, description = "The completed run"), (status = 404), (status = 409, description = "Not running"), (status = 412), (status = 422)),
+    security(("bearer" = [])))]
+async fn complete_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: RunPath,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: CommandBody<CompleteBody>,
+) -> Result<Response, ApiError> {
+    let context = CommandContext::new(
+        state,
+        caller,
+        path.tenant_id,
+        (&method, uri.path(), &headers),
+        &body,
+    )?;
+    let outcome = body
+        .value
+        .outcome
+        .as_deref()
+        .map(str::parse::<Outcome>)
+        .transpose()?;
+    context
+        .execute(
+            path.run_id,
+            RunCommand::Complete(Complete {
+                outcome,
+                at: Utc::now(),
+            }),
+        )
+        .await
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/dispatch-failed", tag = "commands",
+    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    request_body = DispatchFailedBody,
+    responses((status = 200, description = "The run, completed as failed"), (status = 404), (status = 409, description = "Not queued"), (status = 412)),
+    security(("bearer" = [])))]
+async fn dispatch_failed(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: RunPath,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: CommandBody<DispatchFailedBody>,
+) -> Result<Response, ApiError> {
+    let context = CommandContext::new(
+        state,
+        caller,
+        path.tenant_id,
+        (&method, uri.path(), &headers),
+        &body,
+    )?;
+    let body = body.value;
+    let failure = failure_report(&FailureBody {
+        code: body.code,
+        message: body.message,
+        count: Some(1),
+    })?;
+    context
+        .execute(
+            path.run_id,
+            RunCommand::DispatchFailed(DispatchFailed {
+                failure,
+                at: Utc::now(),
+            }),
+        )
+        .await
+}
+
+fn failure_report(body: &FailureBody) -> Result<FailureReport, ApiError> {
+    let code = FailureCode::parse(&body.code)?;
+    if body.message.chars().count() > MAX_RAW_MESSAGE {
+        return Err(ApiError::bad_field(
+            "failures.message",
+            "must be at most 4096 characters",
+        ));
+    }
+    if body.count == Some(0) {
+        return Err(ApiError::bad_field("failures.count", "must be at least 1"));
+    }
+    Ok(FailureReport {
+        code,
+        message: body.message.clone(),
+        count: body.count.unwrap_or(1),
+    })
+}
