@@ -12,13 +12,20 @@
 //! - [`extract`]: extractors whose rejections are problems.
 //! - [`idempotency`]: the `Idempotency-Key` header.
 //! - [`run_json`]: the JSON of a run.
+//! - [`operations`]: health, readiness, metrics, the OpenAPI document ([`openapi`]).
+//! - [`metrics`]: Prometheus metrics.
 //! - [`runs_commands`]: queue, start, progress, complete, dispatch-failed.
 //! - [`runs_queries`]: list, get, count.
+//! - [`audit`]: a run's events, its state as of a version or time, the tenant's log (live: SSE).
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod metrics;
+pub mod openapi;
+pub mod operations;
 pub mod read_your_writes;
 pub mod run_json;
 pub mod runs_commands;
@@ -81,7 +88,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(runs_commands::router())
         .merge(runs_queries::router())
+        .merge(audit::router())
+        .merge(operations::router())
         .layer(axum::middleware::from_fn(error::render_problems))
+        .route_layer(axum::middleware::from_fn(metrics::track_requests))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -193,7 +193,21 @@ impl CommandContext {
             event_id: self.idempotency.event_id(),
             metadata: self.metadata,
         };
-        let (status, body) = match self.state.commands.execute(&request).await? {
+        let started = std::time::Instant::now();
+        let executed = self.state.commands.execute(&request).await;
+        let result = match &executed {
+            Ok(CommandOutcome::Applied { .. }) => "applied",
+            Ok(CommandOutcome::Deduplicated { .. }) => "deduplicated",
+            Err(runledger_store::CommandError::Conflict { .. }) => "conflict",
+            Err(runledger_store::CommandError::Rejected(_)) => "rejected",
+            Err(runledger_store::CommandError::Store(_)) => "error",
+        };
+        let kind = request.command.kind().as_str();
+        metrics::counter!("runledger_commands_total", "command" => kind, "result" => result)
+            .increment(1);
+        metrics::histogram!("runledger_command_duration_seconds", "command" => kind)
+            .record(started.elapsed().as_secs_f64());
+        let (status, body) = match executed? {
             CommandOutcome::Applied { run, position, .. } => {
                 let status = if queues {
                     StatusCode::CREATED
@@ -255,7 +269,7 @@ fn header_uuid(headers: &HeaderMap, name: &'static str) -> Result<Option<uuid::U
     responses((status = 201, description = "Queued a new run"), (status = 200, description = "An active run with the same identity exists: that run, with created = false"),
               (status = 400, description = "Invalid request"), (status = 401), (status = 403), (status = 404)),
     security(("bearer" = [])))]
-async fn queue_run(
+pub(crate) async fn queue_run(
     State(state): State<AppState>,
     caller: Caller,
     TenantPath { tenant_id }: TenantPath,
@@ -334,7 +348,7 @@ async fn queue_run(
     request_body(content = Option<StartBody>),
     responses((status = 200, description = "The run, running"), (status = 404), (status = 409, description = "Not queued"), (status = 412)),
     security(("bearer" = [])))]
-async fn start_run(
+pub(crate) async fn start_run(
     State(state): State<AppState>,
     caller: Caller,
     path: RunPath,
@@ -360,7 +374,7 @@ async fn start_run(
     request_body = ProgressBody,
     responses((status = 200, description = "The run with the increments added"), (status = 404), (status = 409, description = "Not running"), (status = 412), (status = 422, description = "Counts would exceed the total or go backwards")),
     security(("bearer" = [])))]
-async fn report_progress(
+pub(crate) async fn report_progress(
     State(state): State<AppState>,
     caller: Caller,
     path: RunPath,
@@ -400,7 +414,7 @@ async fn report_progress(
     request_body = CompleteBody,
     responses((status = 200, description = "The completed run"), (status = 404), (status = 409, description = "Not running"), (status = 412), (status = 422)),
     security(("bearer" = [])))]
-async fn complete_run(
+pub(crate) async fn complete_run(
     State(state): State<AppState>,
     caller: Caller,
     path: RunPath,
@@ -438,7 +452,7 @@ async fn complete_run(
     request_body = DispatchFailedBody,
     responses((status = 200, description = "The run, completed as failed"), (status = 404), (status = 409, description = "Not queued"), (status = 412)),
     security(("bearer" = [])))]
-async fn dispatch_failed(
+pub(crate) async fn dispatch_failed(
     State(state): State<AppState>,
     caller: Caller,
     path: RunPath,

@@ -314,7 +314,7 @@ pub struct RunPage {
     params(("tenant_id" = i64, Path), RunQuery),
     responses((status = 200, body = RunPage), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503, description = "min_position not reached in time")),
     security(("bearer" = [])))]
-async fn list_runs(
+pub(crate) async fn list_runs(
     State(state): State<AppState>,
     caller: Caller,
     TenantPath { tenant_id }: TenantPath,
@@ -433,7 +433,7 @@ pub struct GetParams {
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), GetParams, ("If-None-Match" = Option<String>, Header)),
     responses((status = 200, description = "The OperationRun, with done, version and view_url; ETag is the version"), (status = 304), (status = 404), (status = 503)),
     security(("bearer" = [])))]
-async fn get_run(
+pub(crate) async fn get_run(
     State(state): State<AppState>,
     caller: Caller,
     path: RunPath,
@@ -473,7 +473,7 @@ async fn get_run(
     params(("tenant_id" = i64, Path), RunQuery),
     responses((status = 200, description = "`{total, groups: [{status?, outcome?, count}]}`"), (status = 400), (status = 404)),
     security(("bearer" = [])))]
-async fn count_runs(
+pub(crate) async fn count_runs(
     State(state): State<AppState>,
     caller: Caller,
     TenantPath { tenant_id }: TenantPath,

@@ -80,6 +80,11 @@ impl Database {
         }
     }
 
+    /// Whether this process runs the (embedded) database itself.
+    pub(crate) fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
     /// Connect options of the server's database, for callers that open their own databases.
     pub(crate) fn options(&self) -> &PgConnectOptions {
         &self.options

@@ -7,6 +7,8 @@
 //! - `database`: `DATABASE_URL`, or the embedded PostgreSQL in `--data-dir`.
 //! - `run_commands`: `queue`, `start`, `progress`, `complete`, `dispatch-failed`, `show`.
 //! - `bench`: `runledger bench append`.
+//! - `serve`: the HTTP API and the projectors, until SIGINT/SIGTERM.
+//! - `token`: API tokens.
 
 // A command-line tool's results go to stdout.
 #![allow(clippy::print_stdout)]
@@ -14,6 +16,8 @@
 mod bench;
 mod database;
 mod run_commands;
+mod serve;
+mod token;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -32,6 +36,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serves the HTTP API (and runs the projectors) until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Creates or revokes API tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Applies the event store's migrations (idempotent) and prints the ledger's size.
     Migrate,
     /// Queues a run (or reports the active run with the same identity).
@@ -86,6 +95,8 @@ async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Serve(args) => serve::serve(database, args).await,
+        Command::Token(command) => token::run(database, command).await,
         Command::Queue(args) => run_commands::queue(database, args).await,
         Command::Start(args) => run_commands::start(database, args).await,
         Command::Progress(args) => run_commands::progress(database, args).await,

@@ -1,0 +1,115 @@
+//! `runledger serve`: the API and the projectors in one process, with graceful shutdown.
+//!
+//! One cancellation token fans out from SIGINT/SIGTERM to every task: the server stops
+//! accepting and finishes in-flight requests, projectors finish or roll back their batch, and
+//! only then does `main` stop the embedded PostgreSQL.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Args;
+use runledger_api::auth::Role;
+use runledger_api::tokens::{NewToken, create_token};
+use runledger_api::{ApiConfig, AppState};
+use runledger_core::TenantId;
+use runledger_store::{CommandHandler, EventReader, EventWriter};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::database::Database;
+
+/// `runledger serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "RUNLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The URL people reach this server at (for `view_url` links); default `http://<listen>`.
+    #[arg(long, env = "RUNLEDGER_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Result<()> {
+    let pool = database.migrated_pool().await?;
+    let public_url = args
+        .public_url
+        .unwrap_or_else(|| format!("http://{}", args.listen));
+    let reader = EventReader::new(pool.clone());
+    let commands = CommandHandler::new(reader.clone(), EventWriter::new(pool.clone()));
+    let state = AppState {
+        pool: pool.clone(),
+        reader,
+        commands,
+        config: ApiConfig::new(&public_url),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    if runledger_api::tokens::live_tokens(&pool).await? == 0 {
+        announce_first_token(database, &pool).await?;
+    }
+    println!(
+        "runledger serves {public_url} (OpenAPI at {public_url}/openapi.json); Ctrl-C stops it"
+    );
+
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(wait_for_signal(shutdown.clone()));
+    let server = axum::serve(listener, runledger_api::app(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let served = server.await.context("serving HTTP");
+    // The server stops on the signal; make sure every other task hears it too, then wait.
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    pool.close().await;
+    served
+}
+
+/// With no token yet, a server on the embedded database (which no other process can open while
+/// it runs) prints a one-time admin token; a server on `DATABASE_URL` says how to create one.
+async fn announce_first_token(database: &Database, pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    if database.is_embedded() {
+        let token = NewToken {
+            tenant_id: TenantId::new(1)?,
+            role: Role::Admin,
+            user_id: None,
+            name: "first-admin".to_owned(),
+        };
+        let created = create_token(pool, &token).await?;
+        println!(
+            "first start: an admin token was created (shown only now; revoke it with `runledger token revoke {}`):",
+            created.id
+        );
+        println!("  {}", created.secret);
+    } else {
+        println!(
+            "no API tokens yet: stop nothing, and run\n  runledger token create --tenant 1 --role admin --name me"
+        );
+    }
+    Ok(())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+        () = shutdown.cancelled() => {}
+    }
+    shutdown.cancel();
+}
