@@ -16,6 +16,9 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`runs_commands`]: queue, start, progress, complete, dispatch-failed.
 //! - [`runs_queries`]: list, get, count.
+//! - [`page`]: opaque keyset page tokens.
+//! - [`notifications`]: the signed-in user's notices.
+//! - [`projections`]: projection status and rebuilds.
 //! - [`audit`]: a run's events, its state as of a version or time, the tenant's log (live: SSE).
 
 pub mod audit;
@@ -24,8 +27,11 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
+pub mod notifications;
 pub mod openapi;
 pub mod operations;
+pub mod page;
+pub mod projections;
 pub mod read_your_writes;
 pub mod run_json;
 pub mod runs_commands;
@@ -63,6 +69,14 @@ impl ApiConfig {
         }
     }
 
+    /// The projections' settings that must agree with the API's (the notices' links).
+    pub fn projections(&self) -> runledger_projections::ProjectionsConfig {
+        runledger_projections::ProjectionsConfig {
+            base_url: self.view_base_url.clone(),
+            ..runledger_projections::ProjectionsConfig::default()
+        }
+    }
+
     /// The page of a run.
     pub fn view_url(&self, tenant: TenantId, run: RunId) -> String {
         format!("{}/tenants/{tenant}/runs/{run}", self.view_base_url)
@@ -90,6 +104,8 @@ pub fn app(state: AppState) -> Router {
         .merge(runs_queries::router())
         .merge(audit::router())
         .merge(operations::router())
+        .merge(notifications::router())
+        .merge(projections::router())
         .layer(axum::middleware::from_fn(error::render_problems))
         .route_layer(axum::middleware::from_fn(metrics::track_requests))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -6,6 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use runledger_projections::ProjectionState;
 use serde_json::json;
 use utoipa::OpenApi;
 
@@ -27,23 +28,44 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready: the database answers"), (status = 503, description = "Not ready, with the failing check")))]
+    responses((status = 200, description = "Ready: the database answers, no projection is halted or far behind"), (status = 503, description = "Not ready, with the failing check")))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    match sqlx::query_scalar::<_, i32>("SELECT 1")
-        .fetch_one(&state.pool)
-        .await
-    {
-        Ok(_) => Json(json!({ "status": "ready", "checks": { "database": "ok" } })).into_response(),
+    let projections = match runledger_projections::statuses(&state.pool).await {
+        Ok(projections) => projections,
         Err(error) => {
             tracing::warn!(%error, "readiness: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "not ready", "checks": { "database": "unreachable" } })),
-            )
-                .into_response()
+            let body = json!({ "status": "not ready", "checks": { "database": "unreachable" } });
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
         }
+    };
+    let mut ready = true;
+    let mut checks = serde_json::Map::new();
+    checks.insert("database".to_owned(), json!("ok"));
+    for projection in &projections {
+        let lag = &projection.active;
+        let verdict = if projection.state == ProjectionState::Halted {
+            "halted"
+        } else if lag.lag_events > MAX_READY_LAG_EVENTS || lag.lag_seconds > MAX_READY_LAG_SECONDS {
+            "lagging"
+        } else {
+            "ok"
+        };
+        ready &= verdict == "ok";
+        checks.insert(format!("projection:{}", projection.name), json!(verdict));
     }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({ "status": if ready { "ready" } else { "not ready" }, "checks": checks });
+    (status, Json(body)).into_response()
 }
+
+/// A projection further behind than this makes the process not ready.
+const MAX_READY_LAG_EVENTS: i64 = 10_000;
+/// A projection whose oldest unapplied event is older than this makes the process not ready.
+const MAX_READY_LAG_SECONDS: f64 = 30.0;
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -54,6 +76,21 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
     .await?;
     metrics::gauge!("runledger_oldest_writer_transaction_seconds")
         .set(oldest_writer.unwrap_or(0.0));
+    let projections = runledger_projections::statuses(&state.pool)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    for projection in projections {
+        let labels = [("projection", projection.name.clone())];
+        metrics::gauge!("runledger_projection_lag_events", &labels)
+            .set(projection.active.lag_events as f64);
+        metrics::gauge!("runledger_projection_lag_seconds", &labels)
+            .set(projection.active.lag_seconds);
+        metrics::gauge!("runledger_projection_checkpoint_position", &labels)
+            .set(projection.active.version.checkpoint.position as f64);
+        metrics::gauge!("runledger_projection_halted", &labels).set(f64::from(u8::from(
+            projection.state == ProjectionState::Halted,
+        )));
+    }
     let body = crate::metrics::handle().map_or_else(
         || "# metrics recorder unavailable\n".to_owned(),
         |h| h.render(),

@@ -1,23 +1,44 @@
 //! Read-your-writes: a query with `min_position` waits (bounded) until the OperationRun read
 //! model has applied that log position, else answers 503 `projection-behind`.
 
+use runledger_projections::{OPERATION_RUNS, status, wait_until_passed};
+
 use crate::AppState;
 use crate::error::ApiError;
 
-/// Waits until the read model has passed `position`, if one is given.
+/// Waits until the OperationRun read model has passed `position`, if one is given.
 ///
 /// # Errors
-/// [`ApiError::ProjectionBehind`] when it has not within the configured bound.
+/// [`ApiError::ProjectionBehind`] with the read model's checkpoint when it has not within the
+/// configured bound.
 pub async fn wait_for(state: &AppState, position: Option<i64>) -> Result<(), ApiError> {
     let Some(position) = position else {
         return Ok(());
     };
-    if position < 0 {
+    if position < 1 {
         return Err(ApiError::bad_field(
             "min_position",
-            "must be a non-negative log position",
+            "must be a log position (1 or more)",
         ));
     }
-    let _ = state;
-    Ok(())
+    let passed = wait_until_passed(
+        &state.pool,
+        OPERATION_RUNS,
+        position,
+        state.config.max_read_wait,
+    )
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    if passed {
+        return Ok(());
+    }
+    let checkpoint = status(&state.pool, OPERATION_RUNS)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map(|s| s.checkpoint().to_string())
+        .unwrap_or_default();
+    Err(ApiError::ProjectionBehind {
+        wanted: position,
+        checkpoint,
+    })
 }

@@ -6,13 +6,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use runledger_core::{
-    FailureEntry, Initiator, Outcome, RunId, RunIdentityHash, RunSnapshot, RunStatus, RunType,
-    SummaryCounts, TenantId, UserId,
-};
+use runledger_core::{Outcome, RunStatus, RunType, UserId};
+use runledger_projections::OperationRunRow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -23,6 +19,7 @@ use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
+use crate::page::PageToken;
 use crate::run_json::run_json;
 
 /// The routes of this module.
@@ -33,76 +30,12 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tenants/{tenant_id}/runs/{run_id}", get(get_run))
 }
 
-/// The read model's columns, in [`RunRow`]'s order.
-const RUN_COLUMNS: &str = "id, tenant_id, user_id, initiator_name, type, status, outcome, run_identity_hash, \
-     identity, summary_counts, failure_summary, context, started_at, completed_at, created_at, updated_at, version";
-
-/// A row of `operation_runs`.
-#[derive(Debug, sqlx::FromRow)]
-struct RunRow {
-    id: uuid::Uuid,
-    tenant_id: i64,
-    user_id: Option<i64>,
-    initiator_name: String,
-    #[sqlx(rename = "type")]
-    run_type: String,
-    status: String,
-    outcome: String,
-    run_identity_hash: String,
-    identity: Value,
-    summary_counts: Value,
-    failure_summary: Value,
-    context: Value,
-    started_at: Option<DateTime<Utc>>,
-    completed_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    version: i64,
-}
-
-impl TryFrom<RunRow> for RunSnapshot {
-    type Error = ApiError;
-
-    fn try_from(row: RunRow) -> Result<Self, ApiError> {
-        let corrupt = |what: &str| {
-            ApiError::Internal(anyhow::anyhow!(
-                "operation_runs row {} has an invalid {what}",
-                row.id
-            ))
-        };
-        Ok(RunSnapshot {
-            id: RunId::from_uuid(row.id),
-            tenant_id: TenantId::new(row.tenant_id).map_err(|_| corrupt("tenant_id"))?,
-            initiator: Initiator {
-                user_id: row
-                    .user_id
-                    .map(UserId::new)
-                    .transpose()
-                    .map_err(|_| corrupt("user_id"))?,
-                name: row.initiator_name.clone(),
-            },
-            run_type: RunType::parse(&row.run_type).map_err(|_| corrupt("type"))?,
-            status: row.status.parse().map_err(|_| corrupt("status"))?,
-            outcome: row.outcome.parse().map_err(|_| corrupt("outcome"))?,
-            run_identity_hash: row
-                .run_identity_hash
-                .parse::<RunIdentityHash>()
-                .map_err(|_| corrupt("identity hash"))?,
-            summary_counts: serde_json::from_value::<SummaryCounts>(row.summary_counts.clone())
-                .map_err(|_| corrupt("summary_counts"))?,
-            failure_summary: serde_json::from_value::<Vec<FailureEntry>>(
-                row.failure_summary.clone(),
-            )
-            .map_err(|_| corrupt("failure_summary"))?,
-            identity: row.identity,
-            context: row.context,
-            started_at: row.started_at,
-            completed_at: row.completed_at,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            version: row.version.unsigned_abs(),
-        })
-    }
+/// A row of the read model as the API shows it.
+fn run_of_row(config: &crate::ApiConfig, row: &OperationRunRow) -> Result<Value, ApiError> {
+    let run = row
+        .to_snapshot()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    Ok(run_json(config, &run))
 }
 
 /// The query parameters of the run list and the run count (one struct, so that a misspelled
@@ -271,36 +204,6 @@ impl Sort {
     }
 }
 
-/// Where a page ended: the sort key and id of its last run, and what it was a page of.
-#[derive(Debug, Serialize, Deserialize)]
-struct PageToken {
-    /// Digest of the filters and sort.
-    f: String,
-    /// The last run's sort time (`None`: a run not completed, in the `-completed_at` order).
-    t: Option<DateTime<Utc>>,
-    /// The last run's id.
-    id: uuid::Uuid,
-}
-
-impl PageToken {
-    fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
-    }
-
-    fn decode(text: &str, digest: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::bad_field("page_token", "is not a page token of this list");
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
-        let token: PageToken = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        if token.f != digest {
-            return Err(ApiError::bad_field(
-                "page_token",
-                "was issued for other filters or another sort",
-            ));
-        }
-        Ok(token)
-    }
-}
-
 /// A page of runs.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunPage {
@@ -345,7 +248,8 @@ pub(crate) async fn list_runs(
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
 
     let mut query = QueryBuilder::new(format!(
-        "SELECT {RUN_COLUMNS} FROM operation_runs WHERE tenant_id = "
+        "SELECT {} FROM operation_runs WHERE tenant_id = ",
+        OperationRunRow::COLUMNS
     ));
     query.push_bind(tenant_id.get());
     filters.push_conditions(&mut query);
@@ -394,7 +298,7 @@ pub(crate) async fn list_runs(
         Sort::CompletedDesc => " ORDER BY completed_at DESC NULLS LAST, id DESC",
     });
     query.push(" LIMIT ").push_bind(i64::from(page_size) + 1);
-    let mut rows: Vec<RunRow> = query.build_query_as().fetch_all(&state.pool).await?;
+    let mut rows: Vec<OperationRunRow> = query.build_query_as().fetch_all(&state.pool).await?;
     let more = rows.len() > page_size as usize;
     rows.truncate(page_size as usize);
     let next_page_token = match rows.last() {
@@ -412,8 +316,8 @@ pub(crate) async fn list_runs(
         _ => None,
     };
     let runs = rows
-        .into_iter()
-        .map(|row| RunSnapshot::try_from(row).map(|run| run_json(&state.config, &run)))
+        .iter()
+        .map(|row| run_of_row(&state.config, row))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(RunPage {
         runs,
@@ -442,15 +346,16 @@ pub(crate) async fn get_run(
 ) -> Result<Response, ApiError> {
     caller.authorize(path.tenant_id, Role::Reader)?;
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
-    let row: Option<RunRow> = sqlx::query_as(&format!(
-        "SELECT {RUN_COLUMNS} FROM operation_runs WHERE tenant_id = $1 AND id = $2"
+    let row: Option<OperationRunRow> = sqlx::query_as(&format!(
+        "SELECT {} FROM operation_runs WHERE tenant_id = $1 AND id = $2",
+        OperationRunRow::COLUMNS
     ))
     .bind(path.tenant_id.get())
     .bind(path.run_id.as_uuid())
     .fetch_optional(&state.pool)
     .await?;
-    let run = RunSnapshot::try_from(row.ok_or(ApiError::NotFound)?)?;
-    let etag = format!("\"{}\"", run.version);
+    let row = row.ok_or(ApiError::NotFound)?;
+    let etag = format!("\"{}\"", row.version);
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?;
     let matches = headers
         .get(header::IF_NONE_MATCH)
@@ -464,7 +369,7 @@ pub(crate) async fn get_run(
     }
     Ok((
         [(header::ETAG, etag_value)],
-        Json(run_json(&state.config, &run)),
+        Json(run_of_row(&state.config, &row)?),
     )
         .into_response())
 }

@@ -7,6 +7,7 @@
 //! - `database`: `DATABASE_URL`, or the embedded PostgreSQL in `--data-dir`.
 //! - `run_commands`: `queue`, `start`, `progress`, `complete`, `dispatch-failed`, `show`.
 //! - `bench`: `runledger bench append`.
+//! - `projections`: `runledger projections`, `rebuild`, `project`: operating the read models.
 //! - `serve`: the HTTP API and the projectors, until SIGINT/SIGTERM.
 //! - `token`: API tokens.
 
@@ -15,6 +16,7 @@
 
 mod bench;
 mod database;
+mod projections;
 mod run_commands;
 mod serve;
 mod token;
@@ -55,6 +57,12 @@ enum Command {
     DispatchFailed(run_commands::DispatchFailedArgs),
     /// Prints a run's current state, folded from its events.
     Show(run_commands::RunArgs),
+    /// Shows the read models' status, or skips a poison event or cancels a rebuild.
+    Projections(projections::ProjectionsArgs),
+    /// Rebuilds a read model side by side, then switches reads to it.
+    Rebuild(projections::RebuildArgs),
+    /// Runs the projectors until Ctrl-C (or until caught up).
+    Project(projections::ProjectArgs),
     /// Measures the store against raw inserts.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -103,6 +111,9 @@ async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
         Command::Complete(args) => run_commands::complete(database, args).await,
         Command::DispatchFailed(args) => run_commands::dispatch_failed(database, args).await,
         Command::Show(args) => run_commands::show(database, args).await,
+        Command::Projections(args) => projections::projections(database, args).await,
+        Command::Rebuild(args) => projections::rebuild(database, args).await,
+        Command::Project(args) => projections::project(database, args).await,
         Command::Bench(command) => bench::run(database, command).await,
     }
 }

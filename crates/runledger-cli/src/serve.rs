@@ -12,6 +12,7 @@ use runledger_api::auth::Role;
 use runledger_api::tokens::{NewToken, create_token};
 use runledger_api::{ApiConfig, AppState};
 use runledger_core::TenantId;
+use runledger_projections::run_projectors;
 use runledger_store::{CommandHandler, EventReader, EventWriter};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,11 +37,13 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
         .unwrap_or_else(|| format!("http://{}", args.listen));
     let reader = EventReader::new(pool.clone());
     let commands = CommandHandler::new(reader.clone(), EventWriter::new(pool.clone()));
+    let config = ApiConfig::new(&public_url);
+    let projections = config.projections();
     let state = AppState {
         pool: pool.clone(),
         reader,
         commands,
-        config: ApiConfig::new(&public_url),
+        config,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -55,6 +58,15 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(wait_for_signal(shutdown.clone()));
+    let projector_shutdown = shutdown.clone();
+    let projector_pool = pool.clone();
+    tasks.spawn(async move {
+        let stopped = projector_shutdown.clone().cancelled_owned();
+        if let Err(error) = run_projectors(projector_pool, projections, stopped).await {
+            tracing::error!(%error, "projectors stopped with an error; shutting down");
+            projector_shutdown.cancel();
+        }
+    });
     let server = axum::serve(listener, runledger_api::app(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let served = server.await.context("serving HTTP");

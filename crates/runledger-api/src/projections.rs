@@ -1,0 +1,100 @@
+//! Projection operations: `GET /v1/projections` (any token: it shows no tenant's data) and
+//! `POST /v1/projections/{name}/rebuild` (admin).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use runledger_projections::{
+    ProjectionError, ProjectionStatus, VersionProgress, rebuild, statuses,
+};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/projections", get(list_projections))
+        .route("/v1/projections/{name}/rebuild", post(rebuild_projection))
+}
+
+fn internal(error: ProjectionError) -> ApiError {
+    ApiError::Internal(error.into())
+}
+
+fn version_json(progress: &VersionProgress) -> Value {
+    let version = &progress.version;
+    json!({
+        "fingerprint": version.fingerprint,
+        "generation": version.generation,
+        "status": version.status.as_str(),
+        "checkpoint": version.checkpoint.to_string(),
+        "events_applied": version.events_applied,
+        "events_skipped": version.events_skipped,
+        "halted_position": version.halted_position,
+        "lag_events": progress.lag_events,
+        "lag_seconds": progress.lag_seconds,
+        "led": progress.led,
+    })
+}
+
+/// The JSON of a projection's status.
+pub fn status_json(status: &ProjectionStatus) -> Value {
+    json!({
+        "name": status.name,
+        "state": status.state.as_str(),
+        "active": version_json(&status.active),
+        "rebuild": status.rebuild.as_ref().map(|r| json!({
+            "version": version_json(&r.progress),
+            "percent": r.percent,
+            "events_per_second": r.events_per_second,
+            "eta_seconds": r.eta_seconds,
+        })),
+        "last_error": status.last_error,
+    })
+}
+
+#[utoipa::path(get, path = "/v1/projections", tag = "operations",
+    responses((status = 200, description = "`{projections: [...]}`: state, active version, checkpoint, lag, rebuild progress, last error"), (status = 401)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_projections(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let all = statuses(&state.pool).await.map_err(internal)?;
+    Ok(Json(
+        json!({ "projections": all.iter().map(status_json).collect::<Vec<_>>() }),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/projections/{name}/rebuild", tag = "operations",
+    params(("name" = String, Path, description = "operation_runs or notifications")),
+    responses((status = 202, description = "The rebuild (new, or the one already under way)"), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub(crate) async fn rebuild_projection(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if caller.role != Role::Admin {
+        return Err(ApiError::Forbidden);
+    }
+    let definition = match state.config.projections().definition(&state.pool, &name) {
+        Ok(definition) => definition,
+        Err(ProjectionError::UnknownProjection(_)) => return Err(ApiError::NotFound),
+        Err(other) => return Err(internal(other)),
+    };
+    let started = rebuild(&state.pool, &definition).await.map_err(internal)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "name": name,
+            "created": started.created,
+            "fingerprint": started.version.fingerprint,
+            "generation": started.version.generation,
+        })),
+    ))
+}
