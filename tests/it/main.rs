@@ -9,3 +9,5 @@ mod helpers;
 mod harness;
 // The event store: appends, optimistic concurrency, idempotency, dedupe, ordering, hash chains.
 mod store;
+// The HTTP API through the real router, and over real HTTP where a live connection matters.
+mod api;

@@ -296,7 +296,8 @@ pub struct EventPage {
     params(("tenant_id" = i64, Path), LogParams,
         ("Accept" = Option<String>, Header, description = "`text/event-stream` keeps the response open and streams events live (SSE: `id` = cursor, `event` = event_type, `data` = the event)"),
         ("Last-Event-ID" = Option<String>, Header, description = "Live stream only: resume after this cursor; wins over `after`, because a reconnecting EventSource sends it")),
-    responses((status = 200, body = EventPage, description = "A page of the log; or, with `Accept: text/event-stream`, the live stream"),
+    responses((status = 200, description = "A page of the log; or, with `Accept: text/event-stream`, the live stream",
+            content((EventPage = "application/json"), (String = "text/event-stream"))),
         (status = 400, description = "A malformed cursor or limit"), (status = 401), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 async fn tenant_events(

@@ -189,6 +189,9 @@ impl EventReader {
         limit: u32,
         tenant: Option<TenantId>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // `ORDER BY events.tx_id`, not `tx_id`: a bare name would mean the selected
+        // `tx_id::text::bigint` alias, and sorting by that expression cannot use the
+        // `(tx_id, position)` indexes, so every read would scan and sort the rest of the log.
         let rows: Vec<EventRow> = sqlx::query_as(concat!(
             "SELECT ",
             event_columns!(),
@@ -196,7 +199,7 @@ impl EventReader {
              WHERE (tx_id, position) > ($1::text::xid8, $2) \
                AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
                AND ($4::bigint IS NULL OR tenant_id = $4) \
-             ORDER BY tx_id, position LIMIT $3"
+             ORDER BY events.tx_id, events.position LIMIT $3"
         ))
         .bind(after.tx_id.to_string())
         .bind(after.position)

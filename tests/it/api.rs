@@ -1,0 +1,129 @@
+//! The HTTP API through the real router (`runledger_api::app`, as the binary builds it), and over
+//! real HTTP on a random port where a test needs a live connection. One file per route family;
+//! shared set-up ([`TestApi`]) lives here.
+
+// Audit routes: a run's events and its state as of a version or time; the tenant's log, paged
+// and live (SSE), resumable with Last-Event-ID.
+mod audit;
+// Query routes: filters, sorts, keyset pages under concurrent writes, ETag/304, runs:count.
+mod queries;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use runledger_api::auth::Role;
+use runledger_api::tokens::{NewToken, create_token};
+use runledger_api::{ApiConfig, AppState, app};
+use runledger_core::TenantId;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::helpers::TestStore;
+
+/// The base URL the tests' API is configured with (it only shapes `view_url`s).
+pub(crate) const PUBLIC_URL: &str = "http://test";
+
+/// The store of one fresh database and the API over it.
+pub(crate) struct TestApi {
+    pub(crate) store: TestStore,
+    pub(crate) app: Router,
+    pub(crate) config: ApiConfig,
+}
+
+/// An answer of the API, its body read whole.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    /// The body as JSON (`Value::Null` when empty).
+    pub(crate) body: Value,
+}
+
+impl TestApi {
+    pub(crate) async fn new() -> Self {
+        let store = TestStore::new().await;
+        let config = ApiConfig::new(PUBLIC_URL);
+        let app = app(AppState {
+            pool: store.pool.clone(),
+            reader: store.reader.clone(),
+            commands: store.commands.clone(),
+            config: config.clone(),
+        });
+        Self { store, app, config }
+    }
+
+    /// A new bearer secret for `tenant` in `role`.
+    pub(crate) async fn token(&self, tenant: TenantId, role: Role) -> String {
+        create_token(
+            &self.store.pool,
+            &NewToken {
+                tenant_id: tenant,
+                role,
+                user_id: None,
+                name: format!("test-{}", role.as_str()),
+            },
+        )
+        .await
+        .expect("create a token")
+        .secret
+    }
+
+    /// `GET path` with `token`, through the router.
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Answer {
+        self.send(
+            Request::get(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .expect("a valid request"),
+        )
+        .await
+    }
+
+    /// Sends `request` through the router and reads the whole answer.
+    pub(crate) async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self
+            .app
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("read the body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "the body is JSON ({e}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+}
+
+impl Answer {
+    /// Asserts a 4xx/5xx `application/problem+json` answer with `status`, naming `field` when
+    /// given; returns the problem body.
+    #[track_caller]
+    pub(crate) fn assert_problem(&self, status: StatusCode, field: Option<&str>) -> &Value {
+        assert_eq!(self.status, status, "{:#}", self.body);
+        assert_eq!(
+            self.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some(runledger_api::error::PROBLEM_JSON),
+        );
+        assert_eq!(self.body["status"], status.as_u16(), "{:#}", self.body);
+        if let Some(field) = field {
+            assert_eq!(self.body["field"], field, "{:#}", self.body);
+        }
+        &self.body
+    }
+}
