@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{notifications, operations, projections, runs_commands, runs_queries};
+use crate::{audit, notifications, operations, projections, runs_commands, runs_queries};
 
 /// The document; `GET /openapi.json` serves it.
 #[derive(OpenApi)]
@@ -18,6 +18,9 @@ use crate::{notifications, operations, projections, runs_commands, runs_queries}
         runs_queries::list_runs,
         runs_queries::get_run,
         runs_queries::count_runs,
+        audit::run_events,
+        audit::run_state,
+        audit::tenant_events,
         notifications::list_notifications,
         notifications::mark_read,
         projections::list_projections,
