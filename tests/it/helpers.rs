@@ -197,6 +197,23 @@ impl TestStore {
             .expect("read active_runs")
     }
 
+    /// Runs `statement` (with `$1` bound to `run`) as the superuser the tests connect as, with
+    /// the append-only triggers off (`session_replication_role = replica`): a tamperer's edit.
+    pub(crate) async fn tamper(&self, run: RunId, statement: &str) {
+        let mut tx = self.pool.begin().await.expect("begin");
+        sqlx::query("SET LOCAL session_replication_role = replica")
+            .execute(&mut *tx)
+            .await
+            .expect("turn the triggers off");
+        let changed = sqlx::query(statement)
+            .bind(run.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .expect("tamper");
+        assert!(changed.rows_affected() > 0, "{statement} changed nothing");
+        tx.commit().await.expect("commit the tampering");
+    }
+
     /// How many rows `table` has.
     pub(crate) async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))

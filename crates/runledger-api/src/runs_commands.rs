@@ -14,7 +14,9 @@ use runledger_core::{
     Complete, DispatchFailed, FailureCode, FailureReport, Initiator, Outcome, ProgressDelta,
     QueueRun, ReportProgress, RunCommand, RunId, RunIdentity, RunType, Start, TenantId, UserId,
 };
-use runledger_store::{CommandOutcome, CommandRequest, EventMetadata, ExpectedVersion};
+use runledger_store::{
+    CommandError, CommandOutcome, CommandRequest, EventMetadata, ExpectedVersion, StoreError,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -52,6 +54,9 @@ pub fn router() -> Router<AppState> {
 const MAX_RAW_MESSAGE: usize = 4096;
 /// The largest accepted `context`, in bytes of JSON.
 const MAX_CONTEXT_BYTES: usize = 32 * 1024;
+/// How long a send that lost a race to a concurrent send of its idempotency key waits for the
+/// first answer to be remembered.
+const FIRST_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `POST /v1/tenants/{tenant_id}/runs`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -194,13 +199,33 @@ impl CommandContext {
             metadata: self.metadata,
         };
         let started = std::time::Instant::now();
-        let executed = self.state.commands.execute(&request).await;
+        let mut executed = self.state.commands.execute(&request).await;
+        if self.idempotency.is_keyed()
+            && matches!(
+                executed,
+                Err(CommandError::Store(StoreError::IdempotencyMismatch { .. }))
+            )
+        {
+            // A concurrent send of this key appended first. Its event holds its own clock
+            // reading, so the store saw other content under the key's event id. That send
+            // remembers its answer a moment later: answer with it (or 422 if its body was
+            // another). If it never does (it died after appending), executing again finds its
+            // event and answers from it.
+            if let Some((status, body)) = self
+                .idempotency
+                .recall_within(&self.state.pool, FIRST_ANSWER_WAIT)
+                .await?
+            {
+                return Ok((status, Json(body)).into_response());
+            }
+            executed = self.state.commands.execute(&request).await;
+        }
         let result = match &executed {
             Ok(CommandOutcome::Applied { .. }) => "applied",
             Ok(CommandOutcome::Deduplicated { .. }) => "deduplicated",
-            Err(runledger_store::CommandError::Conflict { .. }) => "conflict",
-            Err(runledger_store::CommandError::Rejected(_)) => "rejected",
-            Err(runledger_store::CommandError::Store(_)) => "error",
+            Err(CommandError::Conflict { .. }) => "conflict",
+            Err(CommandError::Rejected(_)) => "rejected",
+            Err(CommandError::Store(_)) => "error",
         };
         let kind = request.command.kind().as_str();
         metrics::counter!("runledger_commands_total", "command" => kind, "result" => result)
@@ -287,8 +312,11 @@ pub(crate) async fn queue_run(
     )?;
     let body = body.value;
     let run_type = RunType::parse(&body.run_type)?;
-    let identity = RunIdentity::new(body.identity.unwrap_or_else(|| json!({})))?;
+    let identity_inputs = body.identity.unwrap_or_else(|| json!({}));
+    refuse_nul("identity", &identity_inputs)?;
+    let identity = RunIdentity::new(identity_inputs)?;
     let run_context = body.context.unwrap_or_else(|| json!({}));
+    refuse_nul("context", &run_context)?;
     if !run_context.is_object() {
         return Err(ApiError::bad_field("context", "must be a JSON object"));
     }
@@ -394,7 +422,8 @@ pub(crate) async fn report_progress(
     let failures = body
         .failures
         .iter()
-        .map(failure_report)
+        .enumerate()
+        .map(|(index, failure)| failure_report(failure, &format!("failures[{index}].")))
         .collect::<Result<Vec<_>, _>>()?;
     let command = RunCommand::ReportProgress(ReportProgress {
         delta: ProgressDelta {
@@ -469,11 +498,14 @@ pub(crate) async fn dispatch_failed(
         &body,
     )?;
     let body = body.value;
-    let failure = failure_report(&FailureBody {
-        code: body.code,
-        message: body.message,
-        count: Some(1),
-    })?;
+    let failure = failure_report(
+        &FailureBody {
+            code: body.code,
+            message: body.message,
+            count: Some(1),
+        },
+        "",
+    )?;
     context
         .execute(
             path.run_id,
@@ -485,16 +517,36 @@ pub(crate) async fn dispatch_failed(
         .await
 }
 
-fn failure_report(body: &FailureBody) -> Result<FailureReport, ApiError> {
-    let code = FailureCode::parse(&body.code)?;
+/// Parses one failure of a body; `field_prefix` locates its fields in the body (`failures[2].`
+/// in a progress report, nothing in dispatch-failed), so a problem names the exact field.
+/// PostgreSQL cannot store U+0000 in `jsonb`: refuse it at the edge rather than fail the append.
+fn refuse_nul(field: &'static str, value: &Value) -> Result<(), ApiError> {
+    fn has_nul(value: &Value) -> bool {
+        match value {
+            Value::String(text) => text.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(key, item)| key.contains('\0') || has_nul(item)),
+            _ => false,
+        }
+    }
+    if has_nul(value) {
+        return Err(ApiError::bad_field(field, "must not contain the NUL character (\\u0000)"));
+    }
+    Ok(())
+}
+
+fn failure_report(body: &FailureBody, field_prefix: &str) -> Result<FailureReport, ApiError> {
+    let field = |name: &str| format!("{field_prefix}{name}");
+    let code = FailureCode::parse(&body.code)
+        .map_err(|error| ApiError::bad_field(field("code"), error.reason))?;
     if body.message.chars().count() > MAX_RAW_MESSAGE {
         return Err(ApiError::bad_field(
-            "failures.message",
+            field("message"),
             "must be at most 4096 characters",
         ));
     }
     if body.count == Some(0) {
-        return Err(ApiError::bad_field("failures.count", "must be at least 1"));
+        return Err(ApiError::bad_field(field("count"), "must be at least 1"));
     }
     Ok(FailureReport {
         code,

@@ -163,7 +163,10 @@ const MAX_SELF_RETRIES: usize = 8;
 impl EventWriter {
     /// A writer over `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, notify_pending: Arc::new(AtomicBool::new(false)) }
+        Self {
+            pool,
+            notify_pending: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Wakes the log's listeners after an append committed.
@@ -180,10 +183,12 @@ impl EventWriter {
         let pending = Arc::clone(&self.notify_pending);
         tokio::spawn(async move {
             pending.store(false, Ordering::Release);
-            let sent = sqlx::query("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')")
-                .bind(EVENTS_CHANNEL)
-                .execute(&pool)
-                .await;
+            let sent = sqlx::query(
+                "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')",
+            )
+            .bind(EVENTS_CHANNEL)
+            .execute(&pool)
+            .await;
             if let Err(error) = sent {
                 tracing::warn!(%error, "could not notify listeners of new events; they will poll");
             }

@@ -89,6 +89,9 @@ pub enum ChainBreak {
         /// The version that should be here.
         expected: u64,
     },
+    /// The event comes after a later event of its run in log order (`tx_id, position`), which
+    /// appends never produce: events were reordered. Only a walk in log order can see this.
+    OrderChanged,
 }
 
 /// The first broken event of a run.
@@ -102,31 +105,58 @@ pub struct ChainFailure {
     pub reason: ChainBreak,
 }
 
+/// Where a run's chain stands after the events verified so far: the last version and its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The version of the last event verified (0 before the first).
+    pub version: u64,
+    /// Its hash ([`GENESIS`] before the first).
+    pub hash: [u8; 32],
+}
+
+impl ChainHead {
+    /// Before a run's first event.
+    pub const START: ChainHead = ChainHead {
+        version: 0,
+        hash: GENESIS,
+    };
+
+    /// Checks that `event` is the next link of the chain; returns the head after it.
+    ///
+    /// # Errors
+    /// The [`ChainBreak`] that `event` shows.
+    pub fn next(&self, event: &RecordedEvent) -> Result<ChainHead, ChainBreak> {
+        let expected = self.version + 1;
+        if event.version < expected {
+            return Err(ChainBreak::OrderChanged);
+        }
+        if event.version > expected {
+            return Err(ChainBreak::VersionGap { expected });
+        }
+        if event.prev_hash != self.hash {
+            return Err(ChainBreak::BrokenLink);
+        }
+        if event_hash(&self.hash, &event.hashed_fields()) != event.hash {
+            return Err(ChainBreak::HashMismatch);
+        }
+        Ok(ChainHead {
+            version: event.version,
+            hash: event.hash,
+        })
+    }
+}
+
 /// Walks one run's events in stream order; reports the first event that breaks the chain.
 pub fn verify_chain<'a>(
     events: impl IntoIterator<Item = &'a RecordedEvent>,
 ) -> Result<u64, ChainFailure> {
-    let mut prev_hash = GENESIS;
-    let mut expected_version = 1;
+    let mut head = ChainHead::START;
     for event in events {
-        let failure = |reason| ChainFailure {
+        head = head.next(event).map_err(|reason| ChainFailure {
             version: event.version,
             position: event.position,
             reason,
-        };
-        if event.version != expected_version {
-            return Err(failure(ChainBreak::VersionGap {
-                expected: expected_version,
-            }));
-        }
-        if event.prev_hash != prev_hash {
-            return Err(failure(ChainBreak::BrokenLink));
-        }
-        if event_hash(&prev_hash, &event.hashed_fields()) != event.hash {
-            return Err(failure(ChainBreak::HashMismatch));
-        }
-        prev_hash = event.hash;
-        expected_version += 1;
+        })?;
     }
-    Ok(expected_version - 1)
+    Ok(head.version)
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use runledger_core::{
-    EventId, Run, RunCommand, RunId, RunSnapshot, TenantId, decide, evolve, replay,
+    EventId, Run, RunCommand, RunId, RunSnapshot, TenantId, decide, evolve,
 };
 use uuid::Uuid;
 
@@ -87,17 +87,20 @@ impl CommandHandler {
     #[tracing::instrument(skip_all, fields(tenant = %request.tenant_id, run = %request.run_id, command = %request.command.kind()))]
     pub async fn execute(&self, request: &CommandRequest) -> Result<CommandOutcome, CommandError> {
         let mut attempt = 0;
+        // The run as folded so far: a retry reads and folds only the events that landed since.
+        let mut state = Run::Unqueued;
         loop {
             attempt += 1;
-            let stored = self
+            let newer = self
                 .reader
-                .read_stream(request.tenant_id, request.run_id)
+                .read_stream_after(request.tenant_id, request.run_id, state.version())
                 .await?;
-            if let Some(original) = stored.iter().find(|e| e.event_id == request.event_id) {
-                let run = fold_until(&stored, original.version)?;
+            if let Some(original) = newer.iter().find(|e| e.event_id == request.event_id) {
+                let upto = newer.iter().take_while(|e| e.version <= original.version);
+                let run = fold_onto(state, upto)?;
                 return applied(run, original.position, true);
             }
-            let state = fold(&stored)?;
+            state = fold_onto(state, &newer)?;
             if let ExpectedVersion::Exact(expected) = request.expected
                 && expected != state.version()
             {
@@ -175,16 +178,17 @@ fn applied(run: Run, position: i64, replayed: bool) -> Result<CommandOutcome, Co
     }
 }
 
+/// Folds stored events onto a state with the domain's `evolve`.
+fn fold_onto<'a>(state: Run, stored: impl IntoIterator<Item = &'a RecordedEvent>) -> Result<Run, StoreError> {
+    stored.into_iter().try_fold(state, |run, event| Ok(evolve(run, &event.decode()?)))
+}
+
 /// Folds stored events with the domain's `evolve`.
 ///
 /// # Errors
 /// [`StoreError::Decode`] when an event does not decode.
 pub fn fold(stored: &[RecordedEvent]) -> Result<Run, StoreError> {
-    let events = stored
-        .iter()
-        .map(RecordedEvent::decode)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(replay(&events))
+    fold_onto(Run::Unqueued, stored)
 }
 
 /// Folds stored events up to and including `version`.

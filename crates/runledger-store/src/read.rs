@@ -164,13 +164,28 @@ impl EventReader {
         tenant: TenantId,
         run: RunId,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_after(tenant, run, 0).await
+    }
+
+    /// One run's events after `version`, in stream order, if the run belongs to `tenant`:
+    /// what a reader that has folded the first `version` events still needs.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure; [`StoreError::Decode`] on a corrupt row.
+    pub async fn read_stream_after(
+        &self,
+        tenant: TenantId,
+        run: RunId,
+        version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let rows: Vec<EventRow> = sqlx::query_as(concat!(
             "SELECT ",
             event_columns!(),
-            " FROM events WHERE run_id = $1 AND tenant_id = $2 ORDER BY version"
+            " FROM events WHERE run_id = $1 AND tenant_id = $2 AND version > $3 ORDER BY version"
         ))
         .bind(run.as_uuid())
         .bind(tenant.get())
+        .bind(i64::try_from(version).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
         into_events(rows)
@@ -208,6 +223,27 @@ impl EventReader {
         .fetch_all(&self.pool)
         .await?;
         into_events(rows)
+    }
+
+    /// Whether any committed event (of `tenant`, if given) lies after `cursor`, readable yet or
+    /// not: after a read that was caught up, such events are held back by an open transaction
+    /// (or were released just after that read).
+    pub(crate) async fn has_events_after(
+        &self,
+        after: LogCursor,
+        tenant: Option<TenantId>,
+    ) -> Result<bool, StoreError> {
+        let pending: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events \
+             WHERE (tx_id, position) > ($1::text::xid8, $2) \
+               AND ($3::bigint IS NULL OR tenant_id = $3))",
+        )
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(tenant.map(TenantId::get))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(pending)
     }
 
     /// How many committed events lie after `cursor` but behind the oldest running transaction:

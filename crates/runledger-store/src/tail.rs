@@ -24,8 +24,8 @@ use crate::schema::RecordedEvent;
 /// How many events one read of the log fetches.
 const BATCH: u32 = 500;
 
-/// The first pause before looking again at committed events held back by an open transaction;
-/// it doubles while they stay held back, up to the poll interval.
+/// The first pause before looking again at committed events the last read could not pass (an
+/// open transaction held them back); it doubles while they stay held back, up to `poll`.
 const HELD_BACK_PAUSE: Duration = Duration::from_millis(5);
 
 /// Every event after `from` (of `tenant`, if given), in safe order, forever; woken by
@@ -46,17 +46,19 @@ pub fn tail(
         loop {
             let batch = reader.read_log(cursor, BATCH, tenant).await?;
             let caught_up = batch.len() < BATCH as usize;
+            if !batch.is_empty() {
+                held_back_pause = HELD_BACK_PAUSE;
+            }
             for event in batch {
                 cursor = LogCursor::after(&event);
                 yield event;
             }
             if caught_up {
-                let wait = if reader.blocked_events(cursor).await? > 0 {
+                let wait = if reader.has_events_after(cursor, tenant).await? {
                     let wait = held_back_pause.min(poll);
                     held_back_pause = held_back_pause.saturating_mul(2);
                     wait
                 } else {
-                    held_back_pause = HELD_BACK_PAUSE;
                     poll
                 };
                 // Either a notification or the wait: both lead to one more read.

@@ -27,27 +27,10 @@ async fn run_of_five(store: &TestStore) -> RunId {
     run
 }
 
-impl TestStore {
-    /// Runs `statement` (with `$1` the run) as a superuser with the append-only triggers off.
-    async fn tamper(&self, run: RunId, statement: &str) {
-        let mut tx = self.pool.begin().await.unwrap();
-        sqlx::query("SET LOCAL session_replication_role = replica")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        let changed = sqlx::query(statement)
-            .bind(run.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        assert!(changed.rows_affected() > 0, "{statement}");
-        tx.commit().await.unwrap();
-    }
-
-    async fn verify(&self, run: RunId) -> Result<u64, ChainFailure> {
-        let stream = self.reader.read_stream(tenant(1), run).await.unwrap();
-        verify_chain(&stream)
-    }
+/// Reads `run` (of tenant 1) and walks its chain.
+async fn verify(store: &TestStore, run: RunId) -> Result<u64, ChainFailure> {
+    let stream = store.reader.read_stream(tenant(1), run).await.unwrap();
+    verify_chain(&stream)
 }
 
 #[track_caller]
@@ -65,7 +48,7 @@ fn assert_broken_at(result: Result<u64, ChainFailure>, version: u64, reason: Cha
 async fn stored_runs_verify() {
     let store = TestStore::new().await;
     let run = run_of_five(&store).await;
-    assert_eq!(store.verify(run).await, Ok(5));
+    assert_eq!(verify(&store, run).await, Ok(5));
     let stream = store.reader.read_stream(tenant(1), run).await.unwrap();
     assert_eq!(stream[0].prev_hash, GENESIS);
     for pair in stream.windows(2) {
@@ -143,7 +126,7 @@ async fn a_rewritten_event_with_a_recomputed_hash_breaks_the_next_link() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_broken_at(store.verify(run).await, 4, ChainBreak::BrokenLink);
+    assert_broken_at(verify(&store, run).await, 4, ChainBreak::BrokenLink);
 }
 
 #[tokio::test]
@@ -154,7 +137,7 @@ async fn deleting_a_middle_event_is_a_version_gap() {
         .tamper(run, "DELETE FROM events WHERE run_id = $1 AND version = 3")
         .await;
     assert_broken_at(
-        store.verify(run).await,
+        verify(&store, run).await,
         4,
         ChainBreak::VersionGap { expected: 3 },
     );
@@ -178,7 +161,7 @@ async fn swapping_two_events_is_detected() {
              WHERE run_id = $1 AND version IN (1002, 1003)",
         )
         .await;
-    assert_broken_at(store.verify(run).await, 2, ChainBreak::BrokenLink);
+    assert_broken_at(verify(&store, run).await, 2, ChainBreak::BrokenLink);
 }
 
 #[tokio::test]
@@ -191,8 +174,8 @@ async fn tampering_with_one_run_leaves_the_others_verified() {
             "UPDATE events SET payload = payload || '{\"x\": 1}' WHERE run_id = $1 AND version = 2",
         )
         .await;
-    assert_broken_at(store.verify(tampered).await, 2, ChainBreak::HashMismatch);
-    assert_eq!(store.verify(intact).await, Ok(5));
+    assert_broken_at(verify(&store, tampered).await, 2, ChainBreak::HashMismatch);
+    assert_eq!(verify(&store, intact).await, Ok(5));
 }
 
 /// The hash of fixed events, against constants derived independently of this code:

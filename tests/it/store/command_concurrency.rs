@@ -20,7 +20,7 @@ fn delta(w: u64, i: u64) -> ProgressDelta {
     ProgressDelta {
         success: 1 + (w + i) % 3,
         failed: (w * i) % 2,
-        skipped: u64::from(i % 5 == 0),
+        skipped: u64::from(i.is_multiple_of(5)),
     }
 }
 
