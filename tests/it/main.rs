@@ -9,5 +9,7 @@ mod helpers;
 mod harness;
 // The event store: appends, optimistic concurrency, idempotency, dedupe, ordering, hash chains.
 mod store;
+// The read models: exactly-once projectors, leadership, poison events, versioned rebuilds.
+mod projections;
 // The HTTP API through the real router, and over real HTTP where a live connection matters.
 mod api;

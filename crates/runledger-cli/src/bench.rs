@@ -27,6 +27,9 @@ use crate::database::Database;
 pub(crate) enum BenchCommand {
     /// Store appends vs raw inserts: single events at 1, 4 and 16 writers, 100-event batches at 16.
     Append(AppendArgs),
+    /// The OperationRun read model: catch-up throughput over a large log, and append-to-visible
+    /// latency under a steady write load.
+    Projections(crate::bench_projections::ProjectionsBenchArgs),
 }
 
 /// `runledger bench append`.
@@ -89,7 +92,12 @@ const RAW_INSERT: &str = "INSERT INTO raw_events (event_id, tenant_id, run_id, v
          AS e(event_id, version, payload, metadata, prev_hash, hash)";
 
 pub(crate) async fn run(database: &Database, command: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Append(args) = command;
+    let args = match command {
+        BenchCommand::Append(args) => args,
+        BenchCommand::Projections(args) => {
+            return crate::bench_projections::run(database, args).await;
+        }
+    };
     let pool = bench_database(database).await?;
     let duration = Duration::from_secs(args.seconds);
     let mut results = serde_json::Map::new();
@@ -214,7 +222,8 @@ impl Writer {
     }
 }
 
-fn progressed() -> NewEvent {
+/// A one-item progress event with a fresh time-ordered id.
+pub(crate) fn progressed() -> NewEvent {
     NewEvent {
         event_id: EventId::from_uuid(Uuid::now_v7()),
         event: RunEvent::Progressed(RunProgressed {
@@ -274,37 +283,46 @@ async fn raw_writer(pool: PgPool, scenario: Scenario, _index: usize) -> anyhow::
 
 /// A fresh, migrated bench database with the raw table.
 async fn bench_database(database: &Database) -> anyhow::Result<PgPool> {
-    // The ledger database is where the bench's own database is created and dropped from.
-    database.migrated_pool().await?.close().await;
-    drop_bench_database(database).await?;
-    let mut admin = database
-        .options()
-        .clone()
-        .connect()
-        .await
-        .context("connecting to the server")?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {BENCH_DATABASE}"))
-        .execute(&mut admin)
-        .await?;
-    let pool = database
-        .pool(database.options().clone().database(BENCH_DATABASE), 40)
-        .await?;
-    MIGRATOR.run(&pool).await?;
+    let pool = fresh_database(database, BENCH_DATABASE).await?;
     sqlx::raw_sql(CREATE_RAW_TABLE).execute(&pool).await?;
     Ok(pool)
 }
 
 async fn drop_bench_database(database: &Database) -> anyhow::Result<()> {
+    drop_database(database, BENCH_DATABASE).await
+}
+
+/// A fresh, migrated database called `name` on the ledger's server, for a bench of its own.
+pub(crate) async fn fresh_database(database: &Database, name: &str) -> anyhow::Result<PgPool> {
+    // The ledger database is where the bench's own database is created and dropped from.
+    database.migrated_pool().await?.close().await;
+    drop_database(database, name).await?;
     let mut admin = database
         .options()
         .clone()
         .connect()
         .await
         .context("connecting to the server")?;
-    sqlx::raw_sql(&format!(
-        "DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)"
-    ))
-    .execute(&mut admin)
-    .await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    let pool = database
+        .pool(database.options().clone().database(name), 40)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Drops the bench database `name`, if it exists.
+pub(crate) async fn drop_database(database: &Database, name: &str) -> anyhow::Result<()> {
+    let mut admin = database
+        .options()
+        .clone()
+        .connect()
+        .await
+        .context("connecting to the server")?;
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! - `database`: `DATABASE_URL`, or the embedded PostgreSQL in `--data-dir`.
 //! - `run_commands`: `queue`, `start`, `progress`, `complete`, `dispatch-failed`, `show`.
 //! - `bench`: `runledger bench append`.
+//! - `bench_projections`: `runledger bench projections`.
 //! - `projections`: `runledger projections`, `rebuild`, `project`: operating the read models.
 //! - `serve`: the HTTP API and the projectors, until SIGINT/SIGTERM.
 //! - `token`: API tokens.
@@ -15,6 +16,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod bench_projections;
 mod database;
 mod projections;
 mod run_commands;
@@ -63,7 +65,7 @@ enum Command {
     Rebuild(projections::RebuildArgs),
     /// Runs the projectors until Ctrl-C (or until caught up).
     Project(projections::ProjectArgs),
-    /// Measures the store against raw inserts.
+    /// Benchmarks: store appends against raw inserts; the read models' catch-up and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }

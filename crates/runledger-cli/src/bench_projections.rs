@@ -1,0 +1,328 @@
+//! `runledger bench projections`: the OperationRun read model's catch-up throughput over a large
+//! log (events/s and peak RSS), and the latency from a committed append to the change being
+//! visible in `public.operation_runs` under a steady write load.
+//!
+//! The bench works in a database of its own, dropped at the end. The log is generated with
+//! whole-run appends (one `Queued`, one `Started`, `Progressed` events, one `Completed`) by
+//! concurrent writers through the store's `EventWriter`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Args;
+use futures_util::future::try_join_all;
+use runledger_core::{
+    CompletionReason, EventId, Initiator, Outcome, RunCompleted, RunEvent, RunId, RunIdentity,
+    RunQueued, RunStarted, RunType, TenantId, UserId,
+};
+use runledger_projections::{OperationRuns, Projector, ProjectorOptions, StepOutcome};
+use runledger_store::{EventMetadata, EventWriter, NewEvent};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use crate::bench::{drop_database, fresh_database, progressed};
+use crate::database::Database;
+
+/// `runledger bench projections`.
+#[derive(Debug, Args)]
+pub(crate) struct ProjectionsBenchArgs {
+    /// Events in the log the read model catches up over.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Events per run (Queued, Started, Progressed…, Completed); at least 3.
+    #[arg(long, default_value_t = 20)]
+    events_per_run: u64,
+    /// Events per projector transaction.
+    #[arg(long, default_value_t = 500)]
+    batch_size: u32,
+    /// Seconds of steady write load for the latency measurement.
+    #[arg(long, default_value_t = 20)]
+    latency_seconds: u64,
+    /// Events per second of the steady write load.
+    #[arg(long, default_value_t = 500)]
+    rate: u64,
+    /// Print one JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+const BENCH_DATABASE: &str = "runledger_bench_projections";
+/// Concurrent writers generating the log.
+const GENERATORS: u64 = 8;
+/// Concurrent writers of the steady load.
+const LOAD_WRITERS: u64 = 4;
+
+pub(crate) async fn run(database: &Database, args: ProjectionsBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.events_per_run >= 3,
+        "--events-per-run must be at least 3"
+    );
+    let pool = fresh_database(database, BENCH_DATABASE).await?;
+
+    let started = Instant::now();
+    let runs = args.events.div_ceil(args.events_per_run);
+    try_join_all((0..GENERATORS).map(|g| {
+        let writer = EventWriter::new(pool.clone());
+        let share = runs / GENERATORS + u64::from(g < runs % GENERATORS);
+        let per_run = args.events_per_run;
+        tokio::spawn(async move { generate(writer, g, share, per_run).await })
+    }))
+    .await?
+    .into_iter()
+    .collect::<anyhow::Result<()>>()?;
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
+    let generated_in = started.elapsed();
+    if !args.json {
+        println!(
+            "generated {events} events of {runs} runs in {:.1}s",
+            generated_in.as_secs_f64()
+        );
+    }
+
+    let (catch_up_seconds, peak_rss_kib) = catch_up(&pool, args.batch_size).await?;
+    let events_per_second = events as f64 / catch_up_seconds;
+    if !args.json {
+        println!(
+            "catch-up: {events} events in {catch_up_seconds:.1}s = {events_per_second:.0} events/s, \
+             peak RSS {:.0} MiB (batch {})",
+            peak_rss_kib as f64 / 1024.0,
+            args.batch_size
+        );
+    }
+
+    let latencies = visibility(&pool, &args).await?;
+    let percentile = |p: f64| {
+        let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies
+            .get(index)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    let (p50, p99, max) = (percentile(0.5), percentile(0.99), percentile(1.0));
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "events": events,
+                "catch_up_seconds": catch_up_seconds,
+                "catch_up_events_per_second": events_per_second.round(),
+                "peak_rss_mib": (peak_rss_kib as f64 / 1024.0).round(),
+                "visibility_samples": latencies.len(),
+                "visibility_p50_ms": p50,
+                "visibility_p99_ms": p99,
+                "visibility_max_ms": max,
+                "write_rate_events_per_second": args.rate,
+            })
+        );
+    } else {
+        println!(
+            "append -> visible at {} events/s: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} samples)",
+            args.rate,
+            latencies.len()
+        );
+    }
+    pool.close().await;
+    drop_database(database, BENCH_DATABASE).await
+}
+
+/// Appends `runs` whole runs of `per_run` events each, one append per run.
+pub(crate) async fn generate(
+    writer: EventWriter,
+    generator: u64,
+    runs: u64,
+    per_run: u64,
+) -> anyhow::Result<()> {
+    let run_type = RunType::parse("inventory.sync")?;
+    for i in 0..runs {
+        let tenant = TenantId::new(1 + ((generator * runs + i) % 50) as i64)?;
+        let run = RunId::from_uuid(Uuid::now_v7());
+        let initiator = if i % 2 == 0 {
+            Initiator::user(UserId::new(1 + (i % 100) as i64)?, "Bench User")?
+        } else {
+            Initiator::system()
+        };
+        let mut events = vec![queued(tenant, run, &run_type, initiator)?, started()];
+        events.extend((0..per_run - 3).map(|_| progressed()));
+        events.push(new_event(RunEvent::Completed(RunCompleted {
+            outcome: Outcome::Succeeded,
+            reason: CompletionReason::Finished,
+            failures: Vec::new(),
+            completed_at: Utc::now(),
+        })));
+        writer.append(tenant, run, 0, &events).await?;
+    }
+    Ok(())
+}
+
+fn new_event(event: RunEvent) -> NewEvent {
+    NewEvent {
+        event_id: EventId::from_uuid(Uuid::now_v7()),
+        event,
+        metadata: EventMetadata::actor("bench"),
+    }
+}
+
+fn queued(
+    tenant: TenantId,
+    run: RunId,
+    run_type: &RunType,
+    initiator: Initiator,
+) -> anyhow::Result<NewEvent> {
+    let identity = RunIdentity::new(json!({ "run": run.to_string() }))?;
+    Ok(new_event(RunEvent::Queued(RunQueued {
+        run_id: run,
+        tenant_id: tenant,
+        run_type: run_type.clone(),
+        run_identity_hash: identity.hash(tenant, run_type),
+        identity: identity.value().clone(),
+        initiator,
+        context: json!({ "source": "bench" }),
+        queued_at: Utc::now(),
+    })))
+}
+
+fn started() -> NewEvent {
+    new_event(RunEvent::Started(RunStarted {
+        started_at: Utc::now(),
+    }))
+}
+
+/// Builds the read model from the start of the log; returns seconds and the peak RSS (KiB) of
+/// this process during the build.
+pub(crate) async fn catch_up(pool: &PgPool, batch_size: u32) -> anyhow::Result<(f64, u64)> {
+    // Reset the high-water mark, so the peak is the catch-up's, not the generators'.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let mut projector = Projector::new(
+        pool.clone(),
+        OperationRuns::new(),
+        ProjectorOptions {
+            batch_size,
+            ..ProjectorOptions::default()
+        },
+    );
+    let started = Instant::now();
+    loop {
+        match projector.catch_up().await? {
+            StepOutcome::CaughtUp if !projector.has_unread_events().await? => break,
+            StepOutcome::CaughtUp => tokio::time::sleep(Duration::from_millis(5)).await,
+            other => anyhow::bail!("the catch-up stopped: {other:?}"),
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    projector.release().await;
+    Ok((seconds, peak_rss_kib()?))
+}
+
+/// `VmHWM` of this process, in KiB.
+fn peak_rss_kib() -> anyhow::Result<u64> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/self/status")
+}
+
+/// One append to observe: the run, the version it reached, and when the append returned.
+struct Probe {
+    run: Uuid,
+    version: i64,
+    committed: Instant,
+}
+
+/// Runs the projector live while writers append at a steady rate; a prober takes one append at
+/// a time and polls the public view until it shows it. Returns the sorted latencies.
+async fn visibility(pool: &PgPool, args: &ProjectionsBenchArgs) -> anyhow::Result<Vec<Duration>> {
+    let (stop, stopped) = watch::channel(false);
+    let mut projector = Projector::new(
+        pool.clone(),
+        OperationRuns::new(),
+        ProjectorOptions::default(),
+    );
+    let live = tokio::spawn({
+        let mut stopped = stopped.clone();
+        async move {
+            projector
+                .run(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        }
+    });
+    let (probes, mut probed) = mpsc::channel::<Probe>(1);
+    let deadline = Instant::now() + Duration::from_secs(args.latency_seconds);
+    let interval = Duration::from_secs_f64(LOAD_WRITERS as f64 / args.rate.max(1) as f64);
+    let writers = (0..LOAD_WRITERS).map(|w| {
+        let writer = EventWriter::new(pool.clone());
+        let probes = probes.clone();
+        tokio::spawn(async move { steady_writer(writer, w, interval, deadline, probes).await })
+    });
+    let writers = tokio::spawn(try_join_all(writers));
+    drop(probes);
+
+    let pool = pool.clone();
+    let mut latencies = Vec::new();
+    while let Some(probe) = probed.recv().await {
+        loop {
+            let version: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM public.operation_runs WHERE id = $1")
+                    .bind(probe.run)
+                    .fetch_optional(&pool)
+                    .await?;
+            if version.is_some_and(|v| v >= probe.version) {
+                latencies.push(probe.committed.elapsed());
+                break;
+            }
+            if probe.committed.elapsed() > Duration::from_secs(30) {
+                anyhow::bail!("an append was not visible after 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    for writer in writers.await?? {
+        writer?;
+    }
+    let _ = stop.send(true);
+    live.await??;
+    latencies.sort_unstable();
+    Ok(latencies)
+}
+
+/// Queues and starts a run, then appends one progress event per `interval` until `deadline`,
+/// offering each append to the prober (taken only when it is free).
+async fn steady_writer(
+    writer: EventWriter,
+    w: u64,
+    interval: Duration,
+    deadline: Instant,
+    probes: mpsc::Sender<Probe>,
+) -> anyhow::Result<()> {
+    let tenant = TenantId::new(1 + w as i64)?;
+    let run = RunId::from_uuid(Uuid::now_v7());
+    let queued = queued(
+        tenant,
+        run,
+        &RunType::parse("inventory.sync")?,
+        Initiator::system(),
+    )?;
+    writer.append(tenant, run, 0, &[queued, started()]).await?;
+    let mut version = 2;
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while Instant::now() < deadline {
+        ticks.tick().await;
+        writer.append(tenant, run, version, &[progressed()]).await?;
+        version += 1;
+        let _ = probes.try_send(Probe {
+            run: run.as_uuid(),
+            version: i64::try_from(version)?,
+            committed: Instant::now(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! `runledger projections` (status, skip, cancel), `runledger rebuild` and `runledger project`:
+//! operating the read models.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use runledger_projections::{
+    DEFAULT_BASE_URL, NOTIFICATIONS, OPERATION_RUNS, Projection, ProjectionStatus,
+    ProjectionsConfig, Projector, ProjectorOptions, StepOutcome, VersionStatus,
+};
+use sqlx::PgPool;
+
+use crate::database::Database;
+
+/// The projections' configuration, shared by every command that runs projectors.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ProjectionConfigArgs {
+    /// Base URL of "View run" links in notifications.
+    #[arg(long, env = "RUNLEDGER_BASE_URL", default_value = DEFAULT_BASE_URL)]
+    base_url: String,
+    /// Seconds a projector waits without a notification before it looks again.
+    #[arg(long, env = "RUNLEDGER_PROJECTOR_POLL_SECONDS", default_value_t = 1.0)]
+    poll_seconds: f64,
+}
+
+impl ProjectionConfigArgs {
+    /// The projections' configuration.
+    pub(crate) fn config(&self) -> ProjectionsConfig {
+        ProjectionsConfig {
+            base_url: self.base_url.clone(),
+            options: ProjectorOptions {
+                poll: Duration::from_secs_f64(self.poll_seconds.max(0.01)),
+                ..ProjectorOptions::default()
+            },
+        }
+    }
+}
+
+/// `runledger projections`.
+#[derive(Debug, Args)]
+pub(crate) struct ProjectionsArgs {
+    #[command(subcommand)]
+    command: Option<ProjectionsCommand>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Skips the poison event at POSITION: the projection moves past it without applying it.
+    Skip {
+        /// The projection, e.g. operation_runs.
+        name: String,
+        /// The poison event's log position.
+        position: i64,
+    },
+    /// Cancels the rebuild under way; the active version keeps serving.
+    Cancel {
+        /// The projection.
+        name: String,
+    },
+}
+
+/// `runledger rebuild`.
+#[derive(Debug, Args)]
+pub(crate) struct RebuildArgs {
+    /// The projection to rebuild (operation_runs, notifications), or dedupe_index for the inline
+    /// dedupe index.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    name: Option<String>,
+    /// Rebuild every projection.
+    #[arg(long)]
+    all: bool,
+    /// Start the rebuild and return; a running projector builds it.
+    #[arg(long)]
+    detach: bool,
+    #[command(flatten)]
+    config: ProjectionConfigArgs,
+}
+
+/// `runledger project`.
+#[derive(Debug, Args)]
+pub(crate) struct ProjectArgs {
+    /// Stop once every projection has caught up, instead of running until Ctrl-C.
+    #[arg(long)]
+    until_caught_up: bool,
+    #[command(flatten)]
+    config: ProjectionConfigArgs,
+}
+
+/// The name `rebuild` takes for the inline dedupe index.
+const DEDUPE_INDEX: &str = "dedupe_index";
+
+pub(crate) async fn projections(database: &Database, args: ProjectionsArgs) -> anyhow::Result<()> {
+    let pool = database.migrated_pool().await?;
+    match args.command {
+        None => {
+            let statuses = runledger_projections::statuses(&pool).await?;
+            if args.json {
+                let rows: Vec<serde_json::Value> = statuses.iter().map(status_json).collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                print_table(&statuses);
+            }
+        }
+        Some(ProjectionsCommand::Skip { name, position }) => {
+            let released = runledger_projections::skip(&pool, &name, position).await?;
+            println!(
+                "{name}: skipped the poison event at position {position} ({released} version(s) released)"
+            );
+        }
+        Some(ProjectionsCommand::Cancel { name }) => {
+            match runledger_projections::cancel_rebuild(&pool, &name).await? {
+                Some(version) => {
+                    println!("{name}: cancelled the rebuild into {}", version.schema_name)
+                }
+                None => println!("{name}: no rebuild under way"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_table(statuses: &[ProjectionStatus]) {
+    println!(
+        "{:<16} {:<11} {:<22} {:<16} {:>10} {:>10} {:>8}  ERROR",
+        "PROJECTION", "STATE", "VERSION", "CHECKPOINT", "APPLIED", "LAG", "LAG(s)"
+    );
+    for status in statuses {
+        let active = &status.active;
+        println!(
+            "{:<16} {:<11} {:<22} {:<16} {:>10} {:>10} {:>8.1}  {}",
+            status.name,
+            status.state.as_str(),
+            format!(
+                "{} g{}",
+                &active.version.fingerprint[..12],
+                active.version.generation
+            ),
+            active.version.checkpoint.to_string(),
+            active.version.events_applied,
+            active.lag_events,
+            active.lag_seconds,
+            status.last_error.as_deref().unwrap_or("")
+        );
+        if let Some(rebuild) = &status.rebuild {
+            let version = &rebuild.progress.version;
+            println!(
+                "  rebuilding {} g{}: {:.1}% ({} applied, {} to go), {:.0} events/s, ETA {}",
+                &version.fingerprint[..12],
+                version.generation,
+                rebuild.percent,
+                version.events_applied,
+                rebuild.progress.lag_events,
+                rebuild.events_per_second,
+                rebuild
+                    .eta_seconds
+                    .map_or_else(|| "unknown".to_owned(), |eta| format!("{eta:.0}s"))
+            );
+        }
+    }
+    if statuses.is_empty() {
+        println!("(no projection installed yet: run `runledger project`)");
+    }
+}
+
+fn status_json(status: &ProjectionStatus) -> serde_json::Value {
+    let version = |v: &runledger_projections::VersionProgress| {
+        serde_json::json!({
+            "fingerprint": v.version.fingerprint,
+            "generation": v.version.generation,
+            "schema": v.version.schema_name,
+            "checkpoint": v.version.checkpoint.to_string(),
+            "events_applied": v.version.events_applied,
+            "events_skipped": v.version.events_skipped,
+            "halted_position": v.version.halted_position,
+            "lag_events": v.lag_events,
+            "lag_seconds": v.lag_seconds,
+        })
+    };
+    serde_json::json!({
+        "name": status.name,
+        "state": status.state.as_str(),
+        "active": version(&status.active),
+        "rebuild": status.rebuild.as_ref().map(|r| serde_json::json!({
+            "version": version(&r.progress),
+            "percent": r.percent,
+            "events_per_second": r.events_per_second,
+            "eta_seconds": r.eta_seconds,
+        })),
+        "last_error": status.last_error,
+    })
+}
+
+pub(crate) async fn rebuild(database: &Database, args: RebuildArgs) -> anyhow::Result<()> {
+    let pool = database.migrated_pool().await?;
+    let config = args.config.config();
+    let names: Vec<String> = match &args.name {
+        Some(name) => vec![name.clone()],
+        None => vec![OPERATION_RUNS.to_owned(), NOTIFICATIONS.to_owned()],
+    };
+    for name in names {
+        match name.as_str() {
+            DEDUPE_INDEX => {
+                let rebuilt = runledger_projections::rebuild_dedupe_index(&pool).await?;
+                println!(
+                    "{DEDUPE_INDEX}: {} active runs ({} added, {} removed)",
+                    rebuilt.active, rebuilt.added, rebuilt.removed
+                );
+            }
+            OPERATION_RUNS => {
+                rebuild_one(&pool, config.operation_runs(), &config, args.detach).await?;
+            }
+            NOTIFICATIONS => {
+                rebuild_one(&pool, config.notifications(&pool), &config, args.detach).await?;
+            }
+            other => anyhow::bail!(
+                "unknown projection {other}: one of {OPERATION_RUNS}, {NOTIFICATIONS}, {DEDUPE_INDEX}"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Starts a rebuild and, unless detached, drives it to the switch (or watches the projector
+/// that leads it), with a progress bar on stderr. Ctrl-C leaves the rebuild to resume later.
+async fn rebuild_one<P: Projection>(
+    pool: &PgPool,
+    projection: P,
+    config: &ProjectionsConfig,
+    detach: bool,
+) -> anyhow::Result<()> {
+    let definition = projection.definition();
+    let name = definition.name;
+    let started = runledger_projections::rebuild(pool, &definition).await?;
+    let target = started.version;
+    println!(
+        "{name}: {} rebuild into {}",
+        if started.created {
+            "started a"
+        } else {
+            "resuming the"
+        },
+        target.schema_name
+    );
+    if detach {
+        return Ok(());
+    }
+    let bar = ProgressBar::new(1).with_style(
+        ProgressStyle::with_template(
+            "{prefix:>16} [{bar:40}] {percent:>3}% {pos}/{len} events, {msg}",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(name);
+    let mut projector = Projector::new(pool.clone(), projection, config.options.clone());
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let was_building = target.status == VersionStatus::Building;
+    loop {
+        let outcome = tokio::select! {
+            _ = &mut interrupted => {
+                bar.abandon_with_message("interrupted: the rebuild resumes when a projector runs");
+                projector.release().await;
+                return Ok(());
+            }
+            outcome = projector.step() => outcome?,
+        };
+        let Some(version) = runledger_projections::version(pool, target.id).await? else {
+            anyhow::bail!("{name}: the rebuilt version disappeared");
+        };
+        let status = runledger_projections::status(pool, name).await?;
+        let lag = status.as_ref().map_or(0, |s| {
+            s.rebuild
+                .as_ref()
+                .filter(|r| r.progress.version.id == target.id)
+                .map_or(s.active.lag_events, |r| r.progress.lag_events)
+        });
+        let applied = version.events_applied.unsigned_abs();
+        bar.set_length(applied + lag.unsigned_abs());
+        bar.set_position(applied);
+        if let Some(rebuild) = status.as_ref().and_then(|s| s.rebuild.as_ref()) {
+            bar.set_message(format!("{:.0} events/s", rebuild.events_per_second));
+        }
+        match version.status {
+            VersionStatus::Active if was_building || lag == 0 => {
+                bar.finish_with_message("switched: reads now use the rebuilt version");
+                return Ok(());
+            }
+            VersionStatus::Retired | VersionStatus::Cancelled => {
+                bar.abandon_with_message("cancelled");
+                anyhow::bail!("{name}: the rebuild was cancelled");
+            }
+            _ => {}
+        }
+        if let Some(position) = version.halted_position {
+            bar.abandon_with_message(format!("halted at the poison event at {position}"));
+            anyhow::bail!(
+                "{name}: halted at position {position}: {} (see `runledger projections skip`)",
+                version.last_error.unwrap_or_default()
+            );
+        }
+        if !outcome.made_progress() {
+            // Another process leads this projection, or the log is momentarily held back.
+            let pause = if outcome == StepOutcome::NotLeader {
+                500
+            } else {
+                20
+            };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+    }
+}
+
+pub(crate) async fn project(database: &Database, args: ProjectArgs) -> anyhow::Result<()> {
+    let pool = database.migrated_pool().await?;
+    let config = args.config.config();
+    if args.until_caught_up {
+        catch_up(&pool, config.operation_runs(), &config).await?;
+        catch_up(&pool, config.notifications(&pool), &config).await?;
+        return Ok(());
+    }
+    eprintln!("running the projectors; Ctrl-C stops them");
+    runledger_projections::run_projectors(pool, config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+/// Steps one projector until it has read every committed event (or another process leads it).
+async fn catch_up<P: Projection>(
+    pool: &PgPool,
+    projection: P,
+    config: &ProjectionsConfig,
+) -> anyhow::Result<()> {
+    let mut projector = Projector::new(pool.clone(), projection, config.options.clone());
+    let name = projector.definition().name;
+    loop {
+        let outcome = projector.catch_up().await?;
+        match outcome {
+            StepOutcome::CaughtUp if projector.has_unread_events().await? => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            outcome => {
+                println!(
+                    "{name}: {outcome:?} ({} events applied)",
+                    projector.stats().events_applied
+                );
+                projector.release().await;
+                return Ok(());
+            }
+        }
+    }
+}

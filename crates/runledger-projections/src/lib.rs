@@ -1,0 +1,56 @@
+//! The read models of runledger, and the runtime that keeps them: events in, rows out, exactly
+//! once.
+//!
+//! A projection folds the log into tables of its own. Its projector reads the log in safe order
+//! from a checkpoint, and applies a batch and advances the checkpoint in one transaction. One
+//! projector leads each projection across processes (an advisory lock); the others stand by. An
+//! event a projection cannot apply is recorded as poison and halts it, visibly, until an operator
+//! skips it.
+//!
+//! A projection's tables live in a Postgres schema per version, a version being a fingerprint of
+//! its DDL, code version and configuration. Reads go through views in `public` that show the
+//! active version. A changed definition, or an operator's rebuild, builds a new version from the
+//! start of the log beside the active one, which keeps serving; once caught up, the views are
+//! switched to it in one transaction (docs/adr/0006).
+//!
+//! This crate never appends events: it reads them with the store's [`EventReader`].
+//!
+//! [`EventReader`]: runledger_store::EventReader
+//!
+//! # Layout
+//! - [`projection`]: the [`Projection`] trait, [`Definition`] and fingerprints, fail points.
+//! - [`projector`]: [`Projector`]: step, catch up, run; leadership; poison events.
+//! - [`registry`]: versions and their schemas; switch, rebuild, cancel, skip.
+//! - [`status`]: [`status`](status::status) and lag; [`has_passed`] for read-your-writes.
+//! - [`operation_runs`]: the OperationRun read model.
+//! - [`notifications`]: the notification feed.
+//! - [`dedupe`]: rebuilding the inline dedupe index from the log.
+//! - [`runtime`]: the known projections, and running them all.
+//! - [`error`]: [`ProjectionError`] and [`ApplyError`].
+
+pub mod dedupe;
+pub mod error;
+pub mod notifications;
+pub mod operation_runs;
+pub mod projection;
+pub mod projector;
+pub mod registry;
+pub mod runtime;
+pub mod status;
+
+pub use dedupe::{DedupeRebuild, rebuild_dedupe_index};
+pub use error::{ApplyError, ProjectionError};
+pub use notifications::{NOTIFICATIONS, NoticeKind, Notifications, notice_id};
+pub use operation_runs::{OPERATION_RUNS, OperationRunRow, OperationRuns};
+pub use projection::{
+    ApplyTx, Definition, FailPoint, Injected, ProjectedEvent, Projection, PublicView,
+};
+pub use projector::{Projector, ProjectorOptions, ProjectorStats, StepOutcome};
+pub use registry::{
+    ProjectionVersion, RebuildStarted, VersionStatus, cancel_rebuild, rebuild, skip, version,
+};
+pub use runtime::{DEFAULT_BASE_URL, ProjectionsConfig, run_projectors};
+pub use status::{
+    ProjectionState, ProjectionStatus, RebuildProgress, VersionProgress, has_passed, status,
+    statuses, wait_until_passed,
+};

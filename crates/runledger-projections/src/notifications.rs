@@ -1,0 +1,249 @@
+//! The notification feed (`projections/notifications/`): a notice to the initiating user when a
+//! run is queued and when it completes. System runs notify no one.
+//!
+//! A notice's id is a UUIDv5 of the run id and the notice kind, and notices are inserted with
+//! `ON CONFLICT DO NOTHING`: applying an event again, or rebuilding the whole feed, recreates the
+//! same notices and never a second one, and read state (kept by id in
+//! `public.notification_reads`, outside the feed) still applies after a rebuild.
+
+use chrono::{DateTime, Utc};
+use runledger_core::{Outcome, RunEvent, RunSnapshot, RunType};
+use runledger_store::EventReader;
+use runledger_store::command::fold_until;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::{ApplyError, ProjectionError};
+use crate::projection::{ApplyTx, ProjectedEvent, Projection, PublicView};
+
+/// The projection's stored name.
+pub const NOTIFICATIONS: &str = "notifications";
+
+const VIEWS: &[PublicView] = &[PublicView {
+    name: "notifications",
+    select: "SELECT n.id, n.tenant_id, n.user_id, n.run_id, n.kind, n.title, n.body, n.outcome, \
+                    n.view_url, n.created_at, n.position, r.read_at \
+             FROM {schema}.notifications n \
+             LEFT JOIN public.notification_reads r ON r.notification_id = n.id",
+}];
+
+/// Why a notice was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// The run was queued.
+    Queued,
+    /// The run completed, with any outcome.
+    Completed,
+}
+
+impl NoticeKind {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Queued => "queued",
+            NoticeKind::Completed => "completed",
+        }
+    }
+}
+
+/// The id of a run's notice of `kind`: the same run and kind always give the same id.
+pub fn notice_id(run: Uuid, kind: NoticeKind) -> Uuid {
+    Uuid::new_v5(&run, kind.as_str().as_bytes())
+}
+
+/// The notification feed.
+#[derive(Debug, Clone)]
+pub struct Notifications {
+    reader: EventReader,
+    base_url: String,
+}
+
+impl Notifications {
+    /// The version of the apply code; bump it when the notices it writes change.
+    pub const CODE_VERSION: &'static str = "1";
+
+    /// The feed; "View run" links are `{base_url}/tenants/{tenant}/runs/{run}`. A completed
+    /// notice folds the run's stream from the log (read through `pool`), so it reads the same
+    /// state `evolve` gives everywhere else.
+    pub fn new(pool: PgPool, base_url: &str) -> Self {
+        Self {
+            reader: EventReader::new(pool),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn view_url(&self, tenant: i64, run: Uuid) -> String {
+        format!("{}/tenants/{tenant}/runs/{run}", self.base_url)
+    }
+
+    /// The notice a completed run sends, if a user started it.
+    async fn completed_notice(
+        &self,
+        projected: &ProjectedEvent,
+    ) -> Result<Option<Notice>, ApplyError> {
+        let recorded = &projected.recorded;
+        let stream = self
+            .reader
+            .read_stream(recorded.tenant_id, recorded.run_id)
+            .await
+            .map_err(ProjectionError::from)?;
+        let run = fold_until(&stream, recorded.version)
+            .map_err(|e| ApplyError::Poison(format!("the run's stream does not fold: {e}")))?;
+        let Some(run) = run.snapshot() else {
+            return Ok(None);
+        };
+        Ok(run.initiator.user_id.map(|user| Notice {
+            id: notice_id(run.id.as_uuid(), NoticeKind::Completed),
+            tenant_id: run.tenant_id.get(),
+            user_id: user.get(),
+            run_id: run.id.as_uuid(),
+            kind: NoticeKind::Completed,
+            title: completed_title(&run.run_type, run.outcome),
+            body: completed_body(run),
+            outcome: run.outcome,
+            view_url: self.view_url(run.tenant_id.get(), run.id.as_uuid()),
+            created_at: projected.event.occurred_at(),
+            position: recorded.position,
+        }))
+    }
+}
+
+/// One notice to insert.
+struct Notice {
+    id: Uuid,
+    tenant_id: i64,
+    user_id: i64,
+    run_id: Uuid,
+    kind: NoticeKind,
+    title: String,
+    body: String,
+    outcome: Outcome,
+    view_url: String,
+    created_at: DateTime<Utc>,
+    position: i64,
+}
+
+/// `Inventory sync queued`.
+fn queued_title(run_type: &RunType) -> String {
+    format!("{} queued", run_type.display_name())
+}
+
+/// `Inventory sync completed`, `… partially succeeded`, `… failed`, `… cancelled`.
+fn completed_title(run_type: &RunType, outcome: Outcome) -> String {
+    let verb = match outcome {
+        Outcome::Succeeded | Outcome::Pending => "completed",
+        other => &other.label().to_lowercase(),
+    };
+    format!("{} {verb}", run_type.display_name())
+}
+
+/// `Inventory sync completed: 8 succeeded, 2 failed` (and `, 1 skipped` when any were), or the
+/// first failure's message when nothing was counted.
+fn completed_body(run: &RunSnapshot) -> String {
+    let name = run.run_type.display_name();
+    let counts = run.summary_counts;
+    if counts.processed() == 0
+        && let Some(failure) = run.failure_summary.first()
+    {
+        return format!(
+            "{name} {}: {}",
+            run.outcome.label().to_lowercase(),
+            failure.message
+        );
+    }
+    let mut body = format!(
+        "{name} completed: {} succeeded, {} failed",
+        counts.success, counts.failed
+    );
+    if counts.skipped > 0 {
+        body.push_str(&format!(", {} skipped", counts.skipped));
+    }
+    body
+}
+
+impl Projection for Notifications {
+    fn name(&self) -> &'static str {
+        NOTIFICATIONS
+    }
+
+    fn ddl(&self) -> &str {
+        include_str!("../../../projections/notifications/schema.sql")
+    }
+
+    fn code_version(&self) -> &'static str {
+        Self::CODE_VERSION
+    }
+
+    /// The base URL is stored in every notice's link: changing it rebuilds the feed.
+    fn configuration(&self) -> String {
+        self.base_url.clone()
+    }
+
+    fn views(&self) -> &'static [PublicView] {
+        VIEWS
+    }
+
+    async fn apply(
+        &self,
+        events: &[ProjectedEvent],
+        tx: &mut ApplyTx<'_>,
+    ) -> Result<(), ApplyError> {
+        let mut notices = Vec::new();
+        for projected in events {
+            match &projected.event {
+                RunEvent::Queued(queued) => {
+                    if let Some(user) = queued.initiator.user_id {
+                        let run = queued.run_id.as_uuid();
+                        notices.push(Notice {
+                            id: notice_id(run, NoticeKind::Queued),
+                            tenant_id: queued.tenant_id.get(),
+                            user_id: user.get(),
+                            run_id: run,
+                            kind: NoticeKind::Queued,
+                            title: queued_title(&queued.run_type),
+                            body: format!(
+                                "{} was queued and will start shortly",
+                                queued.run_type.display_name()
+                            ),
+                            outcome: Outcome::Pending,
+                            view_url: self.view_url(queued.tenant_id.get(), run),
+                            created_at: queued.queued_at,
+                            position: projected.recorded.position,
+                        });
+                    }
+                }
+                RunEvent::Completed(_) => {
+                    notices.extend(self.completed_notice(projected).await?);
+                }
+                RunEvent::Started(_) | RunEvent::Progressed(_) => {}
+            }
+        }
+        tx.boundary("notifications.built")?;
+        if notices.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO notifications (id, tenant_id, user_id, run_id, kind, title, body, outcome, \
+                                        view_url, created_at, position) \
+             SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::uuid[], $5::text[], \
+                                  $6::text[], $7::text[], $8::text[], $9::text[], \
+                                  $10::timestamptz[], $11::bigint[]) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(notices.iter().map(|n| n.id).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.tenant_id).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.user_id).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.run_id).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.kind.as_str()).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.title.as_str()).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.body.as_str()).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.outcome.as_str()).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.view_url.as_str()).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.created_at).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.position).collect::<Vec<_>>())
+        .execute(tx.conn())
+        .await?;
+        tx.boundary("notifications.inserted")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,366 @@
+//! The OperationRun read model (`projections/operation_runs/`): one row per run, folded from
+//! its events with the domain's `evolve`.
+//!
+//! A batch loads the rows of the runs it touches, turns each back into the domain's
+//! [`RunSnapshot`], folds the batch's events into them in log order, and writes each changed run
+//! once, with one multi-row upsert: a few statements per batch whatever its size.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use runledger_core::{
+    Initiator, Outcome, Run, RunIdentityHash, RunSnapshot, RunStatus, RunType, TenantId, UserId,
+    evolve,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::ApplyError;
+use crate::projection::{ApplyTx, ProjectedEvent, Projection, PublicView};
+
+/// The projection's stored name.
+pub const OPERATION_RUNS: &str = "operation_runs";
+
+/// The columns of the read model, in the order of [`OperationRunRow`] and the public view.
+macro_rules! run_columns {
+    () => {
+        "id, tenant_id, user_id, initiator_name, type, status, outcome, run_identity_hash, \
+         summary_counts, failure_summary, context, started_at, completed_at, created_at, \
+         updated_at, identity, version, last_position, last_tx_id, last_event_at"
+    };
+}
+
+const VIEWS: &[PublicView] = &[PublicView {
+    name: "operation_runs",
+    select: concat!("SELECT ", run_columns!(), " FROM {schema}.operation_runs"),
+}];
+
+/// The OperationRun read model.
+#[derive(Debug, Clone)]
+pub struct OperationRuns {
+    ddl: String,
+}
+
+impl OperationRuns {
+    /// The version of the apply code; bump it when the rows it writes change.
+    pub const CODE_VERSION: &'static str = "1";
+
+    /// The read model with its DDL from `projections/operation_runs/schema.sql`.
+    pub fn new() -> Self {
+        Self::with_ddl(include_str!(
+            "../../../projections/operation_runs/schema.sql"
+        ))
+    }
+
+    /// The read model with other DDL (a test's changed schema); the tables and columns the apply
+    /// code writes must exist in it.
+    pub fn with_ddl(ddl: &str) -> Self {
+        Self {
+            ddl: ddl.to_owned(),
+        }
+    }
+}
+
+impl Default for OperationRuns {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Projection for OperationRuns {
+    fn name(&self) -> &'static str {
+        OPERATION_RUNS
+    }
+
+    fn ddl(&self) -> &str {
+        &self.ddl
+    }
+
+    fn code_version(&self) -> &'static str {
+        Self::CODE_VERSION
+    }
+
+    fn views(&self) -> &'static [PublicView] {
+        VIEWS
+    }
+
+    async fn apply(
+        &self,
+        events: &[ProjectedEvent],
+        tx: &mut ApplyTx<'_>,
+    ) -> Result<(), ApplyError> {
+        let mut touched: Vec<Uuid> = events.iter().map(|e| e.recorded.run_id.as_uuid()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let rows: Vec<OperationRunRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM operation_runs WHERE id = ANY($1)"
+        ))
+        .bind(&touched)
+        .fetch_all(tx.conn())
+        .await?;
+        tx.boundary("operation_runs.loaded")?;
+
+        let mut folded: HashMap<Uuid, Folded> = HashMap::with_capacity(touched.len());
+        for row in rows {
+            let run = Run::Exists(Box::new(row.to_snapshot().map_err(ApplyError::Poison)?));
+            folded.insert(row.id, Folded { run, last: None });
+        }
+        for (index, projected) in events.iter().enumerate() {
+            let recorded = &projected.recorded;
+            let entry = folded
+                .entry(recorded.run_id.as_uuid())
+                .or_insert_with(|| Folded {
+                    run: Run::Unqueued,
+                    last: None,
+                });
+            if recorded.version <= entry.run.version() {
+                return Err(ApplyError::Poison(format!(
+                    "event version {} of run {} is already folded into the read model (version {})",
+                    recorded.version,
+                    recorded.run_id,
+                    entry.run.version()
+                )));
+            }
+            let run = std::mem::take(&mut entry.run);
+            entry.run = evolve(run, &projected.event);
+            entry.last = Some(index);
+        }
+
+        // Written in the order of each run's last event: a run that completed (freeing its
+        // identity in the unique index of active runs) is written before a run queued later
+        // with the same identity.
+        let mut changed: Vec<(usize, &RunSnapshot)> = folded
+            .values()
+            .filter_map(|f| Some((f.last?, f.run.snapshot()?)))
+            .collect();
+        changed.sort_unstable_by_key(|(index, _)| *index);
+        let mut columns = RunColumns::with_capacity(changed.len());
+        for (index, run) in changed {
+            columns.push(run, &events[index]);
+        }
+        columns.upsert(tx).await?;
+        tx.boundary("operation_runs.upserted")?;
+        Ok(())
+    }
+}
+
+/// A run's state during a batch, and the index of its last event in the batch.
+struct Folded {
+    run: Run,
+    last: Option<usize>,
+}
+
+/// A row of the read model (`public.operation_runs`).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OperationRunRow {
+    /// The run id.
+    pub id: Uuid,
+    /// The owning tenant.
+    pub tenant_id: i64,
+    /// The initiating user; none for system runs.
+    pub user_id: Option<i64>,
+    /// The initiator's name at queue time, or `System`.
+    pub initiator_name: String,
+    /// The run type, e.g. `inventory.sync`.
+    #[sqlx(rename = "type")]
+    pub run_type: String,
+    /// `queued`, `running` or `completed`.
+    pub status: String,
+    /// `pending`, `succeeded`, `partially_succeeded`, `failed` or `cancelled`.
+    pub outcome: String,
+    /// The dedupe key (64 hex digits).
+    pub run_identity_hash: String,
+    /// `{total?, success, failed, skipped}`.
+    pub summary_counts: Value,
+    /// `[{code, message, count}]`.
+    pub failure_summary: Value,
+    /// Run-specific metadata.
+    pub context: Value,
+    /// When execution began.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When execution finished.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// When the run was queued.
+    pub created_at: DateTime<Utc>,
+    /// When its latest event happened.
+    pub updated_at: DateTime<Utc>,
+    /// The identity inputs.
+    pub identity: Value,
+    /// The stream version folded so far.
+    pub version: i64,
+    /// The log position of the last event folded.
+    pub last_position: i64,
+    /// The transaction id of the last event folded.
+    pub last_tx_id: i64,
+    /// When the last event folded was recorded (database clock).
+    pub last_event_at: DateTime<Utc>,
+}
+
+impl OperationRunRow {
+    /// The columns of a row, in order, for `SELECT`s of `public.operation_runs`.
+    pub const COLUMNS: &'static str = run_columns!();
+
+    /// The run's state as the domain knows it.
+    ///
+    /// # Errors
+    /// A description of the first column that does not hold a valid domain value.
+    pub fn to_snapshot(&self) -> Result<RunSnapshot, String> {
+        let invalid = |column: &str, error: &dyn std::fmt::Display| {
+            format!(
+                "read model row {} has an invalid {column}: {error}",
+                self.id
+            )
+        };
+        let user_id = self
+            .user_id
+            .map(UserId::new)
+            .transpose()
+            .map_err(|e| invalid("user_id", &e))?;
+        Ok(RunSnapshot {
+            id: self.id.into(),
+            tenant_id: TenantId::new(self.tenant_id).map_err(|e| invalid("tenant_id", &e))?,
+            initiator: Initiator {
+                user_id,
+                name: self.initiator_name.clone(),
+            },
+            run_type: RunType::parse(&self.run_type).map_err(|e| invalid("type", &e))?,
+            status: RunStatus::from_str(&self.status).map_err(|e| invalid("status", &e))?,
+            outcome: Outcome::from_str(&self.outcome).map_err(|e| invalid("outcome", &e))?,
+            run_identity_hash: RunIdentityHash::from_str(&self.run_identity_hash)
+                .map_err(|e| invalid("run_identity_hash", &e))?,
+            identity: self.identity.clone(),
+            summary_counts: serde_json::from_value(self.summary_counts.clone())
+                .map_err(|e| invalid("summary_counts", &e))?,
+            failure_summary: serde_json::from_value(self.failure_summary.clone())
+                .map_err(|e| invalid("failure_summary", &e))?,
+            context: self.context.clone(),
+            started_at: self.started_at,
+            completed_at: self.completed_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version.unsigned_abs(),
+        })
+    }
+}
+
+/// The rows of an upsert, as Postgres arrays for one `unnest`.
+#[derive(Default)]
+struct RunColumns {
+    id: Vec<Uuid>,
+    tenant_id: Vec<i64>,
+    user_id: Vec<Option<i64>>,
+    initiator_name: Vec<String>,
+    run_type: Vec<String>,
+    status: Vec<&'static str>,
+    outcome: Vec<&'static str>,
+    run_identity_hash: Vec<String>,
+    summary_counts: Vec<Value>,
+    failure_summary: Vec<Value>,
+    context: Vec<Value>,
+    started_at: Vec<Option<DateTime<Utc>>>,
+    completed_at: Vec<Option<DateTime<Utc>>>,
+    created_at: Vec<DateTime<Utc>>,
+    updated_at: Vec<DateTime<Utc>>,
+    identity: Vec<Value>,
+    version: Vec<i64>,
+    last_position: Vec<i64>,
+    last_tx_id: Vec<i64>,
+    last_event_at: Vec<DateTime<Utc>>,
+}
+
+impl RunColumns {
+    fn with_capacity(capacity: usize) -> Self {
+        let mut columns = Self::default();
+        columns.id.reserve(capacity);
+        columns
+    }
+
+    fn push(&mut self, run: &RunSnapshot, last: &ProjectedEvent) {
+        let json = |value: Result<Value, serde_json::Error>| {
+            // Counts and failure entries are plain data: they always serialize.
+            value.unwrap_or_else(|e| unreachable!("read model values serialize: {e}"))
+        };
+        self.id.push(run.id.as_uuid());
+        self.tenant_id.push(run.tenant_id.get());
+        self.user_id.push(run.initiator.user_id.map(UserId::get));
+        self.initiator_name.push(run.initiator.name.clone());
+        self.run_type.push(run.run_type.as_str().to_owned());
+        self.status.push(run.status.as_str());
+        self.outcome.push(run.outcome.as_str());
+        self.run_identity_hash.push(run.run_identity_hash.to_hex());
+        self.summary_counts
+            .push(json(serde_json::to_value(run.summary_counts)));
+        self.failure_summary
+            .push(json(serde_json::to_value(&run.failure_summary)));
+        self.context.push(run.context.clone());
+        self.started_at.push(run.started_at);
+        self.completed_at.push(run.completed_at);
+        self.created_at.push(run.created_at);
+        self.updated_at.push(run.updated_at);
+        self.identity.push(run.identity.clone());
+        self.version
+            .push(i64::try_from(run.version).unwrap_or(i64::MAX));
+        self.last_position.push(last.recorded.position);
+        self.last_tx_id
+            .push(i64::try_from(last.recorded.tx_id).unwrap_or(i64::MAX));
+        self.last_event_at.push(last.recorded.recorded_at);
+    }
+
+    async fn upsert(&self, tx: &mut ApplyTx<'_>) -> Result<(), ApplyError> {
+        if self.id.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(concat!(
+            "INSERT INTO operation_runs (",
+            run_columns!(),
+            ") SELECT ",
+            run_columns!(),
+            " FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], \
+                      $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[], $11::jsonb[], \
+                      $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], \
+                      $15::timestamptz[], $16::jsonb[], $17::bigint[], $18::bigint[], \
+                      $19::bigint[], $20::timestamptz[]) WITH ORDINALITY \
+                 AS r(",
+            run_columns!(),
+            ", ord) ORDER BY ord \
+             ON CONFLICT (id) DO UPDATE SET \
+                 tenant_id = EXCLUDED.tenant_id, user_id = EXCLUDED.user_id, \
+                 initiator_name = EXCLUDED.initiator_name, type = EXCLUDED.type, \
+                 status = EXCLUDED.status, outcome = EXCLUDED.outcome, \
+                 run_identity_hash = EXCLUDED.run_identity_hash, \
+                 summary_counts = EXCLUDED.summary_counts, \
+                 failure_summary = EXCLUDED.failure_summary, context = EXCLUDED.context, \
+                 started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, \
+                 created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, \
+                 identity = EXCLUDED.identity, version = EXCLUDED.version, \
+                 last_position = EXCLUDED.last_position, last_tx_id = EXCLUDED.last_tx_id, \
+                 last_event_at = EXCLUDED.last_event_at"
+        ))
+        .bind(&self.id)
+        .bind(&self.tenant_id)
+        .bind(&self.user_id)
+        .bind(&self.initiator_name)
+        .bind(&self.run_type)
+        .bind(&self.status)
+        .bind(&self.outcome)
+        .bind(&self.run_identity_hash)
+        .bind(&self.summary_counts)
+        .bind(&self.failure_summary)
+        .bind(&self.context)
+        .bind(&self.started_at)
+        .bind(&self.completed_at)
+        .bind(&self.created_at)
+        .bind(&self.updated_at)
+        .bind(&self.identity)
+        .bind(&self.version)
+        .bind(&self.last_position)
+        .bind(&self.last_tx_id)
+        .bind(&self.last_event_at)
+        .execute(tx.conn())
+        .await?;
+        Ok(())
+    }
+}
