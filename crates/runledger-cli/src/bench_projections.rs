@@ -36,7 +36,7 @@ pub(crate) struct ProjectionsBenchArgs {
     #[arg(long, default_value_t = 20)]
     events_per_run: u64,
     /// Events per projector transaction.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 1000)]
     batch_size: u32,
     /// Seconds of steady write load for the latency measurement.
     #[arg(long, default_value_t = 20)]
@@ -95,6 +95,15 @@ pub(crate) async fn run(database: &Database, args: ProjectionsBenchArgs) -> anyh
         );
     }
 
+    // The latency is measured in a steady state, not in the aftermath of the bulk load: the
+    // log is vacuumed and analyzed, and a checkpoint flushes what the load left dirty (it needs
+    // a superuser; without one the measurement goes on regardless).
+    sqlx::raw_sql("VACUUM ANALYZE events")
+        .execute(&pool)
+        .await?;
+    if let Err(error) = sqlx::raw_sql("CHECKPOINT").execute(&pool).await {
+        tracing::warn!(%error, "no checkpoint before the latency measurement");
+    }
     let latencies = visibility(&pool, &args).await?;
     let percentile = |p: f64| {
         let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
@@ -244,6 +253,10 @@ async fn visibility(pool: &PgPool, args: &ProjectionsBenchArgs) -> anyhow::Resul
         OperationRuns::new(),
         ProjectorOptions::default(),
     );
+    // Lead before the load starts, so no sample waits for a takeover.
+    while projector.step().await? == StepOutcome::NotLeader {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let live = tokio::spawn({
         let mut stopped = stopped.clone();
         async move {

@@ -17,9 +17,10 @@ use std::future::Future;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use runledger_store::{EVENTS_CHANNEL, EventReader, LogCursor, RecordedEvent};
+use runledger_store::{EVENTS_CHANNEL, EventReader, LogCursor, RecordedEvent, StoreError};
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
+use tokio::task::JoinHandle;
 
 use crate::error::{ApplyError, ProjectionError, Result};
 use crate::projection::{ApplyTx, Definition, FailPoint, ProjectedEvent, Projection, fail_at};
@@ -43,7 +44,7 @@ pub struct ProjectorOptions {
 impl Default for ProjectorOptions {
     fn default() -> Self {
         Self {
-            batch_size: 500,
+            batch_size: 1000,
             poll: Duration::from_secs(1),
             retired_grace: Duration::from_secs(600),
             fail_point: None,
@@ -132,11 +133,11 @@ const HELD_BACK_MAX_PAUSE: Duration = Duration::from_millis(50);
 /// How often the leader drops the schemas of versions retired longer than the grace period.
 const HOUSEKEEPING: Duration = Duration::from_secs(30);
 
-/// A batch read ahead while the previous one applied.
+/// A batch being read ahead, on its own task, while the previous one applies.
 struct Prefetched {
     version: i64,
     from: LogCursor,
-    events: Vec<RecordedEvent>,
+    events: JoinHandle<Result<Vec<RecordedEvent>, StoreError>>,
 }
 
 /// What applying one version's batch came to.
@@ -199,7 +200,12 @@ impl<P: Projection> Projector<P> {
 
     /// Gives up the leader lock, so another projector can take over at once.
     pub async fn release(&mut self) {
-        if let Some(leader) = self.leader.take() {
+        if let Some(mut leader) = self.leader.take() {
+            // Unlocked explicitly: the session's end would release it too, but a moment later.
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(self.definition.leader_key())
+                .execute(&mut leader.conn)
+                .await;
             let _ = leader.conn.close().await;
         }
         self.prepared = false;
@@ -260,37 +266,34 @@ impl<P: Projection> Projector<P> {
                     if prefetched.version == version.id
                         && prefetched.from == version.checkpoint =>
                 {
-                    prefetched.events
+                    match prefetched.events.await {
+                        Ok(read) => read?,
+                        Err(_) => self.read(version.checkpoint).await?,
+                    }
                 }
-                _ => {
-                    self.reader
-                        .read_log(version.checkpoint, self.options.batch_size, None)
-                        .await?
+                stale => {
+                    if let Some(stale) = stale {
+                        stale.events.abort();
+                    }
+                    self.read(version.checkpoint).await?
                 }
             };
             let full = batch.len() >= self.options.batch_size as usize;
-            // A full batch means more to read: read the next batch while this one applies. The
-            // next batch starts after this one's last event, where the checkpoint will be; a
-            // read done early is still a correct prefix of the log after that cursor.
-            let next = match batch.last() {
-                Some(last) if full => Some(LogCursor::after(last)),
-                _ => None,
-            };
-            let reader = self.reader.clone();
-            let batch_size = self.options.batch_size;
-            let (result, prefetched) = tokio::join!(self.apply_batch(version, batch), async {
-                match next {
-                    Some(from) => Some((from, reader.read_log(from, batch_size, None).await)),
-                    None => None,
-                }
-            });
-            if let Some((from, Ok(events))) = prefetched {
+            // A full batch means more to read: read the next batch, on another task, while this
+            // one applies. It starts after this batch's last event, where the checkpoint will
+            // be; a read done early is still a correct prefix of the log after that cursor.
+            if let Some(last) = batch.last().filter(|_| full) {
+                let from = LogCursor::after(last);
+                let (reader, batch_size) = (self.reader.clone(), self.options.batch_size);
                 self.prefetched = Some(Prefetched {
                     version: version.id,
                     from,
-                    events,
+                    events: tokio::spawn(
+                        async move { reader.read_log(from, batch_size, None).await },
+                    ),
                 });
             }
+            let result = self.apply_batch(version, batch).await;
             match result? {
                 BatchResult::Applied(events) => applied += events,
                 BatchResult::Halted {
@@ -414,6 +417,14 @@ impl<P: Projection> Projector<P> {
     /// [`ProjectionError::Database`] when the database fails.
     pub async fn drop_retired(&self) -> Result<usize> {
         registry::drop_expired(&self.pool, self.definition.name, self.options.retired_grace).await
+    }
+
+    /// Up to a batch of events after `from`.
+    async fn read(&self, from: LogCursor) -> Result<Vec<RecordedEvent>> {
+        Ok(self
+            .reader
+            .read_log(from, self.options.batch_size, None)
+            .await?)
     }
 
     /// Holds or takes the leader lock; false when another projector holds it.
