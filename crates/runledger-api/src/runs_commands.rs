@@ -525,12 +525,17 @@ fn refuse_nul(field: &'static str, value: &Value) -> Result<(), ApiError> {
         match value {
             Value::String(text) => text.contains('\0'),
             Value::Array(items) => items.iter().any(has_nul),
-            Value::Object(map) => map.iter().any(|(key, item)| key.contains('\0') || has_nul(item)),
+            Value::Object(map) => map
+                .iter()
+                .any(|(key, item)| key.contains('\0') || has_nul(item)),
             _ => false,
         }
     }
     if has_nul(value) {
-        return Err(ApiError::bad_field(field, "must not contain the NUL character (\\u0000)"));
+        return Err(ApiError::bad_field(
+            field,
+            "must not contain the NUL character (\\u0000)",
+        ));
     }
     Ok(())
 }

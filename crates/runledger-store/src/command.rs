@@ -6,9 +6,7 @@
 
 use std::time::Duration;
 
-use runledger_core::{
-    EventId, Run, RunCommand, RunId, RunSnapshot, TenantId, decide, evolve,
-};
+use runledger_core::{EventId, Run, RunCommand, RunId, RunSnapshot, TenantId, decide, evolve};
 use uuid::Uuid;
 
 use crate::append::{AppendOutcome, EventWriter, NewEvent};
@@ -179,8 +177,13 @@ fn applied(run: Run, position: i64, replayed: bool) -> Result<CommandOutcome, Co
 }
 
 /// Folds stored events onto a state with the domain's `evolve`.
-fn fold_onto<'a>(state: Run, stored: impl IntoIterator<Item = &'a RecordedEvent>) -> Result<Run, StoreError> {
-    stored.into_iter().try_fold(state, |run, event| Ok(evolve(run, &event.decode()?)))
+fn fold_onto<'a>(
+    state: Run,
+    stored: impl IntoIterator<Item = &'a RecordedEvent>,
+) -> Result<Run, StoreError> {
+    stored
+        .into_iter()
+        .try_fold(state, |run, event| Ok(evolve(run, &event.decode()?)))
 }
 
 /// Folds stored events with the domain's `evolve`.
