@@ -5,19 +5,39 @@
 // Audit routes: a run's events and its state as of a version or time; the tenant's log, paged
 // and live (SSE), resumable with Last-Event-ID.
 mod audit;
+// Shared set-up of the API tests: requests, tokens of each role, projectors, a real port.
+mod support;
+// Command routes: the lifecycle, dedupe by identity, 409/412, idempotency keys.
+mod commands;
 // Query routes: filters, sorts, keyset pages under concurrent writes, ETag/304, runs:count.
 mod queries;
+// Read-your-writes: min_position waits for the projector, or answers 503 projection-behind.
+mod read_your_writes;
+// Tenant isolation on every route: another tenant's things answer exactly like missing ones.
+mod isolation;
+// Roles: reader, writer, auditor, admin; 401 for missing, bad or revoked tokens.
+mod roles;
+// The notification feed: own notices only, pages, unread_only, read state across a rebuild.
+mod notifications;
+// Concurrency: 50 queues of one identity, 16 progress reporters.
+mod concurrency;
+// Bad input of every class: a problem naming the field, never a 500, nothing written.
+mod bad_input;
+// Operations: health, readiness, metrics, projection status and rebuilds.
+mod operations;
+// The OpenAPI document: every route the router serves, and a well-formed 3.1 document.
+mod openapi;
+// Over real HTTP on a random port: a client's whole conversation, request ids, 413.
+mod http;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use http_body_util::BodyExt;
 use runledger_api::auth::Role;
 use runledger_api::tokens::{NewToken, create_token};
 use runledger_api::{ApiConfig, AppState, app};
 use runledger_core::TenantId;
 use serde_json::Value;
-use tower::ServiceExt;
 
 use crate::helpers::TestStore;
 
@@ -82,33 +102,28 @@ impl TestApi {
 
     /// Sends `request` through the router and reads the whole answer.
     pub(crate) async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self
-            .app
-            .clone()
-            .oneshot(request)
-            .await
-            .unwrap_or_else(|never| match never {});
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.expect("read the body").to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                panic!(
-                    "the body is JSON ({e}): {}",
-                    String::from_utf8_lossy(&bytes)
-                )
-            })
-        };
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
+        let (status, headers, bytes) = self.send_raw(request).await;
+        Answer::new(status, headers, &bytes)
     }
 }
 
 impl Answer {
+    /// An answer whose body is JSON, or empty.
+    pub(crate) fn new(status: StatusCode, headers: HeaderMap, bytes: &[u8]) -> Self {
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(bytes).unwrap_or_else(|e| {
+                panic!("the body is JSON ({e}): {}", String::from_utf8_lossy(bytes))
+            })
+        };
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// Asserts a 4xx/5xx `application/problem+json` answer with `status`, naming `field` when
     /// given; returns the problem body.
     #[track_caller]

@@ -13,3 +13,6 @@ mod store;
 mod projections;
 // The HTTP API through the real router, and over real HTTP where a live connection matters.
 mod api;
+// The auditor's tools: verification of tampered ledgers, anchors, exports, point-in-time replay.
+// (Named apart from `api/audit.rs`, which tests the audit HTTP routes.)
+mod ledger_audit;

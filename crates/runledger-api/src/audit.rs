@@ -15,16 +15,17 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
-use runledger_core::{Run, TenantId};
-use runledger_store::command::fold_until;
+pub use runledger_audit::AuditEvent;
+use runledger_audit::format::rfc3339;
+use runledger_audit::replay::{PointInTime, ReplayError, state_at};
+use runledger_core::TenantId;
 use runledger_store::tail::tail;
 use runledger_store::{EventReader, LogCursor, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
@@ -52,70 +53,6 @@ const LIVE_POLL: Duration = Duration::from_secs(1);
 /// Page size of the tenant log when `limit` is not given, and the largest one allowed.
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
-
-/// One stored event, exactly as stored: with these fields an auditor can recompute `hash`
-/// without trusting the server (`SHA-256(prev_hash ‖ JCS({event_id, run_id, tenant_id, version,
-/// event_type, schema_version, payload, metadata, recorded_at}))`, docs/adr/0001).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEvent {
-    /// The event's place in the log (`tx_id.position`): pass it as `after` or `Last-Event-ID`
-    /// to read on from just after it.
-    pub cursor: String,
-    /// Global position (unique; not the read order on its own, see `cursor`).
-    pub position: i64,
-    /// The id of the transaction that wrote the event.
-    pub tx_id: u64,
-    /// The tenant.
-    pub tenant_id: i64,
-    /// The run (the event's stream).
-    pub run_id: Uuid,
-    /// The run's version after this event: 1, 2, 3…
-    pub version: u64,
-    /// The event id.
-    pub event_id: Uuid,
-    /// Stored type name (`Queued`, `Started`, `Progressed`, `Completed`).
-    pub event_type: String,
-    /// Version of the payload's schema.
-    pub schema_version: i32,
-    /// The payload as stored.
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    /// Actor, correlation, causation and request ids, as stored.
-    #[schema(value_type = Object)]
-    pub metadata: Value,
-    /// The database clock at append (RFC 3339, UTC, microseconds: the form the hash covers).
-    pub recorded_at: String,
-    /// The previous event's hash in this run, lowercase hex (zeros for version 1).
-    pub prev_hash: String,
-    /// This event's hash, lowercase hex.
-    pub hash: String,
-}
-
-impl From<&RecordedEvent> for AuditEvent {
-    fn from(event: &RecordedEvent) -> Self {
-        AuditEvent {
-            cursor: LogCursor::after(event).to_string(),
-            position: event.position,
-            tx_id: event.tx_id,
-            tenant_id: event.tenant_id.get(),
-            run_id: event.run_id.as_uuid(),
-            version: event.version,
-            event_id: event.event_id.as_uuid(),
-            event_type: event.event_type.clone(),
-            schema_version: event.schema_version,
-            payload: event.payload.clone(),
-            metadata: event.metadata.clone(),
-            recorded_at: rfc3339(event.recorded_at),
-            prev_hash: hex::encode(event.prev_hash),
-            hash: hex::encode(event.hash),
-        }
-    }
-}
-
-/// A time as the audit routes write it: the same form the hash chain covers.
-fn rfc3339(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
 
 /// A run's events, in stream order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -217,54 +154,32 @@ async fn run_state(
             "give at_version or at, not both",
         ));
     }
+    let point = match (at_version, at) {
+        (Some(version), _) => PointInTime::Version(version),
+        (None, Some(at)) => PointInTime::Time(at),
+        (None, None) => PointInTime::Latest,
+    };
     let stored = state
         .reader
         .read_stream(path.tenant_id, path.run_id)
         .await?;
-    let Some(latest) = stored.last() else {
-        return Err(ApiError::NotFound);
-    };
-    // Only a missing or edited row (which the chain verifier reports) can make a stored
-    // stream fold to no run.
-    let corrupt = || {
-        ApiError::Internal(anyhow::anyhow!(
-            "the events of run {} do not fold to a run",
-            path.run_id
-        ))
-    };
-    // The last event to fold: the state is always a whole prefix of the stream, never a
-    // filtered subset, because a state must fold a complete history.
-    let last = match (at_version, at) {
-        (Some(version), _) if (1..=latest.version).contains(&version) => stored
-            .iter()
-            .rfind(|e| e.version <= version)
-            .ok_or_else(corrupt)?,
-        (Some(_), _) => {
-            return Err(ApiError::bad_field(
-                "at_version",
-                format!(
-                    "must be between 1 and the run's version, {}",
-                    latest.version
-                ),
-            ));
+    let folded = state_at(&stored, point).map_err(|error| match error {
+        ReplayError::NoSuchRun | ReplayError::NothingYet => ApiError::NotFound,
+        ReplayError::VersionOutOfRange { .. } => {
+            ApiError::bad_field("at_version", error.to_string())
         }
-        // Record times grow with versions (an append reads the clock after the append before it
-        // committed), so this prefix is exactly the events recorded at or before `at`.
-        (None, Some(at)) => stored
-            .iter()
-            .take_while(|e| e.recorded_at <= at)
-            .last()
-            .ok_or(ApiError::NotFound)?,
-        (None, None) => latest,
-    };
-    let Run::Exists(run) = fold_until(&stored, last.version)? else {
-        return Err(corrupt());
-    };
+        // Only a missing or edited row (which the chain verifier reports) gets here.
+        ReplayError::IncompleteHistory { .. }
+        | ReplayError::DoesNotFold
+        | ReplayError::Store(_) => ApiError::Internal(
+            anyhow::Error::new(error).context(format!("replaying run {}", path.run_id)),
+        ),
+    })?;
     Ok(Json(RunStateAt {
-        run: run_json(&state.config, &run),
+        run: run_json(&state.config, &folded.run),
         as_of: AsOf {
-            version: last.version,
-            recorded_at: rfc3339(last.recorded_at),
+            version: folded.version,
+            recorded_at: rfc3339(folded.recorded_at),
         },
     }))
 }

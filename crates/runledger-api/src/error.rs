@@ -27,6 +27,9 @@ pub enum ApiError {
     /// No such resource for this caller; also what another tenant's resources answer (404).
     #[error("not found")]
     NotFound,
+    /// The path exists, but not with this method (405; the router adds `Allow`).
+    #[error("the method is not allowed on this path")]
+    MethodNotAllowed,
     /// A malformed request: the field (when known) and what is wrong (400).
     #[error("{detail}")]
     BadRequest {
@@ -101,6 +104,11 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             ApiError::BadRequest { field, .. } => {
                 if let Some(field) = field {
                     extensions.insert("field".to_owned(), json!(field));
@@ -239,6 +247,16 @@ impl From<RunRejection> for ApiError {
             },
         }
     }
+}
+
+/// The answer to a path no route serves: the same problem as a missing resource.
+pub async fn no_route() -> ApiError {
+    ApiError::NotFound
+}
+
+/// The answer to a method a path's route does not serve.
+pub async fn no_method() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// Writes the body of every problem response: the route's [`Problem`] plus the request's path

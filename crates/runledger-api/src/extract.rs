@@ -7,7 +7,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum_extra::extract::QueryRejection;
 use runledger_core::{RunId, TenantId};
 use serde::de::DeserializeOwned;
 
@@ -20,14 +19,46 @@ pub struct Query<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum_extra::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum_extra::extract::Query(value)| Query(value))
-            .map_err(|rejection: QueryRejection| {
-                ApiError::bad_field("query", rejection.body_text())
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_html_form::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Query)
+            .map_err(|error| {
+                // An unknown parameter is a mistake in the query as a whole (the detail names
+                // it); a malformed value names its parameter.
+                let field = failed_field(&error)
+                    .filter(|_| !is_unknown_field(&error))
+                    .unwrap_or_else(|| "query".to_owned());
+                ApiError::bad_field(field, format!("invalid query string: {}", error.inner()))
             })
     }
+}
+
+/// The input a deserialization error is about: the path of the value that failed, or for a
+/// missing field (which serde reports at its parent) the field itself; `None` when the input
+/// is not even well-formed.
+fn failed_field<E: std::fmt::Display>(error: &serde_path_to_error::Error<E>) -> Option<String> {
+    let path = error.path().to_string();
+    // serde's own wording, `missing field `name``: the one place the name is given.
+    let message = error.inner().to_string();
+    if let Some(missing) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        return Some(if path == "." {
+            missing.to_owned()
+        } else {
+            format!("{path}.{missing}")
+        });
+    }
+    (path != "." && path != "?").then_some(path)
+}
+
+/// Whether serde refused a field `deny_unknown_fields` does not know (serde's own wording).
+fn is_unknown_field<E: std::fmt::Display>(error: &serde_path_to_error::Error<E>) -> bool {
+    error.inner().to_string().starts_with("unknown field `")
 }
 
 /// `/v1/tenants/{tenant_id}/…` path parameters, parsed into domain ids.
@@ -122,7 +153,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CommandBody<T> {
         } else {
             &bytes
         };
-        let value = serde_json::from_slice(text).map_err(|error| ApiError::BadRequest {
+        let mut deserializer = serde_json::Deserializer::from_slice(text);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            ApiError::BadRequest {
+                field: failed_field(&error),
+                detail: format!("invalid JSON body: {}", error.inner()),
+            }
+        })?;
+        // Trailing bytes after the value (`{} {}`) are as malformed as a missing brace.
+        deserializer.end().map_err(|error| ApiError::BadRequest {
             field: None,
             detail: format!("invalid JSON body: {error}"),
         })?;

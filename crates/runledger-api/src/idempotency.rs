@@ -4,6 +4,8 @@
 //! The key also seeds the command's event id (and a queued run's id), so even two concurrent
 //! first sends append once: the store deduplicates by event id.
 
+use std::time::{Duration, Instant};
+
 use axum::http::{HeaderMap, Method, StatusCode};
 use runledger_core::{EventId, RunId, TenantId};
 use serde_json::Value;
@@ -12,6 +14,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+
+/// How often [`Idempotency::recall_within`] looks again.
+const RECALL_POLL: Duration = Duration::from_millis(10);
 
 /// The longest accepted key.
 const MAX_KEY_LEN: usize = 200;
@@ -66,6 +71,11 @@ impl Idempotency {
         })
     }
 
+    /// Whether the request carries a key.
+    pub fn is_keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
     /// The event id of the command: derived from the key, or fresh.
     pub fn event_id(&self) -> EventId {
         EventId::from_uuid(self.derived("event").unwrap_or_else(Uuid::now_v7))
@@ -114,6 +124,28 @@ impl Idempotency {
                     })?;
                 Ok(Some((status, body)))
             }
+        }
+    }
+
+    /// The stored first answer to this key, waiting at most `wait` for a concurrent first send
+    /// to store it.
+    ///
+    /// # Errors
+    /// As [`Idempotency::recall`].
+    pub async fn recall_within(
+        &self,
+        pool: &PgPool,
+        wait: Duration,
+    ) -> Result<Option<(StatusCode, Value)>, ApiError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(answer) = self.recall(pool).await? {
+                return Ok(Some(answer));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(RECALL_POLL).await;
         }
     }
 

@@ -20,10 +20,12 @@
 //! - [`notifications`]: the signed-in user's notices.
 //! - [`projections`]: projection status and rebuilds.
 //! - [`audit`]: a run's events, its state as of a version or time, the tenant's log (live: SSE).
+//! - [`evidence`]: a run's chain verified, the tenant's log exported as NDJSON.
 
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod evidence;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
@@ -99,13 +101,20 @@ pub struct AppState {
 /// The whole API.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
+    // Metrics recorded before a recorder is installed are dropped: install it before the first
+    // request rather than at the first scrape.
+    let _ = metrics::handle();
     Router::new()
         .merge(runs_commands::router())
         .merge(runs_queries::router())
         .merge(audit::router())
+        .merge(evidence::router())
         .merge(operations::router())
         .merge(notifications::router())
         .merge(projections::router())
+        // Unknown paths and methods answer problems too (axum's defaults have empty bodies).
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::no_method)
         .layer(axum::middleware::from_fn(error::render_problems))
         .route_layer(axum::middleware::from_fn(metrics::track_requests))
         .layer(DefaultBodyLimit::max(body_limit))

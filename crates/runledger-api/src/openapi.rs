@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{audit, notifications, operations, projections, runs_commands, runs_queries};
+use crate::{audit, evidence, notifications, operations, projections, runs_commands, runs_queries};
 
 /// The document; `GET /openapi.json` serves it.
 #[derive(OpenApi)]
@@ -21,6 +21,8 @@ use crate::{audit, notifications, operations, projections, runs_commands, runs_q
         audit::run_events,
         audit::run_state,
         audit::tenant_events,
+        evidence::verify_run_chain,
+        evidence::export_tenant,
         notifications::list_notifications,
         notifications::mark_read,
         projections::list_projections,
@@ -34,7 +36,7 @@ use crate::{audit, notifications, operations, projections, runs_commands, runs_q
     tags(
         (name = "commands", description = "Record a run's lifecycle (writer role)"),
         (name = "queries", description = "Read runs from the OperationRun read model (reader role)"),
-        (name = "audit", description = "Event history, point-in-time state and the live log (auditor role)"),
+        (name = "audit", description = "Event history, point-in-time state, the live log, chain verification and exports (auditor role)"),
         (name = "notifications", description = "The signed-in user's notices"),
         (name = "operations", description = "Health, readiness, metrics, projections"),
     )

@@ -328,6 +328,7 @@ pub(crate) async fn list_runs(
 /// `GET /v1/tenants/{tenant_id}/runs/{run_id}` parameters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetParams {
     /// Wait until the read model has applied this log position (read-your-writes).
     pub min_position: Option<i64>,
@@ -385,11 +386,17 @@ pub(crate) async fn count_runs(
     Query(params): Query<RunQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.authorize(tenant_id, Role::Reader)?;
-    if params.sort.is_some() || params.page_size.is_some() || params.page_token.is_some() {
-        return Err(ApiError::bad_field(
-            "sort",
-            "sort and pages belong to the list, not runs:count",
-        ));
+    for (field, given) in [
+        ("sort", params.sort.is_some()),
+        ("page_size", params.page_size.is_some()),
+        ("page_token", params.page_token.is_some()),
+    ] {
+        if given {
+            return Err(ApiError::bad_field(
+                field,
+                "sort and pages belong to the list, not runs:count",
+            ));
+        }
     }
     let filters = ValidFilters::try_from(&params)?;
     let mut columns: Vec<&'static str> = Vec::new();

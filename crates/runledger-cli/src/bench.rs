@@ -30,6 +30,11 @@ pub(crate) enum BenchCommand {
     /// The OperationRun read model: catch-up throughput over a large log, and append-to-visible
     /// latency under a steady write load.
     Projections(crate::bench_projections::ProjectionsBenchArgs),
+    /// The HTTP API: commands at 16 clients against direct store calls; GET run and list page
+    /// latency over a large read model.
+    Http(crate::bench_http::HttpBenchArgs),
+    /// The auditor's tools over a large log: anchor, verify, export, verify the export offline.
+    Audit(crate::bench_audit::AuditBenchArgs),
 }
 
 /// `runledger bench append`.
@@ -97,6 +102,8 @@ pub(crate) async fn run(database: &Database, command: BenchCommand) -> anyhow::R
         BenchCommand::Projections(args) => {
             return crate::bench_projections::run(database, args).await;
         }
+        BenchCommand::Http(args) => return crate::bench_http::run(database, args).await,
+        BenchCommand::Audit(args) => return crate::bench_audit::run(database, args).await,
     };
     let pool = bench_database(database).await?;
     let duration = Duration::from_secs(args.seconds);

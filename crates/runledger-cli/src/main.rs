@@ -8,14 +8,20 @@
 //! - `run_commands`: `queue`, `start`, `progress`, `complete`, `dispatch-failed`, `show`.
 //! - `bench`: `runledger bench append`.
 //! - `bench_projections`: `runledger bench projections`.
+//! - `bench_audit`: `runledger bench audit`.
+//! - `bench_http`: `runledger bench http`.
 //! - `projections`: `runledger projections`, `rebuild`, `project`: operating the read models.
 //! - `serve`: the HTTP API and the projectors, until SIGINT/SIGTERM.
 //! - `token`: API tokens.
+//! - `audit`: `verify`, `export`, `replay`, `anchors`: the auditor's commands.
 
 // A command-line tool's results go to stdout.
 #![allow(clippy::print_stdout)]
 
+mod audit;
 mod bench;
+mod bench_audit;
+mod bench_http;
 mod bench_projections;
 mod database;
 mod projections;
@@ -68,6 +74,15 @@ enum Command {
     /// Benchmarks: store appends against raw inserts; the read models' catch-up and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Verifies the hash chains and anchors, of the database or (--file) of an export, offline.
+    Verify(audit::VerifyArgs),
+    /// Writes the log (or a tenant's, a run's, a range) to stdout as NDJSON, in safe log order.
+    Export(audit::ExportArgs),
+    /// Prints a run's state as of a version or a time, from the database or (--file) an export.
+    Replay(audit::ReplayArgs),
+    /// Records, exports and reports anchors: digests of the log that catch deleted events.
+    #[command(subcommand)]
+    Anchors(audit::AnchorsCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,11 +97,24 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let database = Database::open(&cli.database)?;
-    let result = runtime.block_on(run(&database, cli.command));
-    drop(runtime);
-    // Stop the embedded server whatever the outcome, so it shuts down cleanly.
-    database.close()?;
+    let result = match cli.command {
+        // An export is audited offline: no database is opened, nor started, for it.
+        Command::Verify(args) if args.is_offline() => runtime.block_on(audit::verify_offline(args)),
+        Command::Replay(args) if args.is_offline() => runtime.block_on(audit::replay_offline(args)),
+        command => {
+            let database = Database::open(&cli.database)?;
+            let result = runtime.block_on(run(&database, command));
+            drop(runtime);
+            // Stop the embedded server whatever the outcome, so it shuts down cleanly.
+            database.close()?;
+            result
+        }
+    };
+    if let Err(error) = &result
+        && error.is::<audit::VerificationFailed>()
+    {
+        std::process::exit(audit::VERIFICATION_FAILED);
+    }
     result
 }
 
@@ -117,5 +145,9 @@ async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
         Command::Rebuild(args) => projections::rebuild(database, args).await,
         Command::Project(args) => projections::project(database, args).await,
         Command::Bench(command) => bench::run(database, command).await,
+        Command::Verify(args) => audit::verify(database, args).await,
+        Command::Export(args) => audit::export(database, args).await,
+        Command::Replay(args) => audit::replay(database, args).await,
+        Command::Anchors(command) => audit::anchors(database, command).await,
     }
 }

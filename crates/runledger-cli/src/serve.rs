@@ -1,16 +1,18 @@
 //! `runledger serve`: the API and the projectors in one process, with graceful shutdown.
 //!
 //! One cancellation token fans out from SIGINT/SIGTERM to every task: the server stops
-//! accepting and finishes in-flight requests, projectors finish or roll back their batch, and
-//! only then does `main` stop the embedded PostgreSQL.
+//! accepting and finishes in-flight requests, projectors finish or roll back their batch, the
+//! anchoring task stops between anchors, and only then does `main` stop the embedded PostgreSQL.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use runledger_api::auth::Role;
 use runledger_api::tokens::{NewToken, create_token};
 use runledger_api::{ApiConfig, AppState};
+use runledger_audit::{AnchorPolicy, run_anchoring};
 use runledger_core::TenantId;
 use runledger_projections::run_projectors;
 use runledger_store::{CommandHandler, EventReader, EventWriter};
@@ -28,6 +30,12 @@ pub(crate) struct ServeArgs {
     /// The URL people reach this server at (for `view_url` links); default `http://<listen>`.
     #[arg(long, env = "RUNLEDGER_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Record an anchor (a digest of the log, docs/auditing.md) after this many new events; 0: never.
+    #[arg(long, env = "RUNLEDGER_ANCHOR_EVERY_EVENTS", default_value_t = 10_000)]
+    anchor_every_events: u64,
+    /// Record an anchor this many seconds after the last one if any event came since; 0: never.
+    #[arg(long, env = "RUNLEDGER_ANCHOR_EVERY_SECONDS", default_value_t = 300)]
+    anchor_every_seconds: u64,
 }
 
 pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Result<()> {
@@ -67,6 +75,15 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
             projector_shutdown.cancel();
         }
     });
+    let anchoring = AnchorPolicy {
+        every_events: args.anchor_every_events,
+        every: Duration::from_secs(args.anchor_every_seconds),
+    };
+    tasks.spawn(run_anchoring(
+        pool.clone(),
+        anchoring,
+        shutdown.clone().cancelled_owned(),
+    ));
     let server = axum::serve(listener, runledger_api::app(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let served = server.await.context("serving HTTP");

@@ -13,6 +13,7 @@
 //! While a rebuild is under way, the leader keeps the active version up to date and builds the
 //! new one side by side; once the new one has caught up, it switches the public views to it.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -133,9 +134,8 @@ const HELD_BACK_MAX_PAUSE: Duration = Duration::from_millis(50);
 /// How often the leader drops the schemas of versions retired longer than the grace period.
 const HOUSEKEEPING: Duration = Duration::from_secs(30);
 
-/// A batch being read ahead, on its own task, while the previous one applies.
+/// A version's batch being read ahead, on its own task, while the previous one applies.
 struct Prefetched {
-    version: i64,
     from: LogCursor,
     events: JoinHandle<Result<Vec<RecordedEvent>, StoreError>>,
 }
@@ -161,7 +161,8 @@ pub struct Projector<P> {
     leader: Option<Leader>,
     prepared: bool,
     housekeeping_at: Option<Instant>,
-    prefetched: Option<Prefetched>,
+    /// Batches read ahead, by version id.
+    prefetched: HashMap<i64, Prefetched>,
     stats: ProjectorStats,
 }
 
@@ -178,7 +179,7 @@ impl<P: Projection> Projector<P> {
             leader: None,
             prepared: false,
             housekeeping_at: None,
-            prefetched: None,
+            prefetched: HashMap::new(),
             stats: ProjectorStats::default(),
         }
     }
@@ -250,6 +251,8 @@ impl<P: Projection> Projector<P> {
             self.prepared = false;
             return Ok(StepOutcome::Superseded);
         }
+        self.prefetched
+            .retain(|id, _| live.iter().any(|version| version.id == *id));
         let mut applied = 0;
         let mut halted = None;
         let mut caught_up_building = None;
@@ -261,11 +264,8 @@ impl<P: Projection> Projector<P> {
                 halted.get_or_insert(position);
                 continue;
             }
-            let batch = match self.prefetched.take() {
-                Some(prefetched)
-                    if prefetched.version == version.id
-                        && prefetched.from == version.checkpoint =>
-                {
+            let batch = match self.prefetched.remove(&version.id) {
+                Some(prefetched) if prefetched.from == version.checkpoint => {
                     match prefetched.events.await {
                         Ok(read) => read?,
                         Err(_) => self.read(version.checkpoint).await?,
@@ -285,16 +285,15 @@ impl<P: Projection> Projector<P> {
             if let Some(last) = batch.last().filter(|_| full) {
                 let from = LogCursor::after(last);
                 let (reader, batch_size) = (self.reader.clone(), self.options.batch_size);
-                self.prefetched = Some(Prefetched {
-                    version: version.id,
+                let prefetched = Prefetched {
                     from,
                     events: tokio::spawn(
                         async move { reader.read_log(from, batch_size, None).await },
                     ),
-                });
+                };
+                self.prefetched.insert(version.id, prefetched);
             }
-            let result = self.apply_batch(version, batch).await;
-            match result? {
+            match self.apply_batch(version, batch).await? {
                 BatchResult::Applied(events) => applied += events,
                 BatchResult::Halted {
                     applied: events,

@@ -74,6 +74,13 @@ impl RecordedEvent {
             recorded_at: self.recorded_at,
         }
     }
+
+    /// Whether the stored hash is the hash of the stored fields after the stored `prev_hash`:
+    /// the one check of an event that needs no other event, so verifiers may run it ahead, in
+    /// parallel, and pass the answer to [`ChainHead::next_checked`].
+    pub fn hash_is_intact(&self) -> bool {
+        event_hash(&self.prev_hash, &self.hashed_fields()) == self.hash
+    }
 }
 
 /// Why a run's chain does not verify, at its first broken event.
@@ -126,6 +133,19 @@ impl ChainHead {
     /// # Errors
     /// The [`ChainBreak`] that `event` shows.
     pub fn next(&self, event: &RecordedEvent) -> Result<ChainHead, ChainBreak> {
+        self.next_checked(event, RecordedEvent::hash_is_intact(event))
+    }
+
+    /// As [`ChainHead::next`], given whether `event`'s hash is intact
+    /// ([`RecordedEvent::hash_is_intact`], computed ahead).
+    ///
+    /// # Errors
+    /// The [`ChainBreak`] that `event` shows.
+    pub fn next_checked(
+        &self,
+        event: &RecordedEvent,
+        hash_is_intact: bool,
+    ) -> Result<ChainHead, ChainBreak> {
         let expected = self.version + 1;
         if event.version < expected {
             return Err(ChainBreak::OrderChanged);
@@ -136,7 +156,9 @@ impl ChainHead {
         if event.prev_hash != self.hash {
             return Err(ChainBreak::BrokenLink);
         }
-        if event_hash(&self.hash, &event.hashed_fields()) != event.hash {
+        // The stored `prev_hash` is this head's hash here, so `hash_is_intact` checked the hash
+        // that follows it.
+        if !hash_is_intact {
             return Err(ChainBreak::HashMismatch);
         }
         Ok(ChainHead {
