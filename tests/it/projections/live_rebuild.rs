@@ -99,7 +99,9 @@ async fn a_rebuild_under_live_writes_never_shows_a_half_built_table() {
     let started = rebuild(&store.pool, &OperationRuns::new().definition())
         .await
         .unwrap();
-    tokio::time::timeout(Duration::from_secs(30), async {
+    // Generous: on a 2-core machine shared with parallel builds, catching up under three live
+    // writers once took longer than 30 s; what matters is that the switch happens at all.
+    tokio::time::timeout(Duration::from_secs(120), async {
         loop {
             let v = version(&store.pool, started.version.id)
                 .await
