@@ -7,14 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use runledger_projections::{
-    OPERATION_RUNS, OperationRuns, Projection, VersionStatus, rebuild, version,
+    OPERATION_RUNS, OperationRuns, Projection, Projector, ProjectorOptions, VersionStatus, rebuild,
+    version,
 };
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::support::{
-    assert_same_runs, drain, folded_runs, random_histories, read_model, run_projector,
-};
+use super::support::{assert_same_runs, drain, folded_runs, options, random_histories, read_model};
 use crate::helpers::TestStore;
 use crate::helpers::verbs::{complete, new_run_id, progress, request, start, tenant};
 
@@ -34,6 +33,8 @@ async fn writer(store: Arc<TestStore>, w: i64, stop: Arc<AtomicBool>) -> usize {
                 .unwrap();
         }
         runs += 1;
+        // Live traffic, not a flood: a few runs a second per writer.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     runs
 }
@@ -73,7 +74,16 @@ async fn reader(store: Arc<TestStore>, stop: Arc<AtomicBool>) -> usize {
 async fn a_rebuild_under_live_writes_never_shows_a_half_built_table() {
     let store = Arc::new(TestStore::new().await);
     random_histories(&store, 30, 80, 3).await;
-    let mut projector = run_projector(&store.pool);
+    // Batches larger than the other tests', so the rebuild outpaces the live writers even on a
+    // loaded machine (it must catch up with them to switch).
+    let mut projector = Projector::new(
+        store.pool.clone(),
+        OperationRuns::new(),
+        ProjectorOptions {
+            batch_size: 200,
+            ..options()
+        },
+    );
     drain(&mut projector).await;
 
     let (stop_projector, stopped) = watch::channel(false);
