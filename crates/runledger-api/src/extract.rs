@@ -77,6 +77,24 @@ pub struct RunPath {
     pub run_id: RunId,
 }
 
+/// Path parameters that name a tenant: what a command is authorized against.
+pub trait TenantScoped {
+    /// The tenant the route names.
+    fn tenant_id(&self) -> TenantId;
+}
+
+impl TenantScoped for TenantPath {
+    fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+}
+
+impl TenantScoped for RunPath {
+    fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+}
+
 async fn path_params<S: Send + Sync>(
     parts: &mut Parts,
     state: &S,

@@ -4,7 +4,7 @@
 //! the store's command path, and answers the run as it stands after the command. Conditional
 //! requests (`If-Match`) pin the version; `Idempotency-Key` makes retries safe.
 
-use axum::extract::{OriginalUri, State};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -18,13 +18,14 @@ use runledger_store::{
     CommandError, CommandOutcome, CommandRequest, EventMetadata, ExpectedVersion, StoreError,
 };
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::extract::{CommandBody, RunPath, TenantPath};
+use crate::extract::{CommandBody, RunPath, TenantPath, TenantScoped};
 use crate::idempotency::Idempotency;
 use crate::run_json::run_json;
 
@@ -140,6 +141,53 @@ pub struct DispatchFailedBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {}
+
+/// What every command route receives, read in one extractor so each handler states only what
+/// is its own: the route's ids (`P`: [`TenantPath`] or [`RunPath`]), its parsed body (`B`), and
+/// the context every command shares.
+pub(crate) struct CommandRoute<P, B> {
+    /// The ids the route names.
+    path: P,
+    /// The parsed JSON body.
+    body: B,
+    /// Who asks, how to answer retries, the expected version and the event metadata.
+    context: CommandContext,
+}
+
+impl<P, B> FromRequest<AppState> for CommandRoute<P, B>
+where
+    P: FromRequestParts<AppState, Rejection = ApiError> + TenantScoped + Send,
+    B: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        // The checks run in the order the handlers' separate extractors ran them, so a request
+        // with several faults gets the same problem as before: the token (401), the path (400),
+        // the body (400, 413), then the tenant and role (404, 403) and the headers (400).
+        let (mut parts, body) = request.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, state).await?;
+        let path = P::from_request_parts(&mut parts, state).await?;
+        let OriginalUri(uri) = OriginalUri::from_request_parts(&mut parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let method = parts.method.clone();
+        let headers = parts.headers.clone();
+        let body = CommandBody::<B>::from_request(Request::from_parts(parts, body), state).await?;
+        let context = CommandContext::new(
+            state.clone(),
+            caller,
+            path.tenant_id(),
+            (&method, uri.path(), &headers),
+            &body,
+        )?;
+        Ok(Self {
+            path,
+            body: body.value,
+            context,
+        })
+    }
+}
 
 /// Everything a command route shares: who asks, about what, and how to answer retries.
 struct CommandContext {
@@ -295,22 +343,12 @@ fn header_uuid(headers: &HeaderMap, name: &'static str) -> Result<Option<uuid::U
               (status = 400, description = "Invalid request"), (status = 401), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 pub(crate) async fn queue_run(
-    State(state): State<AppState>,
-    caller: Caller,
-    TenantPath { tenant_id }: TenantPath,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: CommandBody<QueueRunBody>,
+    CommandRoute {
+        path: TenantPath { tenant_id },
+        body,
+        context,
+    }: CommandRoute<TenantPath, QueueRunBody>,
 ) -> Result<Response, ApiError> {
-    let context = CommandContext::new(
-        state,
-        caller,
-        tenant_id,
-        (&method, uri.path(), &headers),
-        &body,
-    )?;
-    let body = body.value;
     let run_type = RunType::parse(&body.run_type)?;
     let identity_inputs = body.identity.unwrap_or_else(|| json!({}));
     refuse_nul("identity", &identity_inputs)?;
@@ -377,21 +415,8 @@ pub(crate) async fn queue_run(
     responses((status = 200, description = "The run, running"), (status = 404), (status = 409, description = "Not queued"), (status = 412)),
     security(("bearer" = [])))]
 pub(crate) async fn start_run(
-    State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: CommandBody<StartBody>,
+    CommandRoute { path, context, .. }: CommandRoute<RunPath, StartBody>,
 ) -> Result<Response, ApiError> {
-    let context = CommandContext::new(
-        state,
-        caller,
-        path.tenant_id,
-        (&method, uri.path(), &headers),
-        &body,
-    )?;
     context
         .execute(path.run_id, RunCommand::Start(Start { at: Utc::now() }))
         .await
@@ -403,22 +428,12 @@ pub(crate) async fn start_run(
     responses((status = 200, description = "The run with the increments added"), (status = 404), (status = 409, description = "Not running"), (status = 412), (status = 422, description = "Counts would exceed the total or go backwards")),
     security(("bearer" = [])))]
 pub(crate) async fn report_progress(
-    State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: CommandBody<ProgressBody>,
+    CommandRoute {
+        path,
+        body,
+        context,
+    }: CommandRoute<RunPath, ProgressBody>,
 ) -> Result<Response, ApiError> {
-    let context = CommandContext::new(
-        state,
-        caller,
-        path.tenant_id,
-        (&method, uri.path(), &headers),
-        &body,
-    )?;
-    let body = body.value;
     let failures = body
         .failures
         .iter()
@@ -444,23 +459,13 @@ pub(crate) async fn report_progress(
     responses((status = 200, description = "The completed run"), (status = 404), (status = 409, description = "Not running"), (status = 412), (status = 422)),
     security(("bearer" = [])))]
 pub(crate) async fn complete_run(
-    State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: CommandBody<CompleteBody>,
+    CommandRoute {
+        path,
+        body,
+        context,
+    }: CommandRoute<RunPath, CompleteBody>,
 ) -> Result<Response, ApiError> {
-    let context = CommandContext::new(
-        state,
-        caller,
-        path.tenant_id,
-        (&method, uri.path(), &headers),
-        &body,
-    )?;
     let outcome = body
-        .value
         .outcome
         .as_deref()
         .map(str::parse::<Outcome>)
@@ -482,22 +487,12 @@ pub(crate) async fn complete_run(
     responses((status = 200, description = "The run, completed as failed"), (status = 404), (status = 409, description = "Not queued"), (status = 412)),
     security(("bearer" = [])))]
 pub(crate) async fn dispatch_failed(
-    State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: CommandBody<DispatchFailedBody>,
+    CommandRoute {
+        path,
+        body,
+        context,
+    }: CommandRoute<RunPath, DispatchFailedBody>,
 ) -> Result<Response, ApiError> {
-    let context = CommandContext::new(
-        state,
-        caller,
-        path.tenant_id,
-        (&method, uri.path(), &headers),
-        &body,
-    )?;
-    let body = body.value;
     let failure = failure_report(
         &FailureBody {
             code: body.code,
@@ -517,8 +512,6 @@ pub(crate) async fn dispatch_failed(
         .await
 }
 
-/// Parses one failure of a body; `field_prefix` locates its fields in the body (`failures[2].`
-/// in a progress report, nothing in dispatch-failed), so a problem names the exact field.
 /// PostgreSQL cannot store U+0000 in `jsonb`: refuse it at the edge rather than fail the append.
 fn refuse_nul(field: &'static str, value: &Value) -> Result<(), ApiError> {
     fn has_nul(value: &Value) -> bool {
@@ -540,6 +533,8 @@ fn refuse_nul(field: &'static str, value: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Parses one failure of a body; `field_prefix` locates its fields in the body (`failures[2].`
+/// in a progress report, nothing in dispatch-failed), so a problem names the exact field.
 fn failure_report(body: &FailureBody, field_prefix: &str) -> Result<FailureReport, ApiError> {
     let field = |name: &str| format!("{field_prefix}{name}");
     let code = FailureCode::parse(&body.code)
