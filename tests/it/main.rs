@@ -16,3 +16,5 @@ mod api;
 // The auditor's tools: verification of tampered ledgers, anchors, exports, point-in-time replay.
 // (Named apart from `api/audit.rs`, which tests the audit HTTP routes.)
 mod ledger_audit;
+// The monitoring pages (`/ui`), through the router and in a real browser.
+mod ui;

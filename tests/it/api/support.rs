@@ -253,6 +253,24 @@ impl TestApi {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a local port");
+        self.serve_on(listener)
+    }
+
+    /// Serves the app on a random local port whose address is also its public URL, as
+    /// `runledger serve` does: `view_url`s and the notices' links (of projectors started after
+    /// this) point at the served pages, so a browser can follow them.
+    pub(crate) async fn serve_public(&mut self) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local port");
+        let address = listener.local_addr().expect("the bound address");
+        self.reconfigure(|config| {
+            config.view_base_url = ApiConfig::new(&format!("http://{address}")).view_base_url;
+        });
+        self.serve_on(listener)
+    }
+
+    fn serve_on(&self, listener: tokio::net::TcpListener) -> Served {
         let address = listener.local_addr().expect("the bound address");
         let app = self.app.clone();
         let server = tokio::spawn(async move {
@@ -299,6 +317,11 @@ impl Drop for Served {
 }
 
 impl Served {
+    /// The server's base URL, e.g. `http://127.0.0.1:41234`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
     /// Sends a request over a new HTTP/1.1 connection and reads the whole answer.
     pub(crate) async fn send(
         &self,
