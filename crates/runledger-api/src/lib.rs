@@ -81,7 +81,7 @@ impl ApiConfig {
 
     /// The page of a run.
     pub fn view_url(&self, tenant: TenantId, run: RunId) -> String {
-        format!("{}/tenants/{tenant}/runs/{run}", self.view_base_url)
+        runledger_core::view_url(&self.view_base_url, tenant, run)
     }
 }
 

@@ -21,6 +21,7 @@
 //! - [`command`]: the commands.
 //! - [`run`]: the state, `decide`, `evolve` and `replay`.
 //! - [`operation_run`]: the seed's OperationRun JSON of a run's state.
+//! - [`view_url`](mod@view_url): the address of a run's page.
 //! - [`error`]: rejections and parse errors.
 
 pub mod command;
@@ -35,6 +36,7 @@ pub mod operation_run;
 pub mod run;
 pub mod run_type;
 pub mod status;
+pub mod view_url;
 
 pub use command::{
     CommandKind, Complete, DispatchFailed, QueueRun, ReportProgress, RunCommand, Start,
@@ -49,3 +51,4 @@ pub use initiator::Initiator;
 pub use run::{Run, RunSnapshot, decide, evolve, replay};
 pub use run_type::RunType;
 pub use status::{Outcome, RunStatus};
+pub use view_url::view_url;

@@ -7,7 +7,7 @@
 //! `public.notification_reads`, outside the feed) still applies after a rebuild.
 
 use chrono::{DateTime, Utc};
-use runledger_core::{Outcome, RunEvent, RunSnapshot, RunType};
+use runledger_core::{Outcome, RunEvent, RunId, RunSnapshot, RunType, TenantId, view_url};
 use runledger_store::EventReader;
 use runledger_store::command::fold_until;
 use sqlx::PgPool;
@@ -62,7 +62,7 @@ impl Notifications {
     /// The version of the apply code; bump it when the notices it writes change.
     pub const CODE_VERSION: &'static str = "1";
 
-    /// The feed; "View run" links are `{base_url}/tenants/{tenant}/runs/{run}`. A completed
+    /// The feed; "View run" links are [`view_url`]s under `base_url`. A completed
     /// notice folds the run's stream from the log (read through `pool`), so it reads the same
     /// state `evolve` gives everywhere else.
     pub fn new(pool: PgPool, base_url: &str) -> Self {
@@ -72,8 +72,8 @@ impl Notifications {
         }
     }
 
-    fn view_url(&self, tenant: i64, run: Uuid) -> String {
-        format!("{}/tenants/{tenant}/runs/{run}", self.base_url)
+    fn view_url(&self, tenant: TenantId, run: RunId) -> String {
+        view_url(&self.base_url, tenant, run)
     }
 
     /// The notice a completed run sends, if a user started it.
@@ -101,7 +101,7 @@ impl Notifications {
             title: completed_title(&run.run_type, run.outcome),
             body: completed_body(run),
             outcome: run.outcome,
-            view_url: self.view_url(run.tenant_id.get(), run.id.as_uuid()),
+            view_url: self.view_url(run.tenant_id, run.id),
             created_at: projected.event.occurred_at(),
             position: recorded.position,
         }))
@@ -206,7 +206,7 @@ impl Projection for Notifications {
                                 queued.run_type.display_name()
                             ),
                             outcome: Outcome::Pending,
-                            view_url: self.view_url(queued.tenant_id.get(), run),
+                            view_url: self.view_url(queued.tenant_id, queued.run_id),
                             created_at: queued.queued_at,
                             position: projected.recorded.position,
                         });
