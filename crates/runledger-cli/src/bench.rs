@@ -12,14 +12,14 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 use futures_util::future::try_join_all;
 use runledger_core::{
-    EventId, Initiator, ProgressDelta, QueueRun, RunCommand, RunEvent, RunId, RunIdentity,
-    RunProgressed, RunType, TenantId, decide,
+    Initiator, QueueRun, RunCommand, RunId, RunIdentity, RunType, TenantId, decide,
 };
-use runledger_store::{AppendOutcome, EventMetadata, EventWriter, MIGRATOR, NewEvent};
+use runledger_store::{AppendOutcome, EventMetadata, EventWriter, NewEvent};
 use serde_json::{Value, json};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::bench_support::{bench_event, drop_database, fresh_database, progressed};
 use crate::database::Database;
 
 /// Benchmarks.
@@ -229,24 +229,6 @@ impl Writer {
     }
 }
 
-/// A one-item progress event with a fresh time-ordered id.
-pub(crate) fn progressed() -> NewEvent {
-    NewEvent {
-        event_id: EventId::from_uuid(Uuid::now_v7()),
-        event: RunEvent::Progressed(RunProgressed {
-            delta: ProgressDelta {
-                success: 1,
-                failed: 0,
-                skipped: 0,
-            },
-            total: None,
-            failures: Vec::new(),
-            reported_at: Utc::now(),
-        }),
-        metadata: EventMetadata::actor("bench"),
-    }
-}
-
 async fn store_writer(pool: PgPool, scenario: Scenario, index: usize) -> anyhow::Result<Writer> {
     let tenant = TenantId::new(1)?;
     let run = RunId::from_uuid(Uuid::new_v4());
@@ -261,11 +243,7 @@ async fn store_writer(pool: PgPool, scenario: Scenario, index: usize) -> anyhow:
     });
     let events: Vec<NewEvent> = decide(&runledger_core::Run::Unqueued, queue)?
         .into_iter()
-        .map(|event| NewEvent {
-            event_id: EventId::from_uuid(Uuid::now_v7()),
-            event,
-            metadata: EventMetadata::actor("bench"),
-        })
+        .map(bench_event)
         .collect();
     let writer = EventWriter::new(pool);
     writer.append(tenant, run, 0, &events).await?;
@@ -297,39 +275,4 @@ async fn bench_database(database: &Database) -> anyhow::Result<PgPool> {
 
 async fn drop_bench_database(database: &Database) -> anyhow::Result<()> {
     drop_database(database, BENCH_DATABASE).await
-}
-
-/// A fresh, migrated database called `name` on the ledger's server, for a bench of its own.
-pub(crate) async fn fresh_database(database: &Database, name: &str) -> anyhow::Result<PgPool> {
-    // The ledger database is where the bench's own database is created and dropped from.
-    database.migrated_pool().await?.close().await;
-    drop_database(database, name).await?;
-    let mut admin = database
-        .options()
-        .clone()
-        .connect()
-        .await
-        .context("connecting to the server")?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    let pool = database
-        .pool(database.options().clone().database(name), 40)
-        .await?;
-    MIGRATOR.run(&pool).await?;
-    Ok(pool)
-}
-
-/// Drops the bench database `name`, if it exists.
-pub(crate) async fn drop_database(database: &Database, name: &str) -> anyhow::Result<()> {
-    let mut admin = database
-        .options()
-        .clone()
-        .connect()
-        .await
-        .context("connecting to the server")?;
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    Ok(())
 }

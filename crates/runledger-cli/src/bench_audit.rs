@@ -19,8 +19,8 @@ use runledger_audit::{Scope, record_anchor, verify_database, verify_export};
 use runledger_store::{EventReader, EventWriter};
 use serde_json::{Map, Value, json};
 
-use crate::bench::{drop_database, fresh_database};
 use crate::bench_projections::generate;
+use crate::bench_support::{drop_database, fresh_database, peak_rss_kib, reset_peak_rss};
 use crate::database::Database;
 
 /// `runledger bench audit`.
@@ -66,8 +66,7 @@ impl Phase {
 
 /// Runs `phase` with the peak RSS reset before it; returns its events and measures.
 async fn measure<F: Future<Output = anyhow::Result<u64>>>(phase: F) -> anyhow::Result<Phase> {
-    // Writing 5 to clear_refs resets VmHWM to the current RSS (Linux 4.0 and later).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    reset_peak_rss();
     let started = Instant::now();
     let events = phase.await?;
     Ok(Phase {
@@ -75,16 +74,6 @@ async fn measure<F: Future<Output = anyhow::Result<u64>>>(phase: F) -> anyhow::R
         events,
         peak_rss_kib: peak_rss_kib()?,
     })
-}
-
-/// `VmHWM` of this process, in KiB.
-fn peak_rss_kib() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc")?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/self/status")
 }
 
 pub(crate) async fn run(database: &Database, args: AuditBenchArgs) -> anyhow::Result<()> {

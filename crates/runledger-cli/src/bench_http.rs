@@ -36,8 +36,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::bench::{drop_database, fresh_database};
 use crate::bench_projections::{catch_up, generate};
+use crate::bench_support::{bench_event, drop_database, fresh_database};
 use crate::database::Database;
 
 /// `runledger bench http`.
@@ -405,11 +405,7 @@ async fn appended_commands(writer: &EventWriter, lane: u64, count: u64) -> anyho
         let expected = state.version();
         let events: Vec<NewEvent> = decide(&state, command)?
             .into_iter()
-            .map(|event| NewEvent {
-                event_id: EventId::from_uuid(Uuid::now_v7()),
-                event,
-                metadata: EventMetadata::actor("bench"),
-            })
+            .map(bench_event)
             .collect();
         writer.append(tenant, run, expected, &events).await?;
         state = events

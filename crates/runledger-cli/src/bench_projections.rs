@@ -8,22 +8,23 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
 use futures_util::future::try_join_all;
 use runledger_core::{
-    CompletionReason, EventId, Initiator, Outcome, RunCompleted, RunEvent, RunId, RunIdentity,
-    RunQueued, RunStarted, RunType, TenantId, UserId,
+    CompletionReason, Initiator, Outcome, RunCompleted, RunEvent, RunId, RunIdentity, RunQueued,
+    RunStarted, RunType, TenantId, UserId,
 };
 use runledger_projections::{OperationRuns, Projector, ProjectorOptions, StepOutcome};
-use runledger_store::{EventMetadata, EventWriter, NewEvent};
+use runledger_store::{EventWriter, NewEvent};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use crate::bench::{drop_database, fresh_database, progressed};
+use crate::bench_support::{
+    bench_event, drop_database, fresh_database, peak_rss_kib, progressed, reset_peak_rss,
+};
 use crate::database::Database;
 
 /// `runledger bench projections`.
@@ -156,7 +157,7 @@ pub(crate) async fn generate(
         };
         let mut events = vec![queued(tenant, run, &run_type, initiator)?, started()];
         events.extend((0..per_run - 3).map(|_| progressed()));
-        events.push(new_event(RunEvent::Completed(RunCompleted {
+        events.push(bench_event(RunEvent::Completed(RunCompleted {
             outcome: Outcome::Succeeded,
             reason: CompletionReason::Finished,
             failures: Vec::new(),
@@ -167,14 +168,6 @@ pub(crate) async fn generate(
     Ok(())
 }
 
-fn new_event(event: RunEvent) -> NewEvent {
-    NewEvent {
-        event_id: EventId::from_uuid(Uuid::now_v7()),
-        event,
-        metadata: EventMetadata::actor("bench"),
-    }
-}
-
 fn queued(
     tenant: TenantId,
     run: RunId,
@@ -182,7 +175,7 @@ fn queued(
     initiator: Initiator,
 ) -> anyhow::Result<NewEvent> {
     let identity = RunIdentity::new(json!({ "run": run.to_string() }))?;
-    Ok(new_event(RunEvent::Queued(RunQueued {
+    Ok(bench_event(RunEvent::Queued(RunQueued {
         run_id: run,
         tenant_id: tenant,
         run_type: run_type.clone(),
@@ -195,7 +188,7 @@ fn queued(
 }
 
 fn started() -> NewEvent {
-    new_event(RunEvent::Started(RunStarted {
+    bench_event(RunEvent::Started(RunStarted {
         started_at: Utc::now(),
     }))
 }
@@ -203,8 +196,8 @@ fn started() -> NewEvent {
 /// Builds the read model from the start of the log; returns seconds and the peak RSS (KiB) of
 /// this process during the build.
 pub(crate) async fn catch_up(pool: &PgPool, batch_size: u32) -> anyhow::Result<(f64, u64)> {
-    // Reset the high-water mark, so the peak is the catch-up's, not the generators'.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    // The peak is the catch-up's, not the generators'.
+    reset_peak_rss();
     let mut projector = Projector::new(
         pool.clone(),
         OperationRuns::new(),
@@ -224,17 +217,6 @@ pub(crate) async fn catch_up(pool: &PgPool, batch_size: u32) -> anyhow::Result<(
     let seconds = started.elapsed().as_secs_f64();
     projector.release().await;
     Ok((seconds, peak_rss_kib()?))
-}
-
-/// `VmHWM` of this process, in KiB.
-fn peak_rss_kib() -> anyhow::Result<u64> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/self/status")
 }
 
 /// One append to observe: the run, the version it reached, and when the append returned.

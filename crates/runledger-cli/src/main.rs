@@ -23,6 +23,7 @@ mod bench;
 mod bench_audit;
 mod bench_http;
 mod bench_projections;
+mod bench_support;
 mod database;
 mod projections;
 mod run_commands;
