@@ -64,12 +64,7 @@ impl TestApi {
     pub(crate) async fn new() -> Self {
         let store = TestStore::new().await;
         let config = ApiConfig::new(PUBLIC_URL);
-        let app = app(AppState {
-            pool: store.pool.clone(),
-            reader: store.reader.clone(),
-            commands: store.commands.clone(),
-            config: config.clone(),
-        });
+        let app = app(AppState::new(store.pool.clone(), config.clone()));
         Self { store, app, config }
     }
 

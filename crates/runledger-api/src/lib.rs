@@ -45,7 +45,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use runledger_core::{RunId, TenantId};
-use runledger_store::{CommandHandler, EventReader};
+use runledger_store::{CommandHandler, EventReader, EventWriter};
 use sqlx::PgPool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -96,6 +96,19 @@ pub struct AppState {
     pub commands: CommandHandler,
     /// Settings.
     pub config: ApiConfig,
+}
+
+impl AppState {
+    /// The state of an API over the ledger database `pool`: its reader and its command path.
+    pub fn new(pool: PgPool, config: ApiConfig) -> Self {
+        let reader = EventReader::new(pool.clone());
+        Self {
+            commands: CommandHandler::new(reader.clone(), EventWriter::new(pool.clone())),
+            reader,
+            pool,
+            config,
+        }
+    }
 }
 
 /// The whole API.

@@ -235,13 +235,7 @@ pub(crate) async fn run(database: &Database, args: HttpBenchArgs) -> anyhow::Res
 async fn serve(pool: &PgPool) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    let reader = EventReader::new(pool.clone());
-    let state = AppState {
-        pool: pool.clone(),
-        commands: CommandHandler::new(reader.clone(), EventWriter::new(pool.clone())),
-        reader,
-        config: ApiConfig::new(&format!("http://{address}")),
-    };
+    let state = AppState::new(pool.clone(), ApiConfig::new(&format!("http://{address}")));
     let app = runledger_api::app(state);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {

@@ -15,7 +15,6 @@ use runledger_api::{ApiConfig, AppState};
 use runledger_audit::{AnchorPolicy, run_anchoring};
 use runledger_core::TenantId;
 use runledger_projections::run_projectors;
-use runledger_store::{CommandHandler, EventReader, EventWriter};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -43,16 +42,9 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
     let public_url = args
         .public_url
         .unwrap_or_else(|| format!("http://{}", args.listen));
-    let reader = EventReader::new(pool.clone());
-    let commands = CommandHandler::new(reader.clone(), EventWriter::new(pool.clone()));
     let config = ApiConfig::new(&public_url);
     let projections = config.projections();
-    let state = AppState {
-        pool: pool.clone(),
-        reader,
-        commands,
-        config,
-    };
+    let state = AppState::new(pool.clone(), config);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

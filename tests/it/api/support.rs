@@ -105,12 +105,7 @@ impl TestApi {
 
     /// The state the app was built from.
     pub(crate) fn state(&self) -> AppState {
-        AppState {
-            pool: self.store.pool.clone(),
-            reader: self.store.reader.clone(),
-            commands: self.store.commands.clone(),
-            config: self.config.clone(),
-        }
+        AppState::new(self.store.pool.clone(), self.config.clone())
     }
 
     /// One token of each role of `tenant`.
