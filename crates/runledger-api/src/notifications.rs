@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::page::PageToken;
+use crate::page::{Direction, PageToken, push_past_page};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -119,12 +119,8 @@ pub(crate) async fn list_notifications(
         let t = after
             .t
             .ok_or_else(|| ApiError::bad_field("page_token", "is not a page token of this list"))?;
-        query
-            .push(" AND (created_at, id) < (")
-            .push_bind(t)
-            .push(", ")
-            .push_bind(after.id)
-            .push(")");
+        query.push(" AND ");
+        push_past_page(&mut query, "created_at", Direction::Descending, t, after.id);
     }
     query
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")

@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::ApiError;
 
@@ -43,4 +44,34 @@ impl PageToken {
         }
         Ok(token)
     }
+}
+
+/// The direction a keyset list is sorted in.
+#[derive(Debug, Clone, Copy)]
+pub enum Direction {
+    /// Largest key first: the next page holds smaller keys.
+    Descending,
+    /// Smallest key first: the next page holds larger keys.
+    Ascending,
+}
+
+/// Pushes `(column, id) < (t, id)` (`>` when ascending): the rows past a page that ended at
+/// the row (`t`, `id`) of a list sorted by `column`, then by `id` to break ties.
+pub fn push_past_page(
+    query: &mut QueryBuilder<'_, Postgres>,
+    column: &'static str,
+    direction: Direction,
+    t: DateTime<Utc>,
+    id: uuid::Uuid,
+) {
+    let comparison = match direction {
+        Direction::Descending => "<",
+        Direction::Ascending => ">",
+    };
+    query
+        .push(format!("({column}, id) {comparison} ("))
+        .push_bind(t)
+        .push(", ")
+        .push_bind(id)
+        .push(")");
 }

@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
-use crate::page::PageToken;
+use crate::page::{Direction, PageToken, push_past_page};
 use crate::run_json::run_json;
 
 /// The routes of this module.
@@ -256,28 +256,24 @@ pub(crate) async fn list_runs(
     if let Some(after) = &after {
         match (sort, after.t) {
             (Sort::CreatedDesc, Some(t)) => {
-                query
-                    .push(" AND (created_at, id) < (")
-                    .push_bind(t)
-                    .push(", ")
-                    .push_bind(after.id)
-                    .push(")");
+                query.push(" AND ");
+                push_past_page(&mut query, "created_at", Direction::Descending, t, after.id);
             }
             (Sort::CreatedAsc, Some(t)) => {
-                query
-                    .push(" AND (created_at, id) > (")
-                    .push_bind(t)
-                    .push(", ")
-                    .push_bind(after.id)
-                    .push(")");
+                query.push(" AND ");
+                push_past_page(&mut query, "created_at", Direction::Ascending, t, after.id);
             }
             (Sort::CompletedDesc, Some(t)) => {
-                query
-                    .push(" AND ((completed_at, id) < (")
-                    .push_bind(t)
-                    .push(", ")
-                    .push_bind(after.id)
-                    .push(") OR completed_at IS NULL)");
+                // Runs not completed sort last: every one of them is past a completed run.
+                query.push(" AND (");
+                push_past_page(
+                    &mut query,
+                    "completed_at",
+                    Direction::Descending,
+                    t,
+                    after.id,
+                );
+                query.push(" OR completed_at IS NULL)");
             }
             (Sort::CompletedDesc, None) => {
                 query
