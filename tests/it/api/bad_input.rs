@@ -137,6 +137,17 @@ async fn bad_command_bodies_are_problems_naming_the_field_and_write_nothing() {
                 queue().json(&json!({"type": "inventory.sync", "initiator": {"user_id": 0, "name": "Ada"}})),
                 Some("initiator.user_id"),
             ),
+            // PostgreSQL's jsonb cannot hold U+0000: refused at the edge, not a failed append.
+            case(
+                "NUL in the identity",
+                queue().json(&json!({"type": "inventory.sync", "identity": {"mailbox": "a\u{0}b"}})),
+                Some("identity"),
+            ),
+            case(
+                "NUL in a context key",
+                queue().json(&json!({"type": "inventory.sync", "context": {"a\u{0}": 1}})),
+                Some("context"),
+            ),
             case(
                 "context not an object",
                 queue().json(&json!({"type": "inventory.sync", "context": [1]})),

@@ -1,6 +1,6 @@
-//! Tenant isolation on every route: a token of tenant A on tenant B's runs, notices or routes
-//! gets the same 404 as for something missing (only `instance` and `request_id` differ), and
-//! nothing is written; an admin token acts on every tenant.
+//! Tenant isolation on every route: a token of tenant A on tenant B's runs, notices, log (paged
+//! or live) or other routes gets the same 404 as for something missing (only `instance` and
+//! `request_id` differ), and nothing is written; an admin token acts on every tenant.
 
 use axum::http::{Method, StatusCode};
 use runledger_api::auth::Role;
@@ -84,6 +84,11 @@ async fn another_tenants_lists_counts_log_and_queue_answer_404_and_write_nothing
             (
                 Role::Auditor,
                 Call::new(Method::GET, &format!("/v1/tenants/{t}/events"), None),
+            ),
+            (
+                Role::Auditor,
+                Call::new(Method::GET, &format!("/v1/tenants/{t}/events"), None)
+                    .header("accept", "text/event-stream"),
             ),
             (
                 Role::Auditor,
