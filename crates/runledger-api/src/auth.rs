@@ -119,7 +119,9 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|secret| !secret.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        find_caller(&state.pool, secret)
+        state
+            .callers
+            .caller(secret, || find_caller(&state.pool, secret))
             .await?
             .ok_or(ApiError::Unauthorized)
     }

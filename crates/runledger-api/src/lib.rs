@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`auth`]: bearer tokens, roles, tenant checks.
+//! - [`caller_cache`]: token lookups remembered for a few seconds (docs/adr/0010).
 //! - [`tokens`]: creating and revoking tokens.
 //! - [`error`]: `ApiError` and the problem+json middleware.
 //! - [`extract`]: extractors whose rejections are problems.
@@ -24,6 +25,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod caller_cache;
 pub mod error;
 pub mod evidence;
 pub mod extract;
@@ -50,6 +52,8 @@ use sqlx::PgPool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::caller_cache::CallerCache;
+
 /// Settings of the API.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -59,6 +63,9 @@ pub struct ApiConfig {
     pub max_read_wait: Duration,
     /// The largest accepted request body.
     pub max_body_bytes: usize,
+    /// How long a token's lookup is reused: the longest a revoked token may still be accepted
+    /// (docs/adr/0010). Zero looks the token up on every request.
+    pub token_staleness: Duration,
 }
 
 impl ApiConfig {
@@ -68,6 +75,7 @@ impl ApiConfig {
             view_base_url: format!("{}/ui", public_url.trim_end_matches('/')),
             max_read_wait: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,
+            token_staleness: Duration::from_secs(5),
         }
     }
 
@@ -94,6 +102,8 @@ pub struct AppState {
     pub reader: EventReader,
     /// The command path.
     pub commands: CommandHandler,
+    /// Recently looked-up tokens.
+    pub callers: CallerCache,
     /// Settings.
     pub config: ApiConfig,
 }
@@ -106,6 +116,7 @@ impl AppState {
             commands: CommandHandler::new(reader.clone(), EventWriter::new(pool.clone())),
             reader,
             pool,
+            callers: CallerCache::new(config.token_staleness),
             config,
         }
     }

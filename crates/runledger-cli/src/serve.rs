@@ -35,6 +35,10 @@ pub(crate) struct ServeArgs {
     /// Record an anchor this many seconds after the last one if any event came since; 0: never.
     #[arg(long, env = "RUNLEDGER_ANCHOR_EVERY_SECONDS", default_value_t = 300)]
     anchor_every_seconds: u64,
+    /// Seconds a token's lookup is reused: the longest a revoked token may still be accepted
+    /// (docs/adr/0010); 0: look the token up on every request.
+    #[arg(long, env = "RUNLEDGER_TOKEN_STALENESS_SECONDS", default_value_t = 5)]
+    token_staleness_seconds: u64,
 }
 
 pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Result<()> {
@@ -42,7 +46,10 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
     let public_url = args
         .public_url
         .unwrap_or_else(|| format!("http://{}", args.listen));
-    let config = ApiConfig::new(&public_url);
+    let config = ApiConfig {
+        token_staleness: Duration::from_secs(args.token_staleness_seconds),
+        ..ApiConfig::new(&public_url)
+    };
     let projections = config.projections();
     let state = AppState::new(pool.clone(), config);
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -1,6 +1,9 @@
 //! Roles: a reader reads, a writer also records commands, an auditor also reads history, an
 //! admin does everything (and manages projections); no, bad or revoked tokens are 401, and a
-//! role that may not do something is 403 before anything is looked up or written.
+//! role that may not do something is 403 before anything is looked up or written. A token in
+//! use is remembered for a bounded time, so its revocation takes effect within that bound.
+
+use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use runledger_api::auth::Role;
@@ -153,4 +156,79 @@ async fn no_token_a_wrong_one_or_a_revoked_one_is_401() {
         }
     }
     assert_eq!(api.event_count().await, 0);
+}
+
+/// A writer token of `t` that the test revokes: its secret and id.
+async fn token_to_revoke(api: &TestApi, t: runledger_core::TenantId) -> (String, uuid::Uuid) {
+    let created = create_token(
+        &api.store.pool,
+        &NewToken {
+            tenant_id: t,
+            role: Role::Writer,
+            user_id: None,
+            name: "to be revoked".to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    (created.secret, created.id)
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_once_the_staleness_bound_has_passed() {
+    let mut api = TestApi::new().await;
+    let staleness = Duration::from_millis(300);
+    api.reconfigure(|config| config.token_staleness = staleness);
+    let t = tenant(1);
+    let (secret, id) = token_to_revoke(&api, t).await;
+    // Used, so its lookup is remembered.
+    let queue = json!({"type": "inventory.sync"});
+    let queued = api.post(&runs_path(t), &secret, &queue).await;
+    assert_eq!(queued.status, StatusCode::CREATED, "{:#}", queued.body);
+
+    assert!(revoke_token(&api.store.pool, id).await.unwrap());
+    // The revocation committed before this instant: every request that starts a staleness
+    // later is refused.
+    tokio::time::sleep(staleness).await;
+    let events = api.event_count().await;
+    for answer in [
+        api.get(&runs_path(t), &secret).await,
+        api.post(&runs_path(t), &secret, &json!({"type": "inventory.scan"}))
+            .await,
+    ] {
+        let problem = answer.assert_problem(StatusCode::UNAUTHORIZED, None);
+        assert_eq!(problem["type"], "urn:runledger:problem:unauthorized");
+    }
+    assert_eq!(
+        api.event_count().await,
+        events,
+        "the refused command wrote nothing"
+    );
+}
+
+#[tokio::test]
+async fn within_the_staleness_bound_a_used_token_still_works_and_zero_disables_the_memory() {
+    let mut api = TestApi::new().await;
+    let t = tenant(1);
+    // The bound is the documented trade-off (docs/adr/0010): a revocation takes effect up to
+    // that much later for a token in use, so the lookup round trip is saved.
+    api.reconfigure(|config| config.token_staleness = Duration::from_secs(60));
+    api.project().await;
+    let (secret, id) = token_to_revoke(&api, t).await;
+    assert_eq!(api.get(&runs_path(t), &secret).await.status, StatusCode::OK);
+    assert!(revoke_token(&api.store.pool, id).await.unwrap());
+    assert_eq!(
+        api.get(&runs_path(t), &secret).await.status,
+        StatusCode::OK,
+        "remembered for up to 60 s"
+    );
+
+    // Without the memory, a revocation takes effect at once.
+    api.reconfigure(|config| config.token_staleness = Duration::ZERO);
+    let (secret, id) = token_to_revoke(&api, t).await;
+    assert_eq!(api.get(&runs_path(t), &secret).await.status, StatusCode::OK);
+    assert!(revoke_token(&api.store.pool, id).await.unwrap());
+    api.get(&runs_path(t), &secret)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, None);
 }
