@@ -127,22 +127,29 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-async fn find_caller(pool: &PgPool, secret: &str) -> Result<Option<Caller>, ApiError> {
-    let row: Option<(Uuid, String, i64, String, Option<i64>)> = sqlx::query_as(
+pub(crate) async fn find_caller(pool: &PgPool, secret: &str) -> Result<Option<Caller>, ApiError> {
+    let row: Option<TokenRow> = sqlx::query_as(
         "SELECT id, name, tenant_id, role, user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
     )
     .bind(token_hash(secret).to_vec())
     .fetch_optional(pool)
     .await?;
-    let Some((token_id, name, tenant_id, role, user_id)) = row else {
-        return Ok(None);
-    };
+    row.map(caller_of_token).transpose()
+}
+
+/// A live token as stored: id, name, tenant, role, user.
+pub(crate) type TokenRow = (Uuid, String, i64, String, Option<i64>);
+
+/// The caller a stored token stands for.
+pub(crate) fn caller_of_token(
+    (token_id, name, tenant_id, role, user_id): TokenRow,
+) -> Result<Caller, ApiError> {
     let corrupt = |what: &str| {
         ApiError::Internal(anyhow::anyhow!(
             "stored token {token_id} has an invalid {what}"
         ))
     };
-    Ok(Some(Caller {
+    Ok(Caller {
         token_id,
         name,
         tenant_id: TenantId::new(tenant_id).map_err(|_| corrupt("tenant"))?,
@@ -151,5 +158,5 @@ async fn find_caller(pool: &PgPool, secret: &str) -> Result<Option<Caller>, ApiE
             .map(UserId::new)
             .transpose()
             .map_err(|_| corrupt("user"))?,
-    }))
+    })
 }

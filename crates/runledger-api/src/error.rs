@@ -98,6 +98,17 @@ impl ApiError {
         }
     }
 
+    /// What a page shows of the error: its status, title and detail (never the cause of a 500,
+    /// which [`Problem`]'s middleware or the page logs).
+    pub(crate) fn for_people(&self) -> (StatusCode, &'static str, String) {
+        let problem = self.problem();
+        let detail = match problem.extensions.get("field").and_then(Value::as_str) {
+            Some(field) => format!("{field}: {}", problem.detail),
+            None => problem.detail,
+        };
+        (problem.status, problem.title, detail)
+    }
+
     fn problem(&self) -> Problem {
         let mut extensions = Map::new();
         let (status, slug, title) = match self {

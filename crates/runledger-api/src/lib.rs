@@ -22,6 +22,7 @@
 //! - [`projections`]: projection status and rebuilds.
 //! - [`audit`]: a run's events, its state as of a version or time, the tenant's log (live: SSE).
 //! - [`evidence`]: a run's chain verified, the tenant's log exported as NDJSON.
+//! - [`ui`]: the monitoring pages under `/ui`, over the same queries.
 
 pub mod audit;
 pub mod auth;
@@ -41,6 +42,7 @@ pub mod run_json;
 pub mod runs_commands;
 pub mod runs_queries;
 pub mod tokens;
+pub mod ui;
 
 use std::time::Duration;
 
@@ -85,6 +87,11 @@ impl ApiConfig {
             base_url: self.view_base_url.clone(),
             ..runledger_projections::ProjectionsConfig::default()
         }
+    }
+
+    /// Whether the pages' cookies may only travel over HTTPS (when they are served over it).
+    pub fn secure_cookies(&self) -> bool {
+        self.view_base_url.starts_with("https://")
     }
 
     /// The page of a run.
@@ -136,6 +143,7 @@ pub fn app(state: AppState) -> Router {
         .merge(operations::router())
         .merge(notifications::router())
         .merge(projections::router())
+        .nest("/ui", ui::router())
         // Unknown paths and methods answer problems too (axum's defaults have empty bodies).
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::no_method)

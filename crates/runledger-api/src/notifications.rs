@@ -91,7 +91,17 @@ pub(crate) async fn list_notifications(
     caller: Caller,
     Query(params): Query<NoticeQuery>,
 ) -> Result<Json<NoticePage>, ApiError> {
-    let user = feed_owner(&caller)?;
+    Ok(Json(notice_page(&state, &caller, &params).await?))
+}
+
+/// A page of the caller's own notices, newest first: the feed route's query, which the
+/// notifications page shares.
+pub(crate) async fn notice_page(
+    state: &AppState,
+    caller: &Caller,
+    params: &NoticeQuery,
+) -> Result<NoticePage, ApiError> {
+    let user = feed_owner(caller)?;
     let page_size = params.page_size.unwrap_or(50);
     if !(1..=200).contains(&page_size) {
         return Err(ApiError::bad_field(
@@ -136,10 +146,10 @@ pub(crate) async fn list_notifications(
         }
         .encode()
     });
-    Ok(Json(NoticePage {
+    Ok(NoticePage {
         notifications,
         next_page_token,
-    }))
+    })
 }
 
 #[utoipa::path(post, path = "/v1/notifications/{id}/read", tag = "notifications",
@@ -151,10 +161,20 @@ pub(crate) async fn mark_read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Notice>, ApiError> {
-    let user = feed_owner(&caller)?;
     let id: uuid::Uuid = id
         .parse()
         .map_err(|_| ApiError::bad_field("id", "must be a UUID"))?;
+    Ok(Json(mark_notice_read(&state, &caller, id).await?))
+}
+
+/// Marks the caller's own notice `id` read (again: no change) and returns it; another user's
+/// notice answers as a missing one.
+pub(crate) async fn mark_notice_read(
+    state: &AppState,
+    caller: &Caller,
+    id: uuid::Uuid,
+) -> Result<Notice, ApiError> {
+    let user = feed_owner(caller)?;
     let owned: Option<(i64, i64)> =
         sqlx::query_as("SELECT tenant_id, user_id FROM notifications WHERE id = $1")
             .bind(id)
@@ -178,5 +198,5 @@ pub(crate) async fn mark_read(
     .bind(id)
     .fetch_one(&state.pool)
     .await?;
-    Ok(Json(notice))
+    Ok(notice)
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use runledger_projections::{
-    ProjectionError, ProjectionStatus, VersionProgress, rebuild, statuses,
+    ProjectionError, ProjectionStatus, RebuildStarted, VersionProgress, rebuild, statuses,
 };
 use serde_json::{Value, json};
 
@@ -82,12 +82,7 @@ pub(crate) async fn rebuild_projection(
     if caller.role != Role::Admin {
         return Err(ApiError::Forbidden);
     }
-    let definition = match state.config.projections().definition(&state.pool, &name) {
-        Ok(definition) => definition,
-        Err(ProjectionError::UnknownProjection(_)) => return Err(ApiError::NotFound),
-        Err(other) => return Err(internal(other)),
-    };
-    let started = rebuild(&state.pool, &definition).await.map_err(internal)?;
+    let started = start_rebuild(&state, &name).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -97,4 +92,18 @@ pub(crate) async fn rebuild_projection(
             "generation": started.version.generation,
         })),
     ))
+}
+
+/// Starts a rebuild of the projection `name` (or finds the one under way): the route's work,
+/// which the projections page shares. The caller has checked the admin role.
+pub(crate) async fn start_rebuild(
+    state: &AppState,
+    name: &str,
+) -> Result<RebuildStarted, ApiError> {
+    let definition = match state.config.projections().definition(&state.pool, name) {
+        Ok(definition) => definition,
+        Err(ProjectionError::UnknownProjection(_)) => return Err(ApiError::NotFound),
+        Err(other) => return Err(internal(other)),
+    };
+    rebuild(&state.pool, &definition).await.map_err(internal)
 }

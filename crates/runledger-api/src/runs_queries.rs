@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use runledger_core::{Outcome, RunStatus, RunType, UserId};
+use runledger_core::{Outcome, RunId, RunSnapshot, RunStatus, RunType, TenantId, UserId};
 use runledger_projections::OperationRunRow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -32,15 +32,18 @@ pub fn router() -> Router<AppState> {
 
 /// A row of the read model as the API shows it.
 fn run_of_row(config: &crate::ApiConfig, row: &OperationRunRow) -> Result<Value, ApiError> {
-    let run = row
-        .to_snapshot()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
-    Ok(run_json(config, &run))
+    Ok(run_json(config, &snapshot_of_row(row)?))
+}
+
+/// The run a read-model row holds; a row that does not parse is a server fault.
+pub(crate) fn snapshot_of_row(row: &OperationRunRow) -> Result<RunSnapshot, ApiError> {
+    row.to_snapshot()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
 }
 
 /// The query parameters of the run list and the run count (one struct, so that a misspelled
 /// parameter is refused rather than silently ignored).
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RunQuery {
@@ -224,13 +227,41 @@ pub(crate) async fn list_runs(
     Query(params): Query<RunQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
     caller.authorize(tenant_id, Role::Reader)?;
+    let page = run_page(&state, tenant_id, &params).await?;
+    let runs = page
+        .rows
+        .iter()
+        .map(|row| run_of_row(&state.config, row))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(RunPage {
+        runs,
+        next_page_token: page.next_page_token,
+    }))
+}
+
+/// A page of read-model rows.
+#[derive(Debug, Default)]
+pub(crate) struct RowPage {
+    /// The rows, in the requested order.
+    pub rows: Vec<OperationRunRow>,
+    /// The token of the next page, if there is one.
+    pub next_page_token: Option<String>,
+}
+
+/// One page of a tenant's runs, filtered and sorted as `params` say: the list route's query,
+/// which the monitoring pages share. The caller has checked the tenant.
+pub(crate) async fn run_page(
+    state: &AppState,
+    tenant_id: TenantId,
+    params: &RunQuery,
+) -> Result<RowPage, ApiError> {
     if params.group_by.is_some() {
         return Err(ApiError::bad_field(
             "group_by",
             "belongs to runs:count, not the list",
         ));
     }
-    let filters = ValidFilters::try_from(&params)?;
+    let filters = ValidFilters::try_from(params)?;
     let sort = Sort::parse(params.sort.as_deref())?;
     let page_size = params.page_size.unwrap_or(50);
     if !(1..=500).contains(&page_size) {
@@ -245,7 +276,7 @@ pub(crate) async fn list_runs(
         .as_deref()
         .map(|t| PageToken::decode(t, &digest))
         .transpose()?;
-    crate::read_your_writes::wait_for(&state, params.min_position).await?;
+    crate::read_your_writes::wait_for(state, params.min_position).await?;
 
     let mut query = QueryBuilder::new(format!(
         "SELECT {} FROM operation_runs WHERE tenant_id = ",
@@ -311,14 +342,38 @@ pub(crate) async fn list_runs(
         ),
         _ => None,
     };
-    let runs = rows
-        .iter()
-        .map(|row| run_of_row(&state.config, row))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(RunPage {
-        runs,
+    Ok(RowPage {
+        rows,
         next_page_token,
-    }))
+    })
+}
+
+/// The run `run_id` of the tenant if it passes the list filters of `params` (sort and pages
+/// aside): what a live list needs to know of a run that changed.
+pub(crate) async fn run_if_listed(
+    state: &AppState,
+    tenant_id: TenantId,
+    run_id: RunId,
+    params: &RunQuery,
+) -> Result<Option<OperationRunRow>, ApiError> {
+    let filters = ValidFilters::try_from(params)?;
+    let mut query = QueryBuilder::new(format!(
+        "SELECT {} FROM operation_runs WHERE tenant_id = ",
+        OperationRunRow::COLUMNS
+    ));
+    query.push_bind(tenant_id.get());
+    query.push(" AND id = ").push_bind(run_id.as_uuid());
+    filters.push_conditions(&mut query);
+    Ok(query.build_query_as().fetch_optional(&state.pool).await?)
+}
+
+/// The tenant's run `run_id` in the read model.
+pub(crate) async fn find_run(
+    state: &AppState,
+    tenant_id: TenantId,
+    run_id: RunId,
+) -> Result<Option<OperationRunRow>, ApiError> {
+    run_if_listed(state, tenant_id, run_id, &RunQuery::default()).await
 }
 
 /// `GET /v1/tenants/{tenant_id}/runs/{run_id}` parameters.
@@ -343,15 +398,9 @@ pub(crate) async fn get_run(
 ) -> Result<Response, ApiError> {
     caller.authorize(path.tenant_id, Role::Reader)?;
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
-    let row: Option<OperationRunRow> = sqlx::query_as(&format!(
-        "SELECT {} FROM operation_runs WHERE tenant_id = $1 AND id = $2",
-        OperationRunRow::COLUMNS
-    ))
-    .bind(path.tenant_id.get())
-    .bind(path.run_id.as_uuid())
-    .fetch_optional(&state.pool)
-    .await?;
-    let row = row.ok_or(ApiError::NotFound)?;
+    let row = find_run(&state, path.tenant_id, path.run_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let etag = format!("\"{}\"", row.version);
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?;
     let matches = headers

@@ -33,8 +33,7 @@ pub struct CreatedToken {
 /// # Errors
 /// The database error when the insert fails.
 pub async fn create_token(pool: &PgPool, token: &NewToken) -> Result<CreatedToken, sqlx::Error> {
-    // Two v4 UUIDs: 244 random bits from the operating system's generator.
-    let secret = format!("rl_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let secret = random_secret("rl_");
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO api_tokens (id, token_hash, tenant_id, role, user_id, name) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -72,4 +71,14 @@ pub async fn live_tokens(pool: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL")
         .fetch_one(pool)
         .await
+}
+
+/// A fresh secret: `prefix` and 244 random bits (two v4 UUIDs, from the operating system's
+/// generator) in hex.
+pub fn random_secret(prefix: &str) -> String {
+    format!(
+        "{prefix}{}{}",
+        Uuid::new_v4().simple(),
+        Uuid::new_v4().simple()
+    )
 }

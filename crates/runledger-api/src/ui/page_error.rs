@@ -1,0 +1,122 @@
+//! Failures of the monitoring pages, answered as pages: a browser that is not signed in is sent
+//! to the sign-in form, anything else gets an HTML page with the status, title and detail the
+//! API's problem would carry (and, like it, never the cause of a server error).
+
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A page that could not be shown.
+#[derive(Debug)]
+pub enum PageError {
+    /// No session (or an expired one, or one whose token was revoked): sign in, then come back
+    /// to `next`.
+    SignIn {
+        /// The page asked for (path and query).
+        next: String,
+    },
+    /// What the API would have answered.
+    Api(ApiError),
+}
+
+impl From<ApiError> for PageError {
+    fn from(error: ApiError) -> Self {
+        PageError::Api(error)
+    }
+}
+
+impl From<sqlx::Error> for PageError {
+    fn from(error: sqlx::Error) -> Self {
+        PageError::Api(error.into())
+    }
+}
+
+impl From<askama::Error> for PageError {
+    fn from(error: askama::Error) -> Self {
+        PageError::Api(ApiError::Internal(error.into()))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    nav: Option<super::Nav>,
+    status: u16,
+    title: &'static str,
+    detail: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let error = match self {
+            PageError::SignIn { next } => {
+                let query = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", &next)
+                    .finish();
+                return Redirect::to(&format!("/ui/sign-in?{query}")).into_response();
+            }
+            PageError::Api(error) => error,
+        };
+        if let ApiError::Internal(cause) = &error {
+            tracing::error!(error.cause_chain = ?cause, "page failed");
+        }
+        let (status, title, detail) = error.for_people();
+        let page = ErrorPage {
+            nav: None,
+            status: status.as_u16(),
+            title,
+            detail,
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, title).into_response(),
+        }
+    }
+}
+
+/// An API extractor whose problem becomes a page: `ForPage(Query(q)): ForPage<Query<T>>`.
+#[derive(Debug)]
+pub struct ForPage<E>(pub E);
+
+impl<S: Send + Sync, E: FromRequestParts<S, Rejection = ApiError>> FromRequestParts<S>
+    for ForPage<E>
+{
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+        E::from_request_parts(parts, state)
+            .await
+            .map(ForPage)
+            .map_err(PageError::Api)
+    }
+}
+
+/// A submitted form (`application/x-www-form-urlencoded`); a malformed one is a 400 page.
+#[derive(Debug)]
+pub struct PageForm<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for PageForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, PageError> {
+        axum::Form::<T>::from_request(request, state)
+            .await
+            .map(|axum::Form(form)| PageForm(form))
+            .map_err(|rejection: FormRejection| {
+                PageError::Api(if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest {
+                        field: None,
+                        detail: rejection.body_text(),
+                    }
+                })
+            })
+    }
+}
