@@ -59,7 +59,7 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
         announce_first_token(database, &pool).await?;
     }
     println!(
-        "runledger serves {public_url} (OpenAPI at {public_url}/openapi.json); Ctrl-C stops it"
+        "runledger serves {public_url}: monitoring pages at {public_url}/ui (sign in with a token), OpenAPI at {public_url}/openapi.json; Ctrl-C stops it"
     );
 
     let shutdown = CancellationToken::new();
