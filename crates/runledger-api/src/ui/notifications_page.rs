@@ -5,11 +5,10 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde::Deserialize;
 
 use super::Nav;
 use super::page_error::{PageError, PageForm};
-use super::session::Viewer;
+use super::session::{CsrfForm, Viewer};
 use super::view::TimeView;
 use crate::AppState;
 use crate::error::ApiError;
@@ -99,21 +98,14 @@ pub async fn notifications_page(
     Ok(Html(page.render()?).into_response())
 }
 
-/// The mark-as-read form's fields.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MarkReadForm {
-    csrf: String,
-}
-
 /// `POST /ui/notifications/{id}/read`, then back to the list.
 pub async fn mark_read(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    PageForm(form): PageForm<MarkReadForm>,
+    PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
-    viewer.check_csrf(&form.csrf)?;
+    viewer.check_form(&form)?;
     let id = id
         .parse()
         .map_err(|_| ApiError::bad_field("id", "must be a UUID"))?;

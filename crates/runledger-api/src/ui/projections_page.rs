@@ -5,11 +5,10 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use runledger_projections::{ProjectionStatus, statuses};
-use serde::Deserialize;
 
 use super::Nav;
 use super::page_error::{PageError, PageForm};
-use super::session::Viewer;
+use super::session::{CsrfForm, Viewer};
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::ApiError;
@@ -97,22 +96,15 @@ pub async fn projections_page(
     Ok(Html(page.render()?).into_response())
 }
 
-/// The rebuild form's fields.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RebuildForm {
-    csrf: String,
-}
-
 /// `POST /ui/projections/{name}/rebuild` (admin), then back to the status.
 pub async fn rebuild(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(name): Path<String>,
-    PageForm(form): PageForm<RebuildForm>,
+    PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
     require_admin(&viewer)?;
-    viewer.check_csrf(&form.csrf)?;
+    viewer.check_form(&form)?;
     start_rebuild(&state, &name).await?;
     Ok(Redirect::to("/ui/projections").into_response())
 }

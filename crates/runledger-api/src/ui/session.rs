@@ -55,12 +55,12 @@ impl Viewer {
         }
     }
 
-    /// Refuses a form whose CSRF token is not this session's.
+    /// Refuses `form` unless it carries this session's CSRF token.
     ///
     /// # Errors
     /// A 403 page.
-    pub fn check_csrf(&self, sent: &str) -> Result<(), PageError> {
-        if sent.as_bytes() == self.csrf.as_bytes() {
+    pub fn check_form(&self, form: &CsrfForm) -> Result<(), PageError> {
+        if form.csrf.as_bytes() == self.csrf.as_bytes() {
             Ok(())
         } else {
             Err(PageError::Api(ApiError::Forbidden))
@@ -214,10 +214,11 @@ pub async fn sign_in(
     Ok((jar, Redirect::to(&to)).into_response())
 }
 
-/// The sign-out form's fields.
+/// A form whose only field is the session's CSRF token: sign-out, and the buttons of the pages
+/// (mark as read, rebuild) whose target is in their path.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SignOutForm {
+pub struct CsrfForm {
     csrf: String,
 }
 
@@ -226,9 +227,9 @@ pub async fn sign_out(
     State(state): State<AppState>,
     viewer: Viewer,
     jar: CookieJar,
-    PageForm(form): PageForm<SignOutForm>,
+    PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
-    viewer.check_csrf(&form.csrf)?;
+    viewer.check_form(&form)?;
     if let Some(cookie) = jar.get(SESSION_COOKIE) {
         sqlx::query("DELETE FROM ui_sessions WHERE session_hash = $1")
             .bind(token_hash(cookie.value()).to_vec())
