@@ -392,6 +392,12 @@ async fn another_tenants_pages_answer_exactly_like_missing_ones_and_roles_hold()
         .await
         .assert_html(StatusCode::FORBIDDEN);
     let mut admin = Browser::signed_in(&api, &tokens_a.admin).await;
+    let picked = admin.get("/ui/tenants?tenant_id=2").await;
+    assert_eq!(picked.location(), "/ui/tenants/2/runs");
+    admin
+        .get("/ui/tenants?tenant_id=-1")
+        .await
+        .assert_html(StatusCode::BAD_REQUEST);
     let page = admin.get("/ui/tenants/2/runs").await;
     assert!(page.assert_html(StatusCode::OK).contains(&theirs));
     let projections = admin.get("/ui/projections").await;

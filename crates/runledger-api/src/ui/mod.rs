@@ -87,6 +87,7 @@ pub fn router() -> Router<AppState> {
             get(session::sign_in_form).post(session::sign_in),
         )
         .route("/sign-out", post(session::sign_out))
+        .route("/tenants", get(runs_page::pick_tenant))
         .route("/tenants/{tenant_id}/runs", get(runs_page::runs_page))
         .route("/tenants/{tenant_id}/runs/live", get(runs_page::live_runs))
         .route(

@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::{Stream, StreamExt};
 use runledger_core::{Outcome, RunStatus, TenantId};
@@ -269,4 +269,24 @@ async fn row_update(
         id: run_id.to_string(),
         html,
     })
+}
+
+/// `GET /ui/tenants?tenant_id=N` parameters: the admin's tenant picker.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPick {
+    tenant_id: String,
+}
+
+/// `GET /ui/tenants`: to the runs of the tenant picked (the runs page checks the caller may
+/// see them).
+pub async fn pick_tenant(
+    _viewer: Viewer,
+    ForPage(Query(pick)): ForPage<Query<TenantPick>>,
+) -> Result<Redirect, PageError> {
+    let tenant: TenantId =
+        pick.tenant_id.trim().parse().map_err(|_| {
+            ApiError::bad_field("tenant_id", "must be a tenant id (a positive number)")
+        })?;
+    Ok(Redirect::to(&runs_url(tenant.get())))
 }
