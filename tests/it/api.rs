@@ -6,7 +6,7 @@
 // and live (SSE), resumable with Last-Event-ID.
 mod audit;
 // Shared set-up of the API tests: requests, tokens of each role, projectors, a real port.
-mod support;
+pub(crate) mod support;
 // Command routes: the lifecycle, dedupe by identity, 409/412, idempotency keys.
 mod commands;
 // Query routes: filters, sorts, keyset pages under concurrent writes, ETag/304, runs:count.

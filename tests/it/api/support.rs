@@ -14,7 +14,9 @@ use runledger_api::auth::Role;
 use runledger_api::tokens::{NewToken, create_token};
 use runledger_api::{ApiConfig, AppState, app};
 use runledger_core::{TenantId, UserId};
-use runledger_projections::{Projection, ProjectionsConfig, Projector, StepOutcome};
+use runledger_projections::{
+    Projection, ProjectionsConfig, Projector, StepOutcome, run_projectors,
+};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -239,6 +241,22 @@ impl TestApi {
                 })
                 .await
                 .expect("the live projector runs");
+        });
+        LiveProjector { stop, task }
+    }
+
+    /// Runs both projectors (the OperationRun read model and the notification feed) live in the
+    /// background, as `runledger serve` does, until the handle is stopped.
+    pub(crate) fn project_all_live(&self) -> LiveProjector {
+        let config = self.projections_config();
+        let pool = self.store.pool.clone();
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            run_projectors(pool, config, async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+            .expect("the live projectors run");
         });
         LiveProjector { stop, task }
     }

@@ -11,11 +11,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
+use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use runledger_api::auth::Role;
 use serde_json::{Value, json};
 
-use crate::api::TestApi;
+use crate::api::support::Served;
+use crate::api::{Answer, TestApi};
+use crate::helpers::verbs::tenant;
 
 /// The longest any wait of these tests takes before it fails.
 const WAIT: Duration = Duration::from_secs(20);
@@ -208,6 +214,23 @@ impl Browser {
         path
     }
 
+    /// Saves a screenshot of the whole page, however long, as `target/screenshots/<name>.png`:
+    /// the viewport is stretched to the page's height for the shot, then set back.
+    pub(crate) async fn screenshot_page(&self, name: &str, width: u32, height: u32) -> PathBuf {
+        let page_height = self
+            .client
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .expect("read the page's height")
+            .as_u64()
+            .expect("a height");
+        let page_height = u32::try_from(page_height).expect("a page of sane height");
+        self.set_viewport(width, page_height.max(height)).await;
+        let path = self.screenshot(name).await;
+        self.set_viewport(width, height).await;
+        path
+    }
+
     /// Ends the session (Chromium quits), then chromedriver.
     pub(crate) async fn close(self) {
         let Self {
@@ -251,29 +274,364 @@ pub(crate) async fn text_of(client: &Client, css: &str) -> Result<String, String
         .map_err(|e| format!("the text of `{css}`: {e}"))
 }
 
-#[tokio::test]
-async fn the_browser_loads_a_served_page() {
-    let mut api = TestApi::new().await;
-    let served = api.serve_public().await;
-    let browser = Browser::start(1280, 900).await;
-    let client = browser.client();
+/// The element `css` selects, or what went wrong.
+async fn find(client: &Client, css: &str) -> Result<Element, String> {
     client
-        .goto(&format!("{}/healthz", served.url()))
+        .find(Locator::Css(css))
         .await
-        .expect("open /healthz");
-    let body = eventually("/healthz in the browser", || async {
-        let text = text_of(client, "body").await?;
-        if text.is_empty() {
-            Err("an empty page".to_owned())
-        } else {
-            Ok(text)
+        .map_err(|e| format!("no `{css}` ({e})"))
+}
+
+/// The attribute `name` of the first element `css` selects, or what went wrong.
+async fn attr_of(client: &Client, css: &str, name: &str) -> Result<String, String> {
+    find(client, css)
+        .await?
+        .attr(name)
+        .await
+        .map_err(|e| format!("the `{name}` of `{css}`: {e}"))?
+        .ok_or_else(|| format!("`{css}` has no `{name}`"))
+}
+
+/// The path of the page the browser shows.
+async fn current_path(client: &Client) -> Result<String, String> {
+    client
+        .current_url()
+        .await
+        .map(|url| url.path().to_owned())
+        .map_err(|e| format!("the current URL: {e}"))
+}
+
+/// Whether the page has kept the marker `window.__noReload` since it was set (a reload or a
+/// navigation clears it).
+async fn not_reloaded(client: &Client) -> bool {
+    client
+        .execute("return window.__noReload === true;", vec![])
+        .await
+        .expect("run a script")
+        == Value::Bool(true)
+}
+
+/// A command through the HTTP API over the served port, as `token`; asserts `expected`.
+async fn command(
+    served: &Served,
+    token: &str,
+    path: &str,
+    body: &Value,
+    expected: StatusCode,
+) -> Answer {
+    let authorization = format!("Bearer {token}");
+    let answer = served
+        .send(
+            Method::POST,
+            path,
+            &[
+                ("authorization", &authorization),
+                ("content-type", "application/json"),
+            ],
+            Bytes::from(body.to_string()),
+        )
+        .await;
+    assert_eq!(answer.status, expected, "POST {path}: {:#}", answer.body);
+    answer
+}
+
+#[tokio::test]
+async fn a_run_appears_and_completes_live_then_its_page_and_a_notice_link_open() {
+    let mut api = TestApi::new().await;
+    // The served address is the public URL, so notices link to these very pages.
+    let served = api.serve_public().await;
+    let projectors = api.project_all_live();
+    let base = served.url();
+    let t = tenant(1);
+    let writer = api.token(t, Role::Writer).await;
+    let ada = api.user_token(t, Role::Admin, 7).await;
+
+    // Some history, so the list is not empty: a run going on, one that succeeded, one that
+    // could not be dispatched.
+    let queue = |run_type: &str, initiator: Value| json!({"type": run_type, "identity": {"site": "north"}, "initiator": initiator});
+    let earlier = [
+        (
+            queue("backup.nightly", json!({"user_id": 8, "name": "Bob"})),
+            vec![
+                ("/start", json!({})),
+                ("/progress", json!({"success": 3, "total": 8})),
+            ],
+        ),
+        (
+            queue("restore.execute", json!({"user_id": 7, "name": "Ada"})),
+            vec![
+                ("/start", json!({})),
+                ("/progress", json!({"success": 5, "total": 5})),
+                ("/complete", json!({})),
+            ],
+        ),
+        (
+            queue("directory.export", json!({"user_id": 8, "name": "Bob"})),
+            vec![(
+                "/dispatch-failed",
+                json!({"code": "worker.unavailable", "message": "No worker took the run"}),
+            )],
+        ),
+    ];
+    for (body, steps) in earlier {
+        let queued = command(
+            &served,
+            &writer,
+            "/v1/tenants/1/runs",
+            &body,
+            StatusCode::CREATED,
+        )
+        .await;
+        let id = queued.body["run"]["id"].as_str().expect("a run id");
+        for (step, body) in steps {
+            let path = format!("/v1/tenants/1/runs/{id}{step}");
+            command(&served, &writer, &path, &body, StatusCode::OK).await;
+        }
+    }
+
+    let browser = Browser::start(1280, 800).await;
+    let client = browser.client();
+
+    // Sign in with an admin token bound to user 7: the runs list of tenant 1.
+    client
+        .goto(&format!("{base}/ui/sign-in"))
+        .await
+        .expect("open the sign-in page");
+    let form = find(client, "form#sign-in")
+        .await
+        .unwrap_or_else(|e| panic!("the sign-in form: {e}"));
+    form.find(Locator::Css("input#token[name=token]"))
+        .await
+        .expect("the token field")
+        .send_keys(&ada)
+        .await
+        .expect("type the token");
+    form.find(Locator::Css("[type=submit]"))
+        .await
+        .expect("the sign-in button")
+        .click()
+        .await
+        .expect("press sign in");
+    eventually("the runs list of tenant 1 after signing in", || async {
+        let path = current_path(client).await?;
+        if path != "/ui/tenants/1/runs" {
+            return Err(format!("the page {path}"));
+        }
+        find(client, "table#runs").await.map(drop)
+    })
+    .await;
+    eventually("the runs list's live stream to open", || async {
+        match attr_of(client, "body", "data-live").await?.as_str() {
+            "open" => Ok(()),
+            other => Err(format!("body[data-live={other}]")),
         }
     })
     .await;
-    assert!(body.contains("ok"), "{body}");
-    let shot = browser.screenshot("healthz").await;
-    assert!(std::fs::metadata(&shot).expect("the screenshot").len() > 0);
+    client
+        .execute("window.__noReload = true;", vec![])
+        .await
+        .expect("mark the page");
+
+    // A run queued through the API appears at the top of the list, without a reload.
+    let queued = command(
+        &served,
+        &writer,
+        "/v1/tenants/1/runs",
+        &json!({
+            "type": "inventory.sync",
+            "identity": {"scope": "all", "site": "browser-test"},
+            "initiator": {"user_id": 7, "name": "Ada"},
+            "context": {"ticket": "OPS-42", "sites": ["north", "south"]},
+        }),
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = queued.body["run"]["id"]
+        .as_str()
+        .expect("the run's id")
+        .to_owned();
+    let row = format!("table#runs tbody tr#run-{id}");
+    eventually("the queued run's row in the list", || async {
+        match attr_of(client, &row, "data-status").await?.as_str() {
+            "queued" => Ok(()),
+            other => Err(format!("{row}[data-status={other}]")),
+        }
+    })
+    .await;
+    assert!(not_reloaded(client).await, "the list reloaded");
+    let first = attr_of(client, "table#runs tbody tr:first-child", "id").await;
+    assert_eq!(first, Ok(format!("run-{id}")), "the new run is on top");
+
+    // It starts, reports 9 done and 1 failed of 10, and completes: the row follows live.
+    let run = format!("/v1/tenants/1/runs/{id}");
+    command(
+        &served,
+        &writer,
+        &format!("{run}/start"),
+        &json!({}),
+        StatusCode::OK,
+    )
+    .await;
+    command(
+        &served,
+        &writer,
+        &format!("{run}/progress"),
+        &json!({
+            "success": 9, "failed": 1, "total": 10,
+            "failures": [{"code": "graph.throttled", "message": "Throttled (retrying)"}],
+        }),
+        StatusCode::OK,
+    )
+    .await;
+    command(
+        &served,
+        &writer,
+        &format!("{run}/complete"),
+        &json!({}),
+        StatusCode::OK,
+    )
+    .await;
+    let outcome_badge = format!("{row} .badge.outcome");
+    eventually(
+        "the row to show the run completed, partially succeeded",
+        || async {
+            let status = attr_of(client, &row, "data-status").await?;
+            let outcome = text_of(client, &outcome_badge).await?;
+            if status == "completed" && outcome == "Partially succeeded" {
+                Ok(())
+            } else {
+                Err(format!("data-status={status}, outcome badge {outcome:?}"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        not_reloaded(client).await,
+        "the list reloaded instead of updating live"
+    );
+    let row_text = text_of(client, &row).await.expect("the row's text");
+    assert!(row_text.contains("inventory.sync"), "{row_text}");
+    assert!(row_text.contains("Ada"), "{row_text}");
+    assert!(row_text.contains("Completed"), "{row_text}");
+    // Changed rows flash for a moment; the screenshot shows the row as it stays.
+    eventually("the row's highlight to fade", || async {
+        find(client, &format!("{row}:not(.changed)"))
+            .await
+            .map(drop)
+    })
+    .await;
+    browser.screenshot("runs-list").await;
     browser.set_viewport(390, 844).await;
-    browser.screenshot("healthz-phone").await;
+    browser.screenshot("runs-list-phone").await;
+    browser.set_viewport(1280, 800).await;
+
+    // The row's link opens the run: every event in the timeline, the chain verified.
+    find(client, &format!("{row} a.run-link"))
+        .await
+        .unwrap_or_else(|e| panic!("the run's link: {e}"))
+        .click()
+        .await
+        .expect("follow the run's link");
+    let detail = format!("/ui/tenants/1/runs/{id}");
+    eventually("the run's page", || async {
+        let path = current_path(client).await?;
+        if path != detail {
+            return Err(format!("the page {path}"));
+        }
+        match attr_of(client, "article#run", "data-status")
+            .await?
+            .as_str()
+        {
+            "completed" => Ok(()),
+            other => Err(format!("article#run[data-status={other}]")),
+        }
+    })
+    .await;
+    let events = client
+        .find_all(Locator::Css("table#timeline tr.timeline-event"))
+        .await
+        .expect("the timeline's rows");
+    assert_eq!(
+        events.len(),
+        4,
+        "queued, started, progressed, completed in the timeline"
+    );
+    let chain = text_of(client, "#chain-badge")
+        .await
+        .unwrap_or_else(|e| panic!("the chain badge: {e}"));
+    assert!(
+        chain.contains("Chain verified"),
+        "the chain badge: {chain:?}"
+    );
+    let failures = text_of(client, "table#failures")
+        .await
+        .unwrap_or_else(|e| panic!("the failure summary: {e}"));
+    assert!(failures.contains("graph.throttled"), "{failures}");
+    browser.screenshot_page("run-detail", 1280, 800).await;
+
+    // Ada's notifications: the run's queued and completed notices, linking to its page.
+    let notices_url = format!("{base}/ui/notifications");
+    let notice_of_run =
+        format!("ul#notifications li.notice:has(a.notice-link[href$='/runs/{id}'])");
+    let kinds = eventually("the run's queued and completed notices", || async {
+        client
+            .goto(&notices_url)
+            .await
+            .map_err(|e| format!("open the notifications: {e}"))?;
+        let notices = client
+            .find_all(Locator::Css(&notice_of_run))
+            .await
+            .map_err(|e| format!("the notices: {e}"))?;
+        let mut kinds = Vec::new();
+        for notice in notices {
+            let kind = notice
+                .attr("data-kind")
+                .await
+                .map_err(|e| format!("a notice's kind: {e}"))?;
+            kinds.push(kind.unwrap_or_default());
+        }
+        kinds.sort();
+        if kinds == ["completed", "queued"] {
+            Ok(kinds)
+        } else {
+            Err(format!("notices of kinds {kinds:?}"))
+        }
+    })
+    .await;
+    assert_eq!(kinds, ["completed", "queued"]);
+    browser.screenshot("notifications").await;
+    let link = find(
+        client,
+        &format!("{notice_of_run}[data-kind=completed] a.notice-link"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the completed notice's link: {e}"));
+    let href = link
+        .attr("href")
+        .await
+        .expect("read the link")
+        .expect("an href");
+    assert_eq!(
+        href,
+        format!("{base}{detail}"),
+        "the notice links to the run's page"
+    );
+    link.click().await.expect("follow the notice's link");
+    eventually("the run's page from its notice", || async {
+        let path = current_path(client).await?;
+        if path != detail {
+            return Err(format!("the page {path}"));
+        }
+        match attr_of(client, "article#run", "data-status")
+            .await?
+            .as_str()
+        {
+            "completed" => Ok(()),
+            other => Err(format!("article#run[data-status={other}]")),
+        }
+    })
+    .await;
+
     browser.close().await;
+    projectors.stop().await;
 }
