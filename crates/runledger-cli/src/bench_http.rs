@@ -10,7 +10,7 @@
 //!   at a time, p50 and p99.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::body::Bytes;
@@ -54,6 +54,10 @@ pub(crate) struct HttpBenchArgs {
     /// Requests measured per query shape.
     #[arg(long, default_value_t = 2_000)]
     samples: usize,
+    /// Seconds the server reuses a token's lookup, as `serve --token-staleness-seconds`
+    /// (docs/adr/0010); 0: a lookup on every request.
+    #[arg(long, default_value_t = 5)]
+    token_staleness_seconds: u64,
     /// Print one JSON object instead of lines.
     #[arg(long)]
     json: bool,
@@ -84,7 +88,7 @@ pub(crate) async fn run(database: &Database, args: HttpBenchArgs) -> anyhow::Res
     )
     .await?
     .secret;
-    let address = serve(&pool).await?;
+    let address = serve(&pool, Duration::from_secs(args.token_staleness_seconds)).await?;
     let say = |line: String| {
         if !args.json {
             println!("{line}");
@@ -212,6 +216,7 @@ pub(crate) async fn run(database: &Database, args: HttpBenchArgs) -> anyhow::Res
             "{}",
             json!({
                 "clients": CLIENTS,
+                "token_staleness_seconds": args.token_staleness_seconds,
                 "commands": commands,
                 "http_events_per_second": http.round(),
                 "command_handler_events_per_second": direct.round(),
@@ -232,10 +237,14 @@ pub(crate) async fn run(database: &Database, args: HttpBenchArgs) -> anyhow::Res
 }
 
 /// Serves the real app on a random local port, in this process.
-async fn serve(pool: &PgPool) -> anyhow::Result<SocketAddr> {
+async fn serve(pool: &PgPool, token_staleness: Duration) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    let state = AppState::new(pool.clone(), ApiConfig::new(&format!("http://{address}")));
+    let config = ApiConfig {
+        token_staleness,
+        ..ApiConfig::new(&format!("http://{address}"))
+    };
+    let state = AppState::new(pool.clone(), config);
     let app = runledger_api::app(state);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
