@@ -345,7 +345,8 @@ impl<P: Projection> Projector<P> {
 
     /// Runs until `shutdown` completes: catches up, then waits for the store's notification or
     /// the poll interval; a standby projector takes over within the poll interval when the
-    /// leader goes away. Gives up the leader lock before it returns.
+    /// leader goes away. A step under way when `shutdown` completes finishes (commits or rolls
+    /// back) first. Gives up the leader lock before it returns.
     ///
     /// # Errors
     /// [`ProjectionError::Database`] when it cannot listen for notifications at the start;
@@ -357,11 +358,15 @@ impl<P: Projection> Projector<P> {
         let poll = self.options.poll;
         let mut held_back_pause = HELD_BACK_PAUSE;
         loop {
-            let outcome = tokio::select! {
+            // Shutdown is checked between steps, never during one: a step cancelled while its
+            // commit is in flight may have committed without this projector knowing it (its
+            // stats would miss the batch); a step is one bounded batch, so it ends soon.
+            tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                outcome = self.step() => outcome,
-            };
+                () = std::future::ready(()) => {}
+            }
+            let outcome = self.step().await;
             let wait = match outcome {
                 Ok(outcome) if outcome.made_progress() => {
                     held_back_pause = HELD_BACK_PAUSE;

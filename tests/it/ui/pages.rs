@@ -457,6 +457,10 @@ async fn notifications_are_the_users_own_unread_first_and_marked_read_by_form() 
     let page = browser.get("/ui/notifications").await;
     let html = page.assert_html(StatusCode::OK).to_owned();
     assert_eq!(html.matches(r#"data-read="false""#).count(), 2, "{html}");
+    assert!(
+        html.contains(">Succeeded</span>"),
+        "the seed's label: {html}"
+    );
     assert!(html.contains(&format!(
         r#"class="notice-link" href="http://test/ui/tenants/1/runs/{id}""#
     )));

@@ -5,6 +5,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use runledger_core::Outcome;
 
 use super::Nav;
 use super::page_error::{PageError, PageForm};
@@ -25,6 +26,8 @@ pub struct NoticeView {
     pub body: String,
     pub kind: String,
     pub outcome: String,
+    /// The seed's display label of the outcome.
+    pub outcome_label: String,
     pub view_url: String,
     pub created: TimeView,
     pub read: bool,
@@ -37,6 +40,10 @@ impl From<Notice> for NoticeView {
             title: notice.title,
             body: notice.body,
             kind: notice.kind,
+            outcome_label: notice.outcome.parse::<Outcome>().map_or_else(
+                |_| notice.outcome.clone(),
+                |outcome| outcome.label().to_owned(),
+            ),
             outcome: notice.outcome,
             view_url: notice.view_url,
             created: TimeView::new(notice.created_at),
