@@ -72,6 +72,12 @@ pub enum ApiError {
         /// Where the projection is.
         checkpoint: String,
     },
+    /// The read models do not exist yet: no projector has built them since the database was
+    /// created (503; `serve` builds them at start).
+    #[error(
+        "the read models have not been built yet; a projector builds them at start, retry shortly"
+    )]
+    ReadModelNotBuilt,
     /// Anything unexpected (500); the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -166,6 +172,11 @@ impl ApiError {
                     "Projection behind",
                 )
             }
+            ApiError::ReadModelNotBuilt => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "read-model-not-built",
+                "Read model not built",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -204,9 +215,19 @@ impl From<ParseError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        ApiError::Internal(error.into())
+        // Every table but the read models' views is made by the migrations, which run before the
+        // server starts: an undefined table is a read model no projector has built yet.
+        match &error {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(UNDEFINED_TABLE) => {
+                ApiError::ReadModelNotBuilt
+            }
+            _ => ApiError::Internal(error.into()),
+        }
     }
 }
+
+/// PostgreSQL's SQLSTATE for a relation that does not exist.
+const UNDEFINED_TABLE: &str = "42P01";
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {

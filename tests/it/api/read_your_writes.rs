@@ -1,5 +1,6 @@
 //! Read-your-writes: a query with `min_position` (the `position` a command answered) waits until
-//! the projector has passed it, and answers 503 `projection-behind` when no projector gets there.
+//! the projector has passed it, and answers 503 `projection-behind` when no projector gets there;
+//! before any projector has built the read models, queries answer 503 `read-model-not-built`.
 
 use std::time::{Duration, Instant};
 
@@ -111,5 +112,39 @@ async fn without_a_projector_min_position_is_503_projection_behind_with_the_chec
     assert_eq!(
         queued_at.body["status"], "queued",
         "the read model as it stands"
+    );
+}
+
+#[tokio::test]
+async fn before_any_projector_has_run_queries_are_503_read_model_not_built() {
+    let api = TestApi::new().await;
+    let t = tenant(1);
+    let tokens = api.tokens(t).await;
+    let id = api
+        .queue(t, &tokens.writer, "inventory.sync", json!({}))
+        .await;
+    for path in [
+        run_path(t, &id, ""),
+        runs_path(t),
+        format!("/v1/tenants/{t}/runs:count"),
+        "/v1/notifications".to_owned(),
+    ] {
+        let token = if path.starts_with("/v1/notifications") {
+            api.user_token(t, runledger_api::auth::Role::Reader, 7)
+                .await
+        } else {
+            tokens.reader.clone()
+        };
+        let answer = api.get(&path, &token).await;
+        let problem = answer.assert_problem(StatusCode::SERVICE_UNAVAILABLE, None);
+        assert_eq!(
+            problem["type"], "urn:runledger:problem:read-model-not-built",
+            "{path}"
+        );
+    }
+    api.project().await;
+    assert_eq!(
+        api.get(&run_path(t, &id, ""), &tokens.reader).await.status,
+        StatusCode::OK
     );
 }
