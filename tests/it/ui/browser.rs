@@ -533,20 +533,7 @@ async fn a_run_appears_and_completes_live_then_its_page_and_a_notice_link_open()
         .await
         .expect("follow the run's link");
     let detail = format!("/ui/tenants/1/runs/{id}");
-    eventually("the run's page", || async {
-        let path = current_path(client).await?;
-        if path != detail {
-            return Err(format!("the page {path}"));
-        }
-        match attr_of(client, "article#run", "data-status")
-            .await?
-            .as_str()
-        {
-            "completed" => Ok(()),
-            other => Err(format!("article#run[data-status={other}]")),
-        }
-    })
-    .await;
+    on_completed_run_page(client, "the run's page", &detail).await;
     let events = client
         .find_all(Locator::Css("table#timeline tr.timeline-event"))
         .await
@@ -617,7 +604,15 @@ async fn a_run_appears_and_completes_live_then_its_page_and_a_notice_link_open()
         "the notice links to the run's page"
     );
     link.click().await.expect("follow the notice's link");
-    eventually("the run's page from its notice", || async {
+    on_completed_run_page(client, "the run's page from its notice", &detail).await;
+
+    browser.close().await;
+    projectors.stop().await;
+}
+
+/// Waits until the browser shows the page at `detail` with the run completed.
+async fn on_completed_run_page(client: &Client, what: &str, detail: &str) {
+    eventually(what, || async {
         let path = current_path(client).await?;
         if path != detail {
             return Err(format!("the page {path}"));
@@ -631,7 +626,4 @@ async fn a_run_appears_and_completes_live_then_its_page_and_a_notice_link_open()
         }
     })
     .await;
-
-    browser.close().await;
-    projectors.stop().await;
 }
