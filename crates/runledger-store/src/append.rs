@@ -27,7 +27,7 @@ use crate::EVENTS_CHANNEL;
 use crate::chain::{GENESIS, HashedFields, event_hash};
 use crate::error::StoreError;
 use crate::read::{EventRow, event_columns, into_events};
-use crate::schema::{EventMetadata, RecordedEvent};
+use crate::schema::EventMetadata;
 
 /// An event to append, with the id that makes re-sending it idempotent.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,33 +78,6 @@ pub struct EventWriter {
     /// Set while a wake-up `NOTIFY` is scheduled but not yet sent, so that appends committing in
     /// the meantime share it instead of each sending their own.
     notify_pending: Arc<AtomicBool>,
-}
-
-/// A stream's head as a read just saw it: the last event's version and hash, and the database's
-/// clock at that read. An append given it skips its own read of the head; the append's
-/// compare-and-set on the stream version still guards it, and a head that moved in between
-/// makes the append read the head again, as it does after any lost race.
-#[derive(Debug, Clone, Copy)]
-pub struct KnownHead {
-    now: DateTime<Utc>,
-    version: u64,
-    last_hash: [u8; 32],
-}
-
-impl KnownHead {
-    /// The head after `last`, the last event of its stream in a read at `now`.
-    pub fn after(last: &RecordedEvent, now: DateTime<Utc>) -> Self {
-        Self {
-            now,
-            version: last.version,
-            last_hash: last.hash,
-        }
-    }
-
-    /// The stream's version at the read.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
 }
 
 /// What step 1 of an append reads.
@@ -241,61 +214,18 @@ impl EventWriter {
         expected: u64,
         events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
-        self.append_from(tenant, run, expected, None, events).await
-    }
-
-    /// Appends `events` to `run` of `tenant` right after a read of the run that saw `head`
-    /// ([`crate::EventReader::read_stream_with_head`]), expecting the run at that head's
-    /// version, without reading the head again: one database round trip instead of two when no
-    /// other append came in between. The caller has checked that none of `events` is stored
-    /// (a concurrent re-send is still caught, by the event id's unique constraint).
-    ///
-    /// # Errors
-    /// As [`EventWriter::append`].
-    #[tracing::instrument(skip_all, fields(%tenant, %run, expected = head.version, events = events.len()))]
-    pub async fn append_after(
-        &self,
-        tenant: TenantId,
-        run: RunId,
-        head: KnownHead,
-        events: &[NewEvent],
-    ) -> Result<AppendOutcome, StoreError> {
-        self.append_from(tenant, run, head.version, Some(head), events)
-            .await
-    }
-
-    async fn append_from(
-        &self,
-        tenant: TenantId,
-        run: RunId,
-        expected: u64,
-        mut known: Option<KnownHead>,
-        events: &[NewEvent],
-    ) -> Result<AppendOutcome, StoreError> {
         validate(tenant, run, events)?;
         let event_ids: Vec<Uuid> = events.iter().map(|e| e.event_id.as_uuid()).collect();
         for _ in 0..MAX_SELF_RETRIES {
-            // A head the caller read is used once; after a lost race, step 1 reads it afresh.
-            let head: Head = match known.take() {
-                Some(known) => Head {
-                    now: known.now,
-                    tenant_id: Some(tenant.get()),
-                    version: Some(i64::try_from(known.version).unwrap_or(i64::MAX)),
-                    last_hash: Some(known.last_hash.to_vec()),
-                    stored_ids: 0,
-                },
-                None => {
-                    sqlx::query_as(
-                        "SELECT now() AS now, s.tenant_id, s.version, s.last_hash,
+            let head: Head = sqlx::query_as(
+                "SELECT now() AS now, s.tenant_id, s.version, s.last_hash,
                         (SELECT count(*) FROM events WHERE event_id = ANY($2)) AS stored_ids
                  FROM (SELECT 1) AS one LEFT JOIN streams s ON s.run_id = $1",
-                    )
-                    .bind(run.as_uuid())
-                    .bind(&event_ids)
-                    .fetch_one(&self.pool)
-                    .await?
-                }
-            };
+            )
+            .bind(run.as_uuid())
+            .bind(&event_ids)
+            .fetch_one(&self.pool)
+            .await?;
             if head.stored_ids > 0 {
                 return self
                     .replay_stored(run, events)

@@ -89,19 +89,10 @@ impl CommandHandler {
         let mut state = Run::Unqueued;
         loop {
             attempt += 1;
-            // The first read also gives the stream's head, so the append need not read it again;
-            // a retry, after a lost race, lets the append read the head itself.
-            let (newer, head) = if attempt == 1 {
-                self.reader
-                    .read_stream_with_head(request.tenant_id, request.run_id)
-                    .await?
-            } else {
-                let newer = self
-                    .reader
-                    .read_stream_after(request.tenant_id, request.run_id, state.version())
-                    .await?;
-                (newer, None)
-            };
+            let newer = self
+                .reader
+                .read_stream_after(request.tenant_id, request.run_id, state.version())
+                .await?;
             if let Some(original) = newer.iter().find(|e| e.event_id == request.event_id) {
                 let upto = newer.iter().take_while(|e| e.version <= original.version);
                 let run = fold_onto(state, upto)?;
@@ -127,20 +118,11 @@ impl CommandHandler {
                 })
                 .collect();
             let expected = state.version();
-            // The head is the read's, and `newer` holds no event of this command (checked above).
-            let appended = match head.filter(|head| head.version() == expected) {
-                Some(head) => {
-                    self.writer
-                        .append_after(request.tenant_id, request.run_id, head, &events)
-                        .await
-                }
-                None => {
-                    self.writer
-                        .append(request.tenant_id, request.run_id, expected, &events)
-                        .await
-                }
-            };
-            match appended {
+            match self
+                .writer
+                .append(request.tenant_id, request.run_id, expected, &events)
+                .await
+            {
                 Ok(AppendOutcome::Appended(appended)) => {
                     let run = events
                         .iter()

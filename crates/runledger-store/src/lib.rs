@@ -24,7 +24,7 @@ pub mod read;
 pub mod schema;
 pub mod tail;
 
-pub use append::{AppendOutcome, EventWriter, KnownHead, NewEvent};
+pub use append::{AppendOutcome, EventWriter, NewEvent};
 pub use command::{CommandHandler, CommandOutcome, CommandRequest, ExpectedVersion};
 pub use error::{CommandError, StoreError};
 pub use read::{EventReader, LogCursor};

@@ -13,7 +13,6 @@ use std::str::FromStr;
 use runledger_core::{RunId, TenantId};
 use sqlx::PgPool;
 
-use crate::append::KnownHead;
 use crate::error::StoreError;
 use crate::schema::RecordedEvent;
 
@@ -42,14 +41,6 @@ pub(crate) struct EventRow {
     recorded_at: chrono::DateTime<chrono::Utc>,
     prev_hash: Vec<u8>,
     hash: Vec<u8>,
-}
-
-/// A row of `events` and the database's clock at the read (one statement: one snapshot).
-#[derive(sqlx::FromRow)]
-struct TimedEventRow {
-    #[sqlx(flatten)]
-    event: EventRow,
-    read_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl TryFrom<EventRow> for RecordedEvent {
@@ -198,37 +189,6 @@ impl EventReader {
         .fetch_all(&self.pool)
         .await?;
         into_events(rows)
-    }
-
-    /// One run's events, as [`EventReader::read_stream`], and the stream's head as this same
-    /// read saw it (none for a run without events): an append that follows at once can use it
-    /// instead of reading the head again ([`EventWriter::append_after`]).
-    ///
-    /// [`EventWriter::append_after`]: crate::EventWriter::append_after
-    ///
-    /// # Errors
-    /// [`StoreError::Database`] on a database failure; [`StoreError::Decode`] on a corrupt row.
-    pub async fn read_stream_with_head(
-        &self,
-        tenant: TenantId,
-        run: RunId,
-    ) -> Result<(Vec<RecordedEvent>, Option<KnownHead>), StoreError> {
-        let rows: Vec<TimedEventRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            event_columns!(),
-            ", now() AS read_at FROM events WHERE run_id = $1 AND tenant_id = $2 ORDER BY version"
-        ))
-        .bind(run.as_uuid())
-        .bind(tenant.get())
-        .fetch_all(&self.pool)
-        .await?;
-        let read_at = rows.first().map(|row| row.read_at);
-        let events = into_events(rows.into_iter().map(|row| row.event).collect())?;
-        let head = events
-            .last()
-            .zip(read_at)
-            .map(|(last, now)| KnownHead::after(last, now));
-        Ok((events, head))
     }
 
     /// Up to `limit` events after `cursor`, in safe order; optionally only one tenant's.
