@@ -396,12 +396,8 @@ async fn a_page_token_is_refused_with_other_filters_or_another_sort() {
 
 #[tokio::test]
 async fn get_run_has_the_version_as_etag_and_if_none_match_answers_304() {
-    let api = TestApi::new().await;
+    let (api, tokens, id) = TestApi::with_queued_run().await;
     let t = tenant(1);
-    let tokens = api.tokens(t).await;
-    let id = api
-        .queue(t, &tokens.writer, "inventory.sync", json!({}))
-        .await;
     api.project().await;
     let path = run_path(t, &id, "");
     let conditional = |tag: &str| {

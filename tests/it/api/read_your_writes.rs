@@ -117,12 +117,8 @@ async fn without_a_projector_min_position_is_503_projection_behind_with_the_chec
 
 #[tokio::test]
 async fn before_any_projector_has_run_queries_are_503_read_model_not_built() {
-    let api = TestApi::new().await;
+    let (api, tokens, id) = TestApi::with_queued_run().await;
     let t = tenant(1);
-    let tokens = api.tokens(t).await;
-    let id = api
-        .queue(t, &tokens.writer, "inventory.sync", json!({}))
-        .await;
     for path in [
         run_path(t, &id, ""),
         runs_path(t),

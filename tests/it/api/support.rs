@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use super::{Answer, TestApi};
+use crate::helpers::verbs::tenant;
 use crate::projections::support::{drain, options};
 
 /// The path of a tenant's runs.
@@ -108,6 +109,17 @@ impl TestApi {
     /// The state the app was built from.
     pub(crate) fn state(&self) -> AppState {
         AppState::new(self.store.pool.clone(), self.config.clone())
+    }
+
+    /// A fresh API, one token of each role of tenant 1, and one `inventory.sync` run queued
+    /// there (not projected yet): the start of many tests.
+    pub(crate) async fn with_queued_run() -> (Self, Tokens, String) {
+        let api = Self::new().await;
+        let tokens = api.tokens(tenant(1)).await;
+        let id = api
+            .queue(tenant(1), &tokens.writer, "inventory.sync", json!({}))
+            .await;
+        (api, tokens, id)
     }
 
     /// One token of each role of `tenant`.

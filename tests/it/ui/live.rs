@@ -230,12 +230,8 @@ async fn the_runs_list_receives_new_and_changed_rows_and_drops_runs_that_leave_i
 
 #[tokio::test]
 async fn a_run_page_follows_the_run_until_it_ends() {
-    let api = TestApi::new().await;
+    let (api, tokens, id) = TestApi::with_queued_run().await;
     let t = tenant(1);
-    let tokens = api.tokens(t).await;
-    let id = api
-        .queue(t, &tokens.writer, "inventory.sync", json!({}))
-        .await;
     api.project().await;
     let live_projector = api.project_live();
     let mut browser = Browser::signed_in(&api, &tokens.auditor).await;

@@ -515,13 +515,8 @@ async fn notifications_are_the_users_own_unread_first_and_marked_read_by_form() 
 
 #[tokio::test]
 async fn a_read_model_that_is_behind_never_breaks_a_page() {
-    let api = TestApi::new().await;
-    let t = tenant(1);
-    let tokens = api.tokens(t).await;
     // The projector has never run: the run is in the log only.
-    let id = api
-        .queue(t, &tokens.writer, "inventory.sync", json!({}))
-        .await;
+    let (api, tokens, id) = TestApi::with_queued_run().await;
     let mut browser = Browser::signed_in(&api, &tokens.auditor).await;
 
     let list = browser.get("/ui/tenants/1/runs").await;

@@ -12,6 +12,7 @@
 //! - [`page_error`]: failures as pages (or a redirect to sign in).
 //! - [`view`]: what the templates show of a run and of an event.
 //! - [`live`]: the tenant's events for live pages, once the read model has applied them.
+//! - [`read_model`]: what a page knows of the read model (built, behind, its checkpoint).
 //! - [`runs_page`]: a tenant's runs, filtered, paged, live.
 //! - [`run_page`]: one run, its failures, context and timeline, live while it is active.
 //! - [`notifications_page`]: the signed-in user's notices.
@@ -21,6 +22,7 @@ pub mod live;
 pub mod notifications_page;
 pub mod page_error;
 pub mod projections_page;
+pub mod read_model;
 pub mod run_page;
 pub mod runs_page;
 pub mod session;

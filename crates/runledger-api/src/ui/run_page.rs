@@ -21,8 +21,9 @@ use runledger_store::LogCursor;
 use serde::Deserialize;
 
 use super::Nav;
-use super::live::{Banner, ReadModel, page_cursor, projected_events, start_cursor};
+use super::live::{projected_events, start_cursor};
 use super::page_error::{ForPage, PageError};
+use super::read_model::{Banner, ReadModel};
 use super::runs_page::run_view;
 use super::session::Viewer;
 use super::view::{EventView, RunView};
@@ -141,7 +142,7 @@ pub async fn run_page(
         path.tenant_id,
         path.run_id,
         read_model.is_built(),
-        page_cursor(&read_model),
+        read_model.live_cursor(),
     )
     .await?
     .ok_or(ApiError::NotFound)?;

@@ -18,8 +18,9 @@ use runledger_core::{Outcome, RunStatus, TenantId};
 use runledger_projections::OperationRunRow;
 use serde::{Deserialize, Serialize};
 
-use super::live::{Banner, ReadModel, page_cursor, projected_events, start_cursor};
+use super::live::{projected_events, start_cursor};
 use super::page_error::{ForPage, PageError};
+use super::read_model::{Banner, ReadModel};
 use super::session::Viewer;
 use super::view::RunView;
 use super::{Nav, runs_url};
@@ -183,7 +184,7 @@ pub async fn runs_page(
             .collect(),
         runs,
         banner: read_model.banner(),
-        live_url: page_cursor(&read_model).map(|after| {
+        live_url: read_model.live_cursor().map(|after| {
             let query = RunsPageQuery {
                 after,
                 ..filters.clone()
