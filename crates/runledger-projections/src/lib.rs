@@ -24,11 +24,9 @@
 //! - [`status`]: [`status`](status::status) and lag; [`has_passed`] for read-your-writes.
 //! - [`operation_runs`]: the OperationRun read model.
 //! - [`notifications`]: the notification feed.
-//! - [`dedupe`]: rebuilding the inline dedupe index from the log.
 //! - [`runtime`]: the known projections, and running them all.
 //! - [`error`]: [`ProjectionError`] and [`ApplyError`].
 
-pub mod dedupe;
 pub mod error;
 pub mod notifications;
 pub mod operation_runs;
@@ -38,7 +36,6 @@ pub mod registry;
 pub mod runtime;
 pub mod status;
 
-pub use dedupe::{DedupeRebuild, rebuild_dedupe_index};
 pub use error::{ApplyError, ProjectionError};
 pub use notifications::{NOTIFICATIONS, NoticeKind, Notifications, notice_id};
 pub use operation_runs::{OPERATION_RUNS, OperationRunRow, OperationRuns};

@@ -19,12 +19,14 @@
 //! - [`walk`]: [`LogWalk`]: the log batch by batch with the next batch read ahead, up to a
 //!   [`Horizon`] or on as it grows (projectors, the tail, verifications, exports, anchors).
 //! - [`tail`]: a live stream of the log, woken by `LISTEN/NOTIFY` with a polling fallback.
+//! - [`dedupe`]: rebuilding the inline dedupe index (`active_runs`) from the log.
 //! - [`command`]: the command path: load, decide, append, retry on conflicts.
 //! - [`error`]: [`StoreError`] and [`CommandError`].
 
 pub mod append;
 pub mod chain;
 pub mod command;
+pub mod dedupe;
 pub mod error;
 pub mod read;
 pub mod schema;
@@ -34,6 +36,7 @@ pub mod walk;
 pub use append::{AppendOutcome, EventWriter, NewEvent};
 pub use command::{CommandHandler, CommandOutcome, CommandRequest, ExpectedVersion};
 pub use error::{CommandError, StoreError};
+pub use dedupe::{DedupeRebuild, rebuild_dedupe_index};
 pub use read::{EventReader, Lag, LogCursor};
 pub use schema::{EventMetadata, RecordedEvent};
 pub use walk::{Horizon, LogWalk};
