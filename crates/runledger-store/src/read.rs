@@ -276,11 +276,6 @@ impl EventReader {
         Self { pool }
     }
 
-    /// The pool, for callers that compose reads in their own transactions.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// One run's events in stream order, if the run belongs to `tenant` (else none).
     ///
     /// # Errors

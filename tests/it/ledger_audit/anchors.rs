@@ -208,7 +208,7 @@ async fn anchors_cannot_be_checked_against_part_of_a_tenant() {
     let exported = export_anchors(&store).await;
 
     let one_run = runledger_audit::verify_database(
-        &store.reader,
+        &store.pool,
         Target::Run(tenant(1), runs[0]),
         Anchors::Given(anchors(&exported)),
         &|_| {},
