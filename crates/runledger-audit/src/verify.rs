@@ -3,7 +3,7 @@
 //!
 //! [`Verifier`] does the checking and no IO: it is fed events in log order, from the database
 //! ([`verify_database`], a walk of the log up to the horizon at its start) or from an export
-//! file ([`verify_export`]), and reports the first broken event of each run, the anchors the
+//! file ([`verify_export`]), and reports the first broken event of each run, every anchor the
 //! log no longer matches, and, for files, lines that are not what an export holds.
 
 use std::collections::hash_map::Entry;
@@ -203,7 +203,8 @@ pub struct Report {
     pub anchors_checked: u64,
     /// Anchors past the end of what was verified (recorded after an export was written).
     pub anchors_not_covered: u64,
-    /// Anchors that do not verify (for the log: the first one of each tenant).
+    /// Anchors that do not verify: every one, in the order the walk passed them (an anchor
+    /// the log no longer matches once for each tenant it no longer matches).
     pub anchor_failures: Vec<AnchorFailure>,
     /// Problems with an export's lines (the first ones; see `line_problems_omitted`).
     pub line_problems: Vec<String>,
@@ -294,7 +295,6 @@ pub struct Verifier {
     runs: HashMap<RunId, RunChain>,
     digest: LogDigest,
     anchors: VecDeque<Anchor>,
-    tenants_with_failed_anchors: BTreeSet<TenantId>,
     last_cursor: Option<LogCursor>,
     report: Report,
 }
@@ -309,7 +309,6 @@ impl Verifier {
             runs: HashMap::new(),
             digest: LogDigest::default(),
             anchors: VecDeque::new(),
-            tenants_with_failed_anchors: BTreeSet::new(),
             last_cursor: None,
             report: Report::default(),
         }
@@ -442,8 +441,10 @@ impl Verifier {
         };
         for tenant in tenants {
             let (anchored, found) = (anchor.tenant(tenant), self.digest.tenant(tenant));
-            // Once a tenant's log differs from an anchor, it differs from every later one.
-            if anchored != found && self.tenants_with_failed_anchors.insert(tenant) {
+            // Once a tenant's log differs from an anchor it differs from every later one too,
+            // and each of them is reported: an auditor holding any one of those anchors must
+            // learn that it fails.
+            if anchored != found {
                 self.report.anchor_failures.push(AnchorFailure {
                     sequence: anchor.sequence,
                     cursor: anchor.cursor,

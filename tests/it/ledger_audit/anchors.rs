@@ -119,6 +119,87 @@ async fn deleting_a_whole_run_is_caught_by_an_exported_anchor() {
     assert_tenant_lost(&offline.report, 2, 5, 1);
 }
 
+/// The sequences of the anchors a report says fail, in the order it lists them.
+fn failed_sequences(report: &runledger_audit::Report) -> Vec<u64> {
+    report
+        .anchor_failures
+        .iter()
+        .map(|failure| failure.sequence)
+        .collect()
+}
+
+/// Asserts that `report` lists exactly `failed` as failing anchors, each as a problem line of
+/// its own (what `runledger verify` prints), and that it fails.
+#[track_caller]
+fn assert_anchors_fail(report: &runledger_audit::Report, failed: &[u64]) {
+    assert_eq!(failed_sequences(report), failed, "{}", report.summary());
+    for sequence in failed {
+        let line = format!("anchor #{sequence} at ");
+        assert!(
+            report.problems().any(|problem| problem.starts_with(&line)),
+            "no problem line for anchor #{sequence}: {:?}",
+            report.problems().collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        report
+            .summary()
+            .ends_with(&format!("FAILED ({} anchor failures)", failed.len())),
+        "{}",
+        report.summary()
+    );
+}
+
+// Issue 11: `verify` reported only the first failing anchor of each tenant.
+#[tokio::test]
+async fn verify_reports_every_failing_anchor_not_only_the_first() {
+    let store = TestStore::new().await;
+    let (runs, _) = small_ledger(&store).await;
+    export_anchors(&store).await;
+    runs_of_five(&store, tenant(1), 1).await;
+    let exported = export_anchors(&store).await;
+    assert_eq!(anchors(&exported).len(), 2);
+
+    // Events both anchors cover are deleted: each of them fails, in the database (stored and
+    // exported anchors) and offline.
+    delete_newest_events(&store, runs[1], 2).await;
+    let stored = verify(&store, Target::Log, Anchors::Stored).await;
+    assert_anchors_fail(&stored, &[1, 2]);
+    for failure in &stored.anchor_failures {
+        let AnchorProblem::Tenant {
+            tenant: failed,
+            anchored,
+            found,
+        } = &failure.problem
+        else {
+            panic!("a tenant mismatch: {failure}");
+        };
+        assert_eq!(*failed, tenant(1), "{failure}");
+        assert_eq!(anchored.events - found.events, 2, "{failure}");
+    }
+    let given = verify(&store, Target::Log, Anchors::Given(anchors(&exported))).await;
+    assert_anchors_fail(&given, &[1, 2]);
+    let export = export_text(&store, Scope::default()).await;
+    let offline = verify_text(&export, Target::Log, Some(anchors(&exported))).unwrap();
+    assert_anchors_fail(&offline.report, &[1, 2]);
+
+    // Both anchors of the kept file edited: each is reported.
+    let edited = exported
+        .replace("\"event_count\":25", "\"event_count\":23")
+        .replace("\"event_count\":30", "\"event_count\":28");
+    assert_eq!(anchors(&edited).len(), 2);
+    let report = verify(&store, Target::Log, Anchors::Given(anchors(&edited))).await;
+    assert_anchors_fail(&report, &[1, 2]);
+    assert!(
+        report
+            .anchor_failures
+            .iter()
+            .all(|failure| failure.problem == AnchorProblem::Record(AnchorBreak::HashMismatch)),
+        "{:?}",
+        report.anchor_failures
+    );
+}
+
 #[tokio::test]
 async fn anchors_chain_cover_the_log_and_are_recorded_only_when_it_moved() {
     let store = TestStore::new().await;
