@@ -9,7 +9,7 @@ use runledger_audit::anchor::{
     AnchorBreak, AnchorOutcome, AnchorPolicy, TenantState, anchor_if_due, check_anchor_chain,
     record_anchor, run_anchoring, stored_anchors,
 };
-use runledger_audit::verify::{AnchorProblem, Anchors, Target};
+use runledger_audit::verify::{AnchorFailure, AnchorProblem, Anchors, Target};
 use runledger_audit::{AuditError, Scope};
 
 use super::support::{
@@ -23,7 +23,13 @@ use crate::helpers::{LOG_WAIT, TestStore};
 #[track_caller]
 fn assert_tenant_lost(report: &runledger_audit::Report, t: i64, events: u64, runs: u64) {
     assert_eq!(report.anchor_failures.len(), 1, "{}", report.summary());
-    let failure = &report.anchor_failures[0];
+    assert_anchor_says_tenant_lost(&report.anchor_failures[0], t, events, runs);
+    assert!(!report.is_valid());
+}
+
+/// Asserts that `failure` says tenant `t` lost `events` events and `runs` runs.
+#[track_caller]
+fn assert_anchor_says_tenant_lost(failure: &AnchorFailure, t: i64, events: u64, runs: u64) {
     let AnchorProblem::Tenant {
         tenant: failed,
         anchored,
@@ -32,10 +38,9 @@ fn assert_tenant_lost(report: &runledger_audit::Report, t: i64, events: u64, run
     else {
         panic!("a tenant mismatch: {failure}");
     };
-    assert_eq!(*failed, tenant(t));
+    assert_eq!(*failed, tenant(t), "{failure}");
     assert_eq!(anchored.events - found.events, events, "{failure}");
     assert_eq!(anchored.runs - found.runs, runs, "{failure}");
-    assert!(!report.is_valid());
 }
 
 #[tokio::test]
@@ -166,16 +171,7 @@ async fn verify_reports_every_failing_anchor_not_only_the_first() {
     let stored = verify(&store, Target::Log, Anchors::Stored).await;
     assert_anchors_fail(&stored, &[1, 2]);
     for failure in &stored.anchor_failures {
-        let AnchorProblem::Tenant {
-            tenant: failed,
-            anchored,
-            found,
-        } = &failure.problem
-        else {
-            panic!("a tenant mismatch: {failure}");
-        };
-        assert_eq!(*failed, tenant(1), "{failure}");
-        assert_eq!(anchored.events - found.events, 2, "{failure}");
+        assert_anchor_says_tenant_lost(failure, 1, 2, 0);
     }
     let given = verify(&store, Target::Log, Anchors::Given(anchors(&exported))).await;
     assert_anchors_fail(&given, &[1, 2]);
