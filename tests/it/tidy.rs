@@ -119,7 +119,11 @@ fn the_tidy_check_sees_sql_over_events() {
     ] {
         assert!(events_sql.is_match(sql), "{sql}");
     }
-    for prose in ["FROM events_archive", "the events from a run", "FROM eventsx"] {
+    for prose in [
+        "FROM events_archive",
+        "the events from a run",
+        "FROM eventsx",
+    ] {
         assert!(!events_sql.is_match(prose), "{prose}");
     }
 }

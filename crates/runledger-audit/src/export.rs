@@ -8,12 +8,12 @@
 use futures_util::{Stream, stream};
 use runledger_store::{EventReader, LogCursor, LogWalk, RecordedEvent};
 
+use crate::LOG_BATCH;
 use crate::error::AuditError;
 use crate::format::{
     AuditEvent, EXPORT_END_FORMAT, EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportEnd, ExportHeader,
     LogBound, Scope, json_line, rfc3339,
 };
-use crate::LOG_BATCH;
 
 /// Some lines of an export.
 #[derive(Debug, Clone, PartialEq, Eq)]

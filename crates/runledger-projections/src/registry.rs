@@ -164,7 +164,10 @@ pub(crate) async fn versions(
 }
 
 /// The checkpoint of `projection`'s active version, if it has one.
-pub(crate) async fn active_checkpoint(pool: &PgPool, projection: &str) -> Result<Option<LogCursor>> {
+pub(crate) async fn active_checkpoint(
+    pool: &PgPool,
+    projection: &str,
+) -> Result<Option<LogCursor>> {
     let checkpoint: Option<(i64, i64)> = sqlx::query_as(
         "SELECT checkpoint_tx_id, checkpoint_position FROM projection_versions \
          WHERE projection = $1 AND status = 'active'",

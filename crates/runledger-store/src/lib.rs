@@ -35,8 +35,8 @@ pub mod walk;
 
 pub use append::{AppendOutcome, EventWriter, NewEvent};
 pub use command::{CommandHandler, CommandOutcome, CommandRequest, ExpectedVersion};
-pub use error::{CommandError, StoreError};
 pub use dedupe::{DedupeRebuild, rebuild_dedupe_index};
+pub use error::{CommandError, StoreError};
 pub use read::{EventReader, Lag, LogCursor};
 pub use schema::{EventMetadata, RecordedEvent};
 pub use walk::{Horizon, LogWalk};

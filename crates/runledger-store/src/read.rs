@@ -369,9 +369,7 @@ impl EventReader {
             .bind(after.tx_id.to_string())
             .bind(after.position)
             .bind(limit(bound));
-        let count: i64 = bind_tenant!(query, tenant)
-            .fetch_one(&self.pool)
-            .await?;
+        let count: i64 = bind_tenant!(query, tenant).fetch_one(&self.pool).await?;
         Ok(count.unsigned_abs())
     }
 

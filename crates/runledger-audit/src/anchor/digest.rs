@@ -105,4 +105,3 @@ impl LogDigest {
         self.tenants.iter().map(|(tenant, state)| (*tenant, *state))
     }
 }
-

@@ -194,4 +194,3 @@ pub fn check_anchor_chain(anchors: &[Anchor]) -> Vec<(u64, AnchorBreak)> {
     }
     breaks
 }
-

@@ -81,4 +81,3 @@ pub async fn run_anchoring(pool: PgPool, policy: AnchorPolicy, shutdown: impl Fu
         }
     }
 }
-

@@ -154,4 +154,3 @@ pub async fn record_anchor(pool: &PgPool) -> Result<Option<Anchor>, AuditError> 
 fn as_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
-
