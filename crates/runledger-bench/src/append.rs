@@ -1,5 +1,5 @@
-//! `runledger bench append`: durable appends through the store against raw `INSERT`s of the same
-//! columns into a plain table, in one run against the same PostgreSQL.
+//! `runledger-bench append`: durable appends through the store against raw `INSERT`s of the
+//! same columns into a plain table, in one run against the same PostgreSQL.
 //!
 //! Each scenario runs for a fixed time with N concurrent writers, each on its own connection and
 //! its own run; the store and the raw shape of a scenario run back to back so they see the same
@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
-use clap::{Args, Subcommand};
+use clap::Args;
 use futures_util::future::try_join_all;
+use runledger_cli::database::Database;
 use runledger_core::{
     Initiator, QueueRun, RunCommand, RunId, RunIdentity, RunType, TenantId, decide,
 };
@@ -19,27 +20,12 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::bench_support::{bench_event, drop_database, fresh_database, progressed};
-use crate::database::Database;
+use crate::database::{drop_database, fresh_database};
+use crate::log::{bench_event, progressed};
 
-/// Benchmarks.
-#[derive(Debug, Subcommand)]
-pub(crate) enum BenchCommand {
-    /// Store appends vs raw inserts: single events at 1, 4 and 16 writers, 100-event batches at 16.
-    Append(AppendArgs),
-    /// The OperationRun read model: catch-up throughput over a large log, and append-to-visible
-    /// latency under a steady write load.
-    Projections(crate::bench_projections::ProjectionsBenchArgs),
-    /// The HTTP API: commands at 16 clients against direct store calls; GET run and list page
-    /// latency over a large read model.
-    Http(crate::bench_http::HttpBenchArgs),
-    /// The auditor's tools over a large log: anchor, verify, export, verify the export offline.
-    Audit(crate::bench_audit::AuditBenchArgs),
-}
-
-/// `runledger bench append`.
+/// `runledger-bench append`.
 #[derive(Debug, Args)]
-pub(crate) struct AppendArgs {
+pub struct AppendArgs {
     /// Seconds each scenario runs.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
@@ -96,15 +82,11 @@ const RAW_INSERT: &str = "INSERT INTO raw_events (event_id, tenant_id, run_id, v
     FROM unnest($3::uuid[], $4::bigint[], $5::jsonb[], $6::jsonb[], $7::bytea[], $8::bytea[])
          AS e(event_id, version, payload, metadata, prev_hash, hash)";
 
-pub(crate) async fn run(database: &Database, command: BenchCommand) -> anyhow::Result<()> {
-    let args = match command {
-        BenchCommand::Append(args) => args,
-        BenchCommand::Projections(args) => {
-            return crate::bench_projections::run(database, args).await;
-        }
-        BenchCommand::Http(args) => return crate::bench_http::run(database, args).await,
-        BenchCommand::Audit(args) => return crate::bench_audit::run(database, args).await,
-    };
+/// Runs the bench and prints its figures.
+///
+/// # Errors
+/// When the database fails.
+pub async fn run(database: &Database, args: AppendArgs) -> anyhow::Result<()> {
     let pool = bench_database(database).await?;
     let duration = Duration::from_secs(args.seconds);
     let mut results = serde_json::Map::new();
