@@ -43,7 +43,7 @@ pub struct VersionProgress {
     pub version: ProjectionVersion,
     /// Committed events after its checkpoint.
     pub lag_events: i64,
-    /// Seconds since the oldest of them was recorded (0 when there is none).
+    /// Seconds since the first of them (in log order) was recorded (0 when there is none).
     pub lag_seconds: f64,
     /// Whether a projector holds this version's leader lock.
     pub led: bool,
@@ -177,8 +177,8 @@ async fn progress(pool: &PgPool, version: ProjectionVersion) -> Result<VersionPr
         .lag(version.checkpoint)
         .await?;
     let led = is_led(pool, &version).await?;
-    let lag_seconds = lag.oldest_recorded_at.map_or(0.0, |oldest| {
-        (Utc::now() - oldest)
+    let lag_seconds = lag.first_recorded_at.map_or(0.0, |first| {
+        (Utc::now() - first)
             .to_std()
             .unwrap_or_default()
             .as_secs_f64()

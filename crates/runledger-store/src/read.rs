@@ -251,8 +251,8 @@ const COUNT_AFTER: Scoped = Scoped {
 pub struct Lag {
     /// How many.
     pub events: u64,
-    /// When the earliest recorded of them was recorded (none when there is none).
-    pub oldest_recorded_at: Option<DateTime<Utc>>,
+    /// When the first of them in log order was recorded (none when there is none).
+    pub first_recorded_at: Option<DateTime<Utc>>,
 }
 
 /// A bound as a `LIMIT`: `u64::MAX` (no bound) is `i64::MAX`, more than any log holds.
@@ -378,11 +378,15 @@ impl EventReader {
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
     pub async fn lag(&self, after: LogCursor) -> Result<Lag, StoreError> {
-        // Ordered and limited (by more than any log holds) only to keep the plan on the index.
-        let (events, oldest_recorded_at): (i64, Option<DateTime<Utc>>) = sqlx::query_as(concat!(
-            "SELECT count(*), min(recorded_at) FROM (SELECT recorded_at FROM events WHERE ",
+        // The count reads the index only; the time is the first event's, one index entry and
+        // its row. (`min(recorded_at)` over all of them would read every row of the lag.)
+        let (events, first_recorded_at): (i64, Option<DateTime<Utc>>) = sqlx::query_as(concat!(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM events WHERE ",
             after_cursor!(),
-            " ORDER BY tx_id, position LIMIT $3) AS lag"
+            " ORDER BY tx_id, position LIMIT $3) AS counted), \
+                    (SELECT recorded_at FROM events WHERE ",
+            after_cursor!(),
+            " ORDER BY tx_id, position LIMIT 1)"
         ))
         .bind(after.tx_id.to_string())
         .bind(after.position)
@@ -391,7 +395,7 @@ impl EventReader {
         .await?;
         Ok(Lag {
             events: events.unsigned_abs(),
-            oldest_recorded_at,
+            first_recorded_at,
         })
     }
 
