@@ -11,13 +11,13 @@
 //! [`EventReader`]: runledger_store::EventReader
 //!
 //! # Layout
-//! - [`format`]: the export format: header, [`AuditEvent`] lines (also the audit routes' JSON),
+//! - [`format`](mod@format): the export format: header, [`AuditEvent`] lines (also the audit routes' JSON),
 //!   end line; scopes and bounds.
 //! - [`verify`]: the [`Verifier`], and verifying the database, one run, or an export file.
 //! - [`anchor`]: anchors: digests of the log up to a cursor ([`anchor::LogDigest`]), the anchor
 //!   and its chain ([`Anchor`]), the `anchors` table, and the anchoring schedule.
 //! - [`export`]: the NDJSON export as a stream of chunks.
-//! - [`file`]: reading export and anchor files.
+//! - [`file`](mod@file): reading export and anchor files.
 //! - `parallel`: per-event work spread over every core.
 //! - [`replay`]: a run's state as of a version or a time.
 //! - [`status`]: recorded verifications and the audit status.

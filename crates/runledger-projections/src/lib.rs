@@ -24,7 +24,7 @@
 //! - [`projector`]: [`Projector`]: step, catch up, run; with its leadership, batch application
 //!   and poison events in files of their own.
 //! - [`registry`]: versions and their schemas; switch, rebuild, cancel, skip.
-//! - [`status`]: [`status`](status::status) and lag; [`has_passed`] for read-your-writes.
+//! - [`status`](mod@status): [`status`](status::status) and lag; [`has_passed`] for read-your-writes.
 //! - [`operation_runs`]: the OperationRun read model.
 //! - [`notifications`]: the notification feed.
 //! - [`runtime`]: the known projections, and running them all.

@@ -7,10 +7,10 @@
 //! can never apply a batch twice.
 //!
 //! One projector leads each projection (per code fingerprint) across processes
-//! ([`leadership`]); each live version reads the log through a walk of its own from its
-//! checkpoint, which reads the next batch while this one applies ([`runledger_store::LogWalk`]);
-//! a batch applies exactly once ([`batch`]), up to a poison event, which halts its version
-//! ([`poison`]).
+//! (`projector/leadership.rs`); each live version reads the log through a walk of its own from
+//! its checkpoint, which reads the next batch while this one applies
+//! ([`runledger_store::LogWalk`]); a batch applies exactly once (`projector/batch.rs`), up to a
+//! poison event, which halts its version (`projector/poison.rs`).
 //!
 //! While a rebuild is under way, the leader keeps the active version up to date and builds the
 //! new one side by side; once the new one has caught up, it switches the public views to it.
