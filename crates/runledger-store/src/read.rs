@@ -231,19 +231,24 @@ const FIRST_AFTER: Scoped = Scoped {
     ),
 };
 
-/// How many committed events lie after the cursor, counting no further than `$3`. The
-/// `ORDER BY … LIMIT` keeps the count on the index whatever the cursor.
+/// How many committed events lie after the cursor (of the scope the predicate prefix names),
+/// counting no further than `$3`. The `ORDER BY … LIMIT` keeps the count on the index, reading
+/// no rows, whatever the cursor.
+macro_rules! count_after {
+    ($scope:literal) => {
+        concat!(
+            "SELECT count(*) FROM (SELECT 1 FROM events WHERE ",
+            $scope,
+            after_cursor!(),
+            " ORDER BY tx_id, position LIMIT $3) AS counted"
+        )
+    };
+}
+
+/// [`count_after!`] of the whole log and of one tenant.
 const COUNT_AFTER: Scoped = Scoped {
-    all: concat!(
-        "SELECT count(*) FROM (SELECT 1 FROM events WHERE ",
-        after_cursor!(),
-        " ORDER BY tx_id, position LIMIT $3) AS counted"
-    ),
-    tenant: concat!(
-        "SELECT count(*) FROM (SELECT 1 FROM events WHERE tenant_id = $4 AND ",
-        after_cursor!(),
-        " ORDER BY tx_id, position LIMIT $3) AS counted"
-    ),
+    all: count_after!(""),
+    tenant: count_after!("tenant_id = $4 AND "),
 };
 
 /// A lag: the committed events after a cursor.
@@ -255,9 +260,10 @@ pub struct Lag {
     pub first_recorded_at: Option<DateTime<Utc>>,
 }
 
-/// A bound as a `LIMIT`: `u64::MAX` (no bound) is `i64::MAX`, more than any log holds.
-fn limit(bound: u64) -> i64 {
-    i64::try_from(bound).unwrap_or(i64::MAX)
+/// A version or a bound as a `bigint`: beyond `i64::MAX` (`u64::MAX` meaning no bound) is
+/// `i64::MAX`, more than any log holds.
+fn as_bigint(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Reads events; cannot append. Cheap to clone.
@@ -306,7 +312,7 @@ impl EventReader {
         ))
         .bind(run.as_uuid())
         .bind(tenant.get())
-        .bind(limit(version))
+        .bind(as_bigint(version))
         .fetch_all(&self.pool)
         .await?;
         into_events(rows)
@@ -368,7 +374,7 @@ impl EventReader {
         let query = sqlx::query_scalar(COUNT_AFTER.sql(tenant))
             .bind(after.tx_id.to_string())
             .bind(after.position)
-            .bind(limit(bound));
+            .bind(as_bigint(bound));
         let count: i64 = bind_tenant!(query, tenant).fetch_one(&self.pool).await?;
         Ok(count.unsigned_abs())
     }
@@ -381,10 +387,9 @@ impl EventReader {
         // The count reads the index only; the time is the first event's, one index entry and
         // its row. (`min(recorded_at)` over all of them would read every row of the lag.)
         let (events, first_recorded_at): (i64, Option<DateTime<Utc>>) = sqlx::query_as(concat!(
-            "SELECT (SELECT count(*) FROM (SELECT 1 FROM events WHERE ",
-            after_cursor!(),
-            " ORDER BY tx_id, position LIMIT $3) AS counted), \
-                    (SELECT recorded_at FROM events WHERE ",
+            "SELECT (",
+            count_after!(""),
+            "), (SELECT recorded_at FROM events WHERE ",
             after_cursor!(),
             " ORDER BY tx_id, position LIMIT 1)"
         ))
