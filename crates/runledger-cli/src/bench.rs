@@ -239,6 +239,7 @@ async fn store_writer(pool: PgPool, scenario: Scenario, index: usize) -> anyhow:
         identity: RunIdentity::new(json!({ "writer": index, "run": run.to_string() }))?,
         initiator: Initiator::system(),
         context: json!({}),
+        limits: runledger_core::RunLimits::default(),
         at: Utc::now(),
     });
     let events: Vec<NewEvent> = decide(&runledger_core::Run::Unqueued, queue)?

@@ -161,6 +161,7 @@ pub(crate) async fn generate(
             outcome: Outcome::Succeeded,
             reason: CompletionReason::Finished,
             failures: Vec::new(),
+            final_counts: None,
             completed_at: Utc::now(),
         })));
         writer.append(tenant, run, 0, &events).await?;
@@ -184,12 +185,14 @@ fn queued(
         initiator,
         context: json!({ "source": "bench" }),
         queued_at: Utc::now(),
+        limits: runledger_core::RunLimits::default(),
     })))
 }
 
 fn started() -> NewEvent {
     bench_event(RunEvent::Started(RunStarted {
         started_at: Utc::now(),
+        worker: None,
     }))
 }
 
