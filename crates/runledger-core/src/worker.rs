@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ParseError;
+use crate::ids::plain_token;
 
 /// A worker's self-chosen id, such as `w1`, `sync-7d9f8-abcde` or `host-3/pid-4242`: 1–128
 /// characters of `[A-Za-z0-9._:@/-]`.
@@ -25,19 +26,13 @@ impl WorkerId {
     /// # Errors
     /// [`ParseError`] naming `worker` for an empty, overlong or oddly spelled id.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let ok = !text.is_empty()
-            && text.len() <= Self::MAX_LEN
-            && text.chars().all(|c| {
-                c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '/' | '-')
-            });
-        if ok {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(ParseError::new(
-                "worker",
-                "must be 1-128 characters of [A-Za-z0-9._:@/-]",
-            ))
-        }
+        plain_token(
+            "worker",
+            text,
+            Self::MAX_LEN,
+            &['.', '_', ':', '@', '/', '-'],
+        )
+        .map(Self)
     }
 
     /// The id as text.

@@ -143,11 +143,7 @@ async fn version_1_rows_decode_to_todays_events_with_the_same_meaning() {
     let histories = store_histories(&store).await;
     let mut rows = 0;
     for history in &histories {
-        let stored = store
-            .reader
-            .read_stream(history.tenant, history.run)
-            .await
-            .expect("read the stream");
+        let stored = stream(&store, history).await;
         assert_eq!(
             verify_chain(&stored),
             Ok(history.rows.len() as u64),
@@ -184,11 +180,7 @@ async fn a_version_1_history_folds_to_the_state_it_folded_to_then() {
     ];
     assert_eq!(histories.len(), lifecycle.len());
     for (history, (last_progress_at, completion_reason)) in histories.iter().zip(lifecycle) {
-        let stored = store
-            .reader
-            .read_stream(history.tenant, history.run)
-            .await
-            .expect("read the stream");
+        let stored = stream(&store, history).await;
         let run = fold(&stored).expect("fold");
         let mut json = run.snapshot().expect("a run").to_operation_run_json();
         let fields = json.as_object_mut().expect("an object");

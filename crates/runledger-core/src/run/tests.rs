@@ -36,13 +36,14 @@ use crate::command::{
 use crate::counts::{ProgressDelta, SummaryCounts};
 use crate::error::RunRejection;
 use crate::event::{
-    CompletionReason, RunCompleted, RunEvent, RunProgressed, RunQueued, RunStarted,
+    CompletionReason, LimitPassed, RunCancelRequested, RunCompleted, RunEvent, RunProgressed,
+    RunQueued, RunStarted,
 };
 use crate::failure::{FailureCode, FailureEntry, FailureReport};
 use crate::identity::{RunIdentity, RunIdentityHash};
 use crate::ids::{RunId, TenantId, UserId};
 use crate::initiator::Initiator;
-use crate::limits::RunLimits;
+use crate::limits::{Limit, LimitSeconds, RunLimits};
 use crate::run_type::RunType;
 use crate::status::{Outcome, RunStatus};
 use crate::worker::WorkerId;
@@ -238,6 +239,58 @@ fn time_out(when: DateTime<Utc>, last_heartbeat_at: Option<DateTime<Utc>>) -> Ru
     RunCommand::TimeOut(TimeOut {
         at: when,
         last_heartbeat_at,
+    })
+}
+
+/// Limits in whole seconds, as a caller gives them.
+fn limits(start: Option<i64>, run: Option<i64>, heartbeat: Option<i64>) -> RunLimits {
+    RunLimits::from_seconds(start, run, heartbeat).expect("limits within bounds")
+}
+
+/// The `Completed` a time-out at `when` writes when `limit` of `seconds` passed at `passed_at`.
+fn timed_out(
+    limit: Limit,
+    seconds: i64,
+    passed_at: DateTime<Utc>,
+    last_heartbeat_at: Option<DateTime<Utc>>,
+    when: DateTime<Utc>,
+    message: &str,
+) -> RunEvent {
+    RunEvent::Completed(RunCompleted {
+        outcome: Outcome::Failed,
+        reason: CompletionReason::TimedOut {
+            time_out: LimitPassed {
+                limit,
+                limit_seconds: LimitSeconds::parse("limit", seconds).expect("in bounds"),
+                passed_at,
+                last_heartbeat_at,
+            },
+        },
+        failures: vec![entry(limit.failure_code(), message, 1)],
+        final_counts: None,
+        completed_at: when,
+    })
+}
+
+fn cancel_request(reason: Option<&str>, minute: i64) -> RunCancelRequested {
+    RunCancelRequested {
+        reason: reason.map(str::to_owned),
+        requested_at: at(minute),
+    }
+}
+
+fn cancel_requested(reason: Option<&str>, minute: i64) -> RunEvent {
+    RunEvent::CancelRequested(cancel_request(reason, minute))
+}
+
+/// The `Completed` of a cancellation answering `cancellation`, at `minute`.
+fn cancelled(cancellation: RunCancelRequested, minute: i64) -> RunEvent {
+    RunEvent::Completed(RunCompleted {
+        outcome: Outcome::Cancelled,
+        reason: CompletionReason::Cancelled { cancellation },
+        failures: Vec::new(),
+        final_counts: None,
+        completed_at: at(minute),
     })
 }
 

@@ -4,35 +4,12 @@
 use serde_json::Value;
 
 use super::*;
-use crate::event::RunCancelRequested;
 use crate::limits::Limit;
-
-fn request(reason: Option<&str>, minute: i64) -> RunCancelRequested {
-    RunCancelRequested {
-        reason: reason.map(str::to_owned),
-        requested_at: at(minute),
-    }
-}
-
-fn cancel_requested(reason: Option<&str>, minute: i64) -> RunEvent {
-    RunEvent::CancelRequested(request(reason, minute))
-}
-
-/// The `Completed` of a cancellation answering `cancellation`, at `minute`.
-fn cancelled(cancellation: RunCancelRequested, minute: i64) -> RunEvent {
-    RunEvent::Completed(RunCompleted {
-        outcome: Outcome::Cancelled,
-        reason: CompletionReason::Cancelled { cancellation },
-        failures: Vec::new(),
-        final_counts: None,
-        completed_at: at(minute),
-    })
-}
 
 #[test]
 fn cancel_of_a_queued_run_completes_it_cancelled_at_once() {
     let given = &[queued()];
-    let expected = cancelled(request(Some("Wrong tenant selected"), 2), 2);
+    let expected = cancelled(cancel_request(Some("Wrong tenant selected"), 2), 2);
     check(
         given,
         cancel(Some("Wrong tenant selected"), 2),
@@ -47,7 +24,7 @@ fn cancel_of_a_queued_run_completes_it_cancelled_at_once() {
     assert!(!run.status.is_active());
     assert_eq!(
         run.cancel_requested,
-        Some(request(Some("Wrong tenant selected"), 2))
+        Some(cancel_request(Some("Wrong tenant selected"), 2))
     );
     let json = run.to_operation_run_json();
     assert_eq!(json["cancel_requested"], true);
@@ -64,7 +41,7 @@ fn cancel_of_a_running_run_records_a_request_and_keeps_it_running() {
     let run = snapshot(&[queued(), started(), cancel_requested(None, 2)]);
     assert_eq!(run.status, RunStatus::Running);
     assert_eq!(run.outcome, Outcome::Pending);
-    assert_eq!(run.cancel_requested, Some(request(None, 2)));
+    assert_eq!(run.cancel_requested, Some(cancel_request(None, 2)));
     assert_eq!(run.updated_at, at(2));
     assert_eq!(run.version, 3);
     let json = run.to_operation_run_json();
@@ -85,12 +62,12 @@ fn cancel_of_a_completed_run_is_refused() {
     let finished = [
         vec![queued(), started(), completed(Outcome::Succeeded)],
         vec![queued(), dispatch_failed()],
-        vec![queued(), cancelled(request(None, 2), 2)],
+        vec![queued(), cancelled(cancel_request(None, 2), 2)],
         vec![
             queued(),
             started(),
             cancel_requested(None, 2),
-            cancelled(request(None, 2), 3),
+            cancelled(cancel_request(None, 2), 3),
         ],
     ];
     for given in &finished {
@@ -114,17 +91,18 @@ fn a_worker_completes_cancelled_only_after_a_request() {
     check(
         given,
         complete(Some(Outcome::Cancelled)),
-        Ok(vec![cancelled(request(Some("Stop"), 2), 3)]),
+        Ok(vec![cancelled(cancel_request(Some("Stop"), 2), 3)]),
     );
     // With its final counts and failures in the same event.
+    let finals = SummaryCounts {
+        total: Some(10),
+        success: 4,
+        failed: 0,
+        skipped: 0,
+    };
     let acknowledged = RunCommand::Complete(Complete {
         outcome: Some(Outcome::Cancelled),
-        final_counts: Some(SummaryCounts {
-            total: Some(10),
-            success: 4,
-            failed: 0,
-            skipped: 0,
-        }),
+        final_counts: Some(finals),
         failures: vec![report_failure("run.cancelled", "Stopped after 4 of 10", 1)],
         at: at(3),
     });
@@ -134,15 +112,10 @@ fn a_worker_completes_cancelled_only_after_a_request() {
         Ok(vec![RunEvent::Completed(RunCompleted {
             outcome: Outcome::Cancelled,
             reason: CompletionReason::Cancelled {
-                cancellation: request(Some("Stop"), 2),
+                cancellation: cancel_request(Some("Stop"), 2),
             },
             failures: vec![entry("run.cancelled", "Stopped after 4 of 10", 1)],
-            final_counts: Some(SummaryCounts {
-                total: Some(10),
-                success: 4,
-                failed: 0,
-                skipped: 0,
-            }),
+            final_counts: Some(finals),
             completed_at: at(3),
         })]),
     );
@@ -170,7 +143,7 @@ fn a_worker_asked_to_cancel_may_still_finish_or_report() {
         cancel_requested(None, 2),
         completed(Outcome::Succeeded),
     ]);
-    assert_eq!(run.cancel_requested, Some(request(None, 2)));
+    assert_eq!(run.cancel_requested, Some(cancel_request(None, 2)));
     assert_eq!(run.completion, Some(CompletionReason::Finished));
 }
 

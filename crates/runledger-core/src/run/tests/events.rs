@@ -4,72 +4,16 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::event::{LimitPassed, RunCancelRequested};
-use crate::limits::{Limit, LimitSeconds};
+use crate::limits::LimitSeconds;
 
 fn all_limits() -> RunLimits {
-    RunLimits::from_seconds(Some(600), Some(3600), Some(300)).expect("in bounds")
+    limits(Some(600), Some(3600), Some(300))
 }
 
-fn cancel_request(reason: Option<&str>, minute: i64) -> RunCancelRequested {
-    RunCancelRequested {
-        reason: reason.map(str::to_owned),
-        requested_at: at(minute),
-    }
-}
-
-/// A time-out of `limit` that passed at `passed_at`, decided at minute 7.
-fn timed_out(
-    limit: Limit,
-    seconds: i64,
-    passed_at: DateTime<Utc>,
-    last_heartbeat_at: Option<DateTime<Utc>>,
-    message: &str,
-) -> RunEvent {
-    RunEvent::Completed(RunCompleted {
-        outcome: Outcome::Failed,
-        reason: CompletionReason::TimedOut {
-            time_out: LimitPassed {
-                limit,
-                limit_seconds: LimitSeconds::parse("limit", seconds).expect("in bounds"),
-                passed_at,
-                last_heartbeat_at,
-            },
-        },
-        failures: vec![entry(limit.failure_code(), message, 1)],
-        final_counts: None,
-        completed_at: at(7),
-    })
-}
-
-fn cancelled(cancellation: RunCancelRequested, minute: i64) -> RunEvent {
-    RunEvent::Completed(RunCompleted {
-        outcome: Outcome::Cancelled,
-        reason: CompletionReason::Cancelled { cancellation },
-        failures: Vec::new(),
-        final_counts: None,
-        completed_at: at(minute),
-    })
-}
-
-fn finished_with_final_counts() -> RunEvent {
-    RunEvent::Completed(RunCompleted {
-        outcome: Outcome::PartiallySucceeded,
-        reason: CompletionReason::Finished,
-        failures: vec![entry("graph.not_found", "Policy not found", 1)],
-        final_counts: Some(SummaryCounts {
-            total: Some(10),
-            success: 9,
-            failed: 1,
-            skipped: 0,
-        }),
-        completed_at: at(3),
-    })
-}
-
-/// One event of every shape the core writes.
+/// One event of every shape the core writes: the catalog's, and more.
 fn every_shape() -> Vec<RunEvent> {
-    let mut events = vec![
+    let mut events = catalog_examples();
+    events.extend([
         queued(),
         RunEvent::Queued(RunQueued {
             initiator: Initiator::system(),
@@ -78,11 +22,7 @@ fn every_shape() -> Vec<RunEvent> {
             ..queued_payload()
         }),
         RunEvent::Queued(RunQueued {
-            limits: all_limits(),
-            ..queued_payload()
-        }),
-        RunEvent::Queued(RunQueued {
-            limits: RunLimits::from_seconds(None, Some(86_400), None).expect("in bounds"),
+            limits: limits(None, Some(86_400), None),
             ..queued_payload()
         }),
         started(),
@@ -100,16 +40,33 @@ fn every_shape() -> Vec<RunEvent> {
             ],
         ),
         progressed(ProgressDelta::default(), Some(0), Vec::new()),
-        RunEvent::CancelRequested(cancel_request(Some("Wrong tenant selected"), 2)),
-        RunEvent::CancelRequested(cancel_request(None, 2)),
-        dispatch_failed(),
-        finished_with_final_counts(),
-        timed_out(Limit::StartDeadline, 600, at(10), None, "Not started"),
-        timed_out(Limit::RunDeadline, 3600, at(61), Some(at(50)), "Not done"),
-        timed_out(Limit::HeartbeatTimeout, 300, at(6), None, "No heartbeat"),
-        cancelled(cancel_request(Some("Stop"), 2), 2),
-        cancelled(cancel_request(None, 2), 3),
-    ];
+        cancel_requested(None, 2),
+        timed_out(
+            Limit::StartDeadline,
+            600,
+            at(10),
+            None,
+            at(11),
+            "Not started",
+        ),
+        timed_out(
+            Limit::RunDeadline,
+            3600,
+            at(61),
+            Some(at(50)),
+            at(62),
+            "Not done",
+        ),
+        timed_out(
+            Limit::HeartbeatTimeout,
+            300,
+            at(6),
+            None,
+            at(7),
+            "No heartbeat",
+        ),
+        cancelled(cancel_request(None, 2), 2),
+    ]);
     events.extend(Outcome::ALL.iter().map(|&outcome| completed(outcome)));
     events
 }

@@ -4,13 +4,6 @@
 use serde_json::Value;
 
 use super::*;
-use crate::event::LimitPassed;
-use crate::limits::Limit;
-
-/// Limits in whole seconds, as a caller gives them.
-fn limits(start: Option<i64>, run: Option<i64>, heartbeat: Option<i64>) -> RunLimits {
-    RunLimits::from_seconds(start, run, heartbeat).expect("limits within bounds")
-}
 
 /// `Queued` with `limits` (queued at minute 0; `started` is at minute 1).
 fn queued_with(limits: RunLimits) -> RunEvent {
@@ -34,57 +27,46 @@ fn nanosecond() -> TimeDelta {
     TimeDelta::nanoseconds(1)
 }
 
-/// The `Completed` a time-out at `when` writes when `limit` of `seconds` passed at `passed_at`.
-fn timed_out(
-    limit: Limit,
-    seconds: i64,
-    passed_at: DateTime<Utc>,
-    last_heartbeat_at: Option<DateTime<Utc>>,
-    when: DateTime<Utc>,
-    message: &str,
-) -> RunEvent {
-    let limit_seconds = crate::limits::LimitSeconds::parse("limit", seconds).expect("in bounds");
-    RunEvent::Completed(RunCompleted {
-        outcome: Outcome::Failed,
-        reason: CompletionReason::TimedOut {
-            time_out: LimitPassed {
-                limit,
-                limit_seconds,
-                passed_at,
-                last_heartbeat_at,
-            },
-        },
-        failures: vec![entry(limit.failure_code(), message, 1)],
-        final_counts: None,
-        completed_at: when,
-    })
-}
-
 fn not_overdue(next: Option<DateTime<Utc>>) -> Result<Vec<RunEvent>, RunRejection> {
     Err(RunRejection::NotOverdue {
         next_deadline_at: next,
     })
 }
 
+/// Given `given` and the stored heartbeat `heartbeat`, the time-out `expected` (decided at the
+/// instant its limit passed) is written at that instant, and refused a nanosecond before.
+#[track_caller]
+fn check_fires_at_its_bound(
+    given: &[RunEvent],
+    heartbeat: Option<DateTime<Utc>>,
+    expected: RunEvent,
+) {
+    let RunEvent::Completed(RunCompleted {
+        reason: CompletionReason::TimedOut { time_out: record },
+        completed_at,
+        ..
+    }) = &expected
+    else {
+        panic!("not a time-out: {expected:?}")
+    };
+    let bound = record.passed_at;
+    assert_eq!(*completed_at, bound);
+    check(
+        given,
+        time_out(bound - nanosecond(), heartbeat),
+        not_overdue(Some(bound)),
+    );
+    check(given, time_out(bound, heartbeat), Ok(vec![expected]));
+}
+
 #[test]
 fn start_deadline_fires_at_its_bound_and_not_a_nanosecond_before() {
     let given = &[queued_with(limits(Some(600), None, None))];
-    check(
+    let message = "Not started within 600 s of being queued (deadline 2026-01-17T22:35:00Z)";
+    check_fires_at_its_bound(
         given,
-        time_out(at(10) - nanosecond(), None),
-        not_overdue(Some(at(10))),
-    );
-    check(
-        given,
-        time_out(at(10), None),
-        Ok(vec![timed_out(
-            Limit::StartDeadline,
-            600,
-            at(10),
-            None,
-            at(10),
-            "Not started within 600 s of being queued (deadline 2026-01-17T22:35:00Z)",
-        )]),
+        None,
+        timed_out(Limit::StartDeadline, 600, at(10), None, at(10), message),
     );
     // A sweeper that comes late records when the limit passed, and when it acted.
     check(
@@ -96,75 +78,56 @@ fn start_deadline_fires_at_its_bound_and_not_a_nanosecond_before() {
             at(10),
             None,
             at(12),
-            "Not started within 600 s of being queued (deadline 2026-01-17T22:35:00Z)",
+            message,
         )]),
     );
 }
 
 #[test]
 fn run_deadline_fires_at_its_bound_and_not_a_nanosecond_before() {
-    let given = &[queued_with(limits(None, Some(3600), None)), started()];
-    check(
-        given,
-        time_out(at(61) - nanosecond(), None),
-        not_overdue(Some(at(61))),
-    );
-    check(
-        given,
-        time_out(at(61), Some(at(50))),
-        Ok(vec![timed_out(
+    check_fires_at_its_bound(
+        &[queued_with(limits(None, Some(3600), None)), started()],
+        Some(at(50)),
+        timed_out(
             Limit::RunDeadline,
             3600,
             at(61),
             Some(at(50)),
             at(61),
             "Not completed within 3600 s of starting (deadline 2026-01-17T23:26:00Z)",
-        )]),
+        ),
     );
 }
 
 #[test]
 fn a_run_that_never_heartbeated_is_measured_from_its_start() {
-    let given = &[queued_with(limits(None, None, Some(300))), started()];
-    check(
-        given,
-        time_out(at(6) - nanosecond(), None),
-        not_overdue(Some(at(6))),
-    );
-    check(
-        given,
-        time_out(at(6), None),
-        Ok(vec![timed_out(
+    check_fires_at_its_bound(
+        &[queued_with(limits(None, None, Some(300))), started()],
+        None,
+        timed_out(
             Limit::HeartbeatTimeout,
             300,
             at(6),
             None,
             at(6),
             "No heartbeat within 300 s of starting (deadline 2026-01-17T22:31:00Z)",
-        )]),
+        ),
     );
 }
 
 #[test]
 fn heartbeat_timeout_fires_at_its_bound_after_the_last_heartbeat() {
-    let given = &[queued_with(limits(None, None, Some(300))), started()];
-    let heartbeat = Some(at(20));
-    check(
-        given,
-        time_out(at(25) - nanosecond(), heartbeat),
-        not_overdue(Some(at(25))),
-    );
-    check(
-        given,
-        time_out(at(25), heartbeat),
-        Ok(vec![timed_out(
+    check_fires_at_its_bound(
+        &[queued_with(limits(None, None, Some(300))), started()],
+        Some(at(20)),
+        timed_out(
             Limit::HeartbeatTimeout,
             300,
             at(25),
-            heartbeat,
+            Some(at(20)),
             at(25),
             "No heartbeat for 300 s since the last one at 2026-01-17T22:45:00Z",
-        )]),
+        ),
     );
 }
 
@@ -176,30 +139,18 @@ fn progress_reports_count_as_heartbeats() {
         progressed_at(30),
     ];
     assert_eq!(snapshot(given).last_progress_at, Some(at(30)));
-    // With no stored heartbeat, the report is the last heartbeat.
-    check(
-        given,
-        time_out(at(35) - nanosecond(), None),
-        not_overdue(Some(at(35))),
+    // With no stored heartbeat the report is the last one, and an older stored one changes nothing.
+    let expected = timed_out(
+        Limit::HeartbeatTimeout,
+        300,
+        at(35),
+        Some(at(30)),
+        at(35),
+        "No heartbeat for 300 s since the last one at 2026-01-17T22:55:00Z",
     );
-    // A stored heartbeat older than the report does not bring the deadline forward.
-    check(
-        given,
-        time_out(at(35) - nanosecond(), Some(at(20))),
-        not_overdue(Some(at(35))),
-    );
-    check(
-        given,
-        time_out(at(35), Some(at(20))),
-        Ok(vec![timed_out(
-            Limit::HeartbeatTimeout,
-            300,
-            at(35),
-            Some(at(30)),
-            at(35),
-            "No heartbeat for 300 s since the last one at 2026-01-17T22:55:00Z",
-        )]),
-    );
+    for stored in [None, Some(at(20))] {
+        check_fires_at_its_bound(given, stored, expected.clone());
+    }
     // A stored heartbeat newer than the report pushes it back.
     check(
         given,

@@ -397,4 +397,12 @@ fn worker_ids_are_short_and_plain() {
         );
     }
     assert!(serde_json::from_value::<WorkerId>(json!("w 1")).is_err());
+    assert_eq!(
+        WorkerId::parse("w 1").map_err(|e| e.to_string()),
+        Err("worker: must be 1-128 characters of [A-Za-z0-9._:@/-]".to_owned())
+    );
+    assert_eq!(
+        FailureCode::parse("a b").map_err(|e| e.to_string()),
+        Err("failures.code: must be 1-100 characters of [A-Za-z0-9._:-]".to_owned())
+    );
 }
