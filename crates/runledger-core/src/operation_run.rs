@@ -7,6 +7,22 @@ use serde_json::{Value, json};
 use crate::event::CompletionReason;
 use crate::run::RunSnapshot;
 
+/// The keys of the lifecycle fields of the OperationRun JSON (issue 13), after the seed's: the
+/// limits and when they pass, the worker, the last progress report, the cancel request, and why
+/// the run completed.
+pub const LIFECYCLE_FIELDS: [&str; 10] = [
+    "limits",
+    "start_deadline_at",
+    "run_deadline_at",
+    "worker",
+    "last_progress_at",
+    "cancel_requested",
+    "cancel_requested_at",
+    "cancel_reason",
+    "completion_reason",
+    "time_out",
+];
+
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

@@ -229,23 +229,11 @@ pub(crate) async fn folded_runs(store: &TestStore) -> BTreeMap<Uuid, Value> {
 }
 
 /// Removes the keys of the OperationRun JSON that the read model does not hold yet: the
-/// lifecycle fields of issue 13 (limits, worker, cancel request, completion reason) come with
-/// its next version, and until then it is compared without them.
+/// lifecycle fields of issue 13 come with its next version, and until then it is compared
+/// without them.
 pub(crate) fn without_lifecycle_fields(json: &mut Value) {
-    const NOT_PROJECTED_YET: [&str; 10] = [
-        "limits",
-        "start_deadline_at",
-        "run_deadline_at",
-        "worker",
-        "last_progress_at",
-        "cancel_requested",
-        "cancel_requested_at",
-        "cancel_reason",
-        "completion_reason",
-        "time_out",
-    ];
     if let Some(fields) = json.as_object_mut() {
-        for key in NOT_PROJECTED_YET {
+        for key in runledger_core::operation_run::LIFECYCLE_FIELDS {
             fields.remove(key);
         }
     }

@@ -497,6 +497,40 @@ fn queued_event_folds_every_field_of_the_seed() {
 }
 
 #[test]
+fn the_operation_run_json_has_the_seeds_fields_then_the_lifecycle_fields() {
+    let json = snapshot(&[queued()]).to_operation_run_json();
+    let keys: Vec<&str> = json
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = vec![
+        "id",
+        "tenant_id",
+        "user_id",
+        "initiator_name",
+        "type",
+        "status",
+        "outcome",
+        "run_identity_hash",
+        "identity",
+        "summary_counts",
+        "failure_summary",
+        "context",
+        "started_at",
+        "completed_at",
+        "created_at",
+        "updated_at",
+        "version",
+        "done",
+    ];
+    expected.extend(crate::operation_run::LIFECYCLE_FIELDS);
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+}
+
+#[test]
 fn each_event_advances_version_and_updated_at() {
     let history = [
         queued(),
