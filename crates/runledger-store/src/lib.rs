@@ -10,7 +10,7 @@
 //! # Layout
 //! - [`schema`]: the stored event envelope, metadata, and decoding with upcasting.
 //! - [`chain`]: the per-run SHA-256 hash chain and its verification.
-//! - [`append`]: the write side, [`EventWriter::append`].
+//! - [`append`]: the write side, [`EventWriter::append`], group-committed by one writer task.
 //! - [`read`]: [`EventReader`]: one stream, or the log in safe order from a [`LogCursor`].
 //! - [`tail`]: a live stream of the log, woken by `LISTEN/NOTIFY` with a polling fallback.
 //! - [`command`]: the command path: load, decide, append, retry on conflicts.
@@ -24,7 +24,7 @@ pub mod read;
 pub mod schema;
 pub mod tail;
 
-pub use append::{AppendOutcome, EventWriter, NewEvent};
+pub use append::{AppendOutcome, EventWriter, NewEvent, WriterConfig, WriterStats};
 pub use command::{CommandHandler, CommandOutcome, CommandRequest, ExpectedVersion};
 pub use error::{CommandError, StoreError};
 pub use read::{EventReader, LogCursor};
