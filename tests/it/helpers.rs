@@ -424,6 +424,22 @@ pub(crate) mod verbs {
         })
     }
 
+    /// The events (with fresh ids) of a new run's `Queue`, as the writer takes them.
+    pub(crate) fn queue_events(
+        tenant_id: TenantId,
+        run_id: RunId,
+        identity: serde_json::Value,
+    ) -> Vec<NewEvent> {
+        runledger_core::decide(
+            &runledger_core::Run::Unqueued,
+            queue(tenant_id, run_id, identity),
+        )
+        .expect("a new run may be queued")
+        .into_iter()
+        .map(new_event)
+        .collect()
+    }
+
     /// `event` with a fresh event id, as the writer takes it.
     pub(crate) fn new_event(event: RunEvent) -> NewEvent {
         NewEvent {

@@ -293,10 +293,10 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
 
 /// The tenant's events after `from`, forever, as server-sent events.
 ///
-/// Each event's SSE `id` is its cursor, so a client that reconnects with `Last-Event-ID`
+/// Each event's SSE `id` is its cursor, so a client that connections with `Last-Event-ID`
 /// resumes exactly after the last event it received: the safe log order guarantees that
 /// nothing committed later can appear behind that cursor, so it misses and repeats nothing.
-/// A failed read ends the response (logged); the client reconnects and resumes the same way.
+/// A failed read ends the response (logged); the client connections and resumes the same way.
 fn live_events(
     reader: EventReader,
     from: LogCursor,

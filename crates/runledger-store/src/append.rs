@@ -119,8 +119,8 @@ pub struct WriterStats {
     pub events: u64,
     /// The most appends one group held.
     pub largest_group: u64,
-    /// Connections the writer opened (the first one included).
-    pub reconnects: u64,
+    /// Connections the writer opened: the first, and one after each it lost.
+    pub connections: u64,
 }
 
 /// Appends events; the only handle that can. Cheap to clone: clones share one writer task, so

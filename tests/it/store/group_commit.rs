@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use runledger_core::{Run, RunId, TenantId, decide};
+use runledger_core::{RunId, TenantId};
 use runledger_store::chain::verify_chain;
 use runledger_store::{
     AppendOutcome, CommandHandler, CommandOutcome, EventWriter, NewEvent, StoreError, WriterConfig,
@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::helpers::TestStore;
 use crate::helpers::verbs::{
-    new_event, new_run_id, progressed_event, queue, request, started_event, tenant,
+    new_event, new_run_id, progressed_event, queue, queue_events, request, started_event, tenant,
 };
 
 /// A writer that commits only once `appends` appends have joined a group.
@@ -32,13 +32,14 @@ fn holding_writer(store: &TestStore, appends: usize) -> EventWriter {
     )
 }
 
-/// The events of a new run's `Queue`.
-fn queue_events(t: TenantId, run: RunId, identity: serde_json::Value) -> Vec<NewEvent> {
-    decide(&Run::Unqueued, queue(t, run, identity))
-        .expect("a new run may be queued")
-        .into_iter()
-        .map(new_event)
-        .collect()
+/// A new run queued through `writer`, at version 1.
+async fn queued_run(writer: &EventWriter, t: TenantId, identity: serde_json::Value) -> RunId {
+    let run = new_run_id();
+    writer
+        .append(t, run, 0, &queue_events(t, run, identity))
+        .await
+        .expect("queue a run");
+    run
 }
 
 #[track_caller]
@@ -138,35 +139,17 @@ async fn one_group_gives_every_append_its_own_outcome() {
     let t = tenant(1);
     let setup = &store.writer;
     // A run at version 1, appended to at a stale version.
-    let stale_run = new_run_id();
-    setup
-        .append(
-            t,
-            stale_run,
-            0,
-            &queue_events(t, stale_run, json!({"k": "stale"})),
-        )
-        .await
-        .unwrap();
+    let stale_run = queued_run(setup, t, json!({"k": "stale"})).await;
     // A run whose first append is re-sent.
     let resent_run = new_run_id();
     let resent = queue_events(t, resent_run, json!({"k": "resent"}));
     let original = setup.append(t, resent_run, 0, &resent).await;
     let original = appended(&original).clone();
     // A stored event id, re-used for other content.
-    let reused_run = new_run_id();
-    setup
-        .append(
-            t,
-            reused_run,
-            0,
-            &queue_events(t, reused_run, json!({"k": "reused"})),
-        )
-        .await
-        .unwrap();
+    let reused_run = queued_run(setup, t, json!({"k": "reused"})).await;
     let stored_started = new_event(started_event(1));
     setup
-        .append(t, reused_run, 1, &[stored_started.clone()])
+        .append(t, reused_run, 1, std::slice::from_ref(&stored_started))
         .await
         .unwrap();
     let reused = NewEvent {
@@ -174,30 +157,12 @@ async fn one_group_gives_every_append_its_own_outcome() {
         ..stored_started.clone()
     };
     // An active run whose identity a new run asks for.
-    let active_run = new_run_id();
-    setup
-        .append(
-            t,
-            active_run,
-            0,
-            &queue_events(t, active_run, json!({"k": "taken"})),
-        )
-        .await
-        .unwrap();
+    let active_run = queued_run(setup, t, json!({"k": "taken"})).await;
     let duplicate_run = new_run_id();
     // Plain appends: a new run and, after it in the same group, its second event; and a
     // second event of an existing run.
     let new_run = new_run_id();
-    let plain_run = new_run_id();
-    setup
-        .append(
-            t,
-            plain_run,
-            0,
-            &queue_events(t, plain_run, json!({"k": "plain"})),
-        )
-        .await
-        .unwrap();
+    let plain_run = queued_run(setup, t, json!({"k": "plain"})).await;
     let before = store.count("events").await;
 
     let writer = holding_writer(&store, 7);

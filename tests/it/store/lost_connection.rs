@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use runledger_core::{Run, RunId, TenantId, decide};
+use runledger_core::{RunId, TenantId};
 use runledger_store::chain::verify_chain;
 use runledger_store::{AppendOutcome, EventWriter, NewEvent, StoreError, WriterConfig};
 use serde_json::json;
@@ -21,16 +21,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::helpers::TestStore;
-use crate::helpers::verbs::{new_event, new_run_id, queue, tenant};
-
-/// The events of a new run's `Queue`.
-fn queue_events(t: TenantId, run: RunId) -> Vec<NewEvent> {
-    decide(&Run::Unqueued, queue(t, run, json!({"run": run.as_uuid()})))
-        .expect("a new run may be queued")
-        .into_iter()
-        .map(new_event)
-        .collect()
-}
+use crate::helpers::verbs::{new_run_id, queue_events, tenant};
 
 /// A writer that commits once `appends` appends have joined a group.
 fn holding_config(appends: usize) -> WriterConfig {
@@ -51,7 +42,7 @@ async fn append_new_runs(
     let batches: Vec<(RunId, Vec<NewEvent>)> = (0..count)
         .map(|_| {
             let run = new_run_id();
-            (run, queue_events(t, run))
+            (run, queue_events(t, run, json!({"run": run.as_uuid()})))
         })
         .collect();
     let outcomes = join_all(
@@ -65,6 +56,16 @@ async fn append_new_runs(
         .zip(outcomes)
         .map(|((run, events), outcome)| (run, events, outcome))
         .collect()
+}
+
+#[track_caller]
+fn assert_all_appended(answers: &[(RunId, Vec<NewEvent>, Result<AppendOutcome, StoreError>)]) {
+    for (_, _, outcome) in answers {
+        assert!(
+            matches!(outcome, Ok(AppendOutcome::Appended(_))),
+            "{outcome:?}"
+        );
+    }
 }
 
 /// Each answered append is in the log exactly where its answer says, once.
@@ -120,15 +121,10 @@ async fn a_group_whose_server_process_is_killed_mid_write_is_written_once_on_a_f
     blocker.rollback().await.unwrap();
     let answers = appending.await.unwrap();
 
-    for (_, _, outcome) in &answers {
-        assert!(
-            matches!(outcome, Ok(AppendOutcome::Appended(_))),
-            "{outcome:?}"
-        );
-    }
+    assert_all_appended(&answers);
     assert_answers_match_the_log(&store, t, &answers).await;
     assert_eq!(store.count("events").await, 5);
-    assert_eq!(writer.stats().reconnects, 2);
+    assert_eq!(writer.stats().connections, 2);
 }
 
 /// The server process of the writer's group write, once it waits on the test's lock (found by
@@ -165,15 +161,10 @@ async fn a_group_whose_answer_is_lost_after_its_commit_learns_it_from_the_log() 
     let answers = append_new_runs(&writer, t, 3).await;
 
     assert!(proxy.has_cut());
-    for (_, _, outcome) in &answers {
-        assert!(
-            matches!(outcome, Ok(AppendOutcome::Appended(_))),
-            "{outcome:?}"
-        );
-    }
+    assert_all_appended(&answers);
     assert_answers_match_the_log(&store, t, &answers).await;
     assert_eq!(store.count("events").await, 6);
-    assert_eq!(writer.stats().reconnects, 2);
+    assert_eq!(writer.stats().connections, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,57 +321,52 @@ async fn relay(
     };
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut server_read, mut server_write) = tokio::io::split(server);
-    let requests = async {
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            let read = client_read.read(&mut buffer).await.unwrap_or(0);
-            if read == 0 {
-                return;
-            }
-            {
-                let mut cut = cut.lock().unwrap();
-                if let Cut::Counting { requests, sever } = *cut {
-                    *cut = if requests <= 1 {
-                        Cut::Armed { sever }
-                    } else {
-                        Cut::Counting {
-                            requests: requests - 1,
-                            sever,
-                        }
-                    };
+    // A request counts the sabotage down; the answer it arms is dropped, closing the relay.
+    let requests = pump(&mut client_read, &mut server_write, || {
+        let mut cut = cut.lock().unwrap();
+        if let Cut::Counting { requests, sever } = *cut {
+            *cut = if requests <= 1 {
+                Cut::Armed { sever }
+            } else {
+                Cut::Counting {
+                    requests: requests - 1,
+                    sever,
                 }
-            }
-            if server_write.write_all(&buffer[..read]).await.is_err() {
-                return;
-            }
+            };
         }
-    };
-    let answers = async {
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            let read = server_read.read(&mut buffer).await.unwrap_or(0);
-            if read == 0 {
-                return;
-            }
-            {
-                let mut cut = cut.lock().unwrap();
-                if let Cut::Armed { sever } = *cut {
-                    *cut = Cut::Done;
-                    if sever {
-                        severed.send_replace(true);
-                    }
-                    return;
-                }
-            }
-            if client_write.write_all(&buffer[..read]).await.is_err() {
-                return;
-            }
+        true
+    });
+    let answers = pump(&mut server_read, &mut client_write, || {
+        let mut cut = cut.lock().unwrap();
+        let Cut::Armed { sever } = *cut else {
+            return true;
+        };
+        *cut = Cut::Done;
+        if sever {
+            severed.send_replace(true);
         }
-    };
+        false
+    });
     let mut severed = severed.subscribe();
     tokio::select! {
         () = requests => {}
         () = answers => {}
         _ = severed.wait_for(|severed| *severed) => {}
+    }
+}
+
+/// Copies `from` to `to` chunk by chunk while `forward` says so; returns when either side closes
+/// or `forward` refuses a chunk (which is then dropped).
+async fn pump(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut (impl AsyncWrite + Unpin),
+    mut forward: impl FnMut() -> bool,
+) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = from.read(&mut buffer).await.unwrap_or(0);
+        if read == 0 || !forward() || to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
     }
 }

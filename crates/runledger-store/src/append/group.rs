@@ -56,7 +56,7 @@ pub(super) struct Counters {
     appends: AtomicU64,
     events: AtomicU64,
     largest_group: AtomicU64,
-    reconnects: AtomicU64,
+    connections: AtomicU64,
 }
 
 impl Counters {
@@ -66,7 +66,7 @@ impl Counters {
             appends: self.appends.load(Ordering::Relaxed),
             events: self.events.load(Ordering::Relaxed),
             largest_group: self.largest_group.load(Ordering::Relaxed),
-            reconnects: self.reconnects.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
         }
     }
 }
@@ -219,7 +219,7 @@ impl GroupWriter {
             let connection = tokio::time::timeout(self.config.connect_timeout, self.connect())
                 .await
                 .map_err(|_| sqlx::Error::PoolTimedOut)??;
-            self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            self.counters.connections.fetch_add(1, Ordering::Relaxed);
             self.connection = Some(connection);
         }
         match &mut self.connection {
