@@ -15,15 +15,16 @@
 //! if the old transaction is still running). Only when the database cannot be reached again do
 //! they answer [`StoreError::OutcomeUnknown`].
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 use super::plan::{self, Fate, MAX_ATTEMPTS, Pending};
-use super::statement::{self, Inserted, WRITER_SESSION};
+use super::statement::{self, WRITER_SESSION};
 use super::{AppendOutcome, Appended, WriterConfig, WriterStats};
 use crate::error::StoreError;
 use crate::read::into_events;
@@ -179,9 +180,13 @@ impl GroupWriter {
     }
 
     fn full(&self) -> bool {
-        let events: usize = self.backlog.iter().map(|m| m.pending.events.len()).sum();
         self.backlog.len() >= self.config.max_group_appends
-            || events >= self.config.max_group_events
+            || self
+                .backlog
+                .iter()
+                .map(|m| m.pending.events.len())
+                .sum::<usize>()
+                >= self.config.max_group_events
     }
 
     /// The next group: the front of the backlog up to the limits, or a solo member alone.
@@ -314,15 +319,20 @@ impl GroupWriter {
             let members = plan.writes.iter().flat_map(|w| w.members.iter().copied());
             match written {
                 Ok(inserted) => {
+                    let positions: HashMap<(Uuid, i64), i64> = inserted
+                        .iter()
+                        .map(|i| ((i.run_id, i.version), i.position))
+                        .collect();
                     for write in &plan.writes {
-                        let landed = inserted.iter().any(|i| i.run_id == write.run.as_uuid());
+                        let landed =
+                            positions.contains_key(&(write.run.as_uuid(), write.first_version));
                         for &index in &write.members {
                             if landed && let Some(member) = group[index].take() {
                                 self.counters.events.fetch_add(
                                     member.pending.events.len() as u64,
                                     Ordering::Relaxed,
                                 );
-                                let appended = appended(&member.pending, &inserted);
+                                let appended = appended(&member.pending, &positions);
                                 self.answered(member, Ok(AppendOutcome::Appended(appended)));
                             } else if let Some(member) = &mut group[index] {
                                 // Its run's head moved, or its slot was taken, since the read.
@@ -427,21 +437,18 @@ impl GroupWriter {
     }
 }
 
-/// The result of a member whose run landed, from the rows the write returned.
-fn appended(member: &Pending, inserted: &[Inserted]) -> Appended {
+/// The result of a member whose run landed, from the positions the write returned.
+fn appended(member: &Pending, positions: &HashMap<(Uuid, i64), i64>) -> Appended {
     let run = member.run.as_uuid();
     let versions = member.expected + 1..=member.expected + member.events.len() as u64;
-    let positions = versions
-        .clone()
-        .filter_map(|version| {
-            inserted
-                .iter()
-                .find(|i| i.run_id == run && i.version.unsigned_abs() == version)
-                .map(|i| i.position)
-        })
-        .collect();
     Appended {
-        positions,
+        positions: versions
+            .clone()
+            .filter_map(|version| {
+                let version = i64::try_from(version).ok()?;
+                positions.get(&(run, version)).copied()
+            })
+            .collect(),
         version: *versions.end(),
         replayed: false,
     }

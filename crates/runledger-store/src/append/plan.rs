@@ -122,6 +122,8 @@ pub(super) enum Fate {
 #[derive(Debug)]
 pub(super) struct RunWrite {
     pub(super) run: RunId,
+    /// The version of its first event: the write returns it exactly when the run landed.
+    pub(super) first_version: i64,
     pub(super) members: Vec<usize>,
 }
 
@@ -320,6 +322,7 @@ fn decide<'r>(
             columns.frees.push(member.expected > 0 && member.frees_slot);
             plan.writes.push(RunWrite {
                 run: member.run,
+                first_version: to_i64(member.expected + 1),
                 members: vec![index],
             });
             plan.writes.len() - 1
