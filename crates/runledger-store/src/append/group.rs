@@ -238,7 +238,7 @@ impl GroupWriter {
         // path) apply; then detached, so that it is the writer's alone and the pool may open
         // another in its place.
         let mut conn = self.pool.acquire().await?.detach();
-        let (_, backend): (String, i32) =
+        let (_, _, backend): (String, String, i32) =
             sqlx::query_as(WRITER_SESSION).fetch_one(&mut conn).await?;
         if let Some(lost) = self.lost_backend.take() {
             // A statement of the lost connection may still be running (the server has not
