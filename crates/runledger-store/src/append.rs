@@ -2,7 +2,7 @@
 //!
 //! Appends are group-committed: every append of a writer (and of its clones) goes to one writer
 //! task, which commits the appends that queued while it was busy as one group, in one read and
-//! one atomic statement on a connection of its own (docs/adr/0012-group-commit.md):
+//! one atomic statement on a connection of its own (docs/adr/0016-group-commit.md):
 //! 1. one read of the database clock (every event of the group is recorded at it), the heads of
 //!    the group's runs, which of its event ids are stored, and who holds the dedupe slots it asks
 //!    for ([`statement::READ_GROUP`]);

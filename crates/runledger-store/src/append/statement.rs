@@ -23,7 +23,8 @@ use crate::read::{EventRow, event_columns};
 /// cheaper than its generic plan, which for the write (whose `unnest` sizes a custom plan knows)
 /// is always: planning that statement cost more than executing it for a lone append. With
 /// sequential scans off, the one generic plan is the index plan.
-pub const WRITER_SESSION: &str = "SELECT set_config('enable_seqscan', 'off', false),      set_config('plan_cache_mode', 'force_generic_plan', false), pg_backend_pid()";
+pub const WRITER_SESSION: &str = "SELECT set_config('enable_seqscan', 'off', false), \
+     set_config('plan_cache_mode', 'force_generic_plan', false), pg_backend_pid()";
 
 /// Step 1 of a group: the database clock (every event of the group is recorded at it), the
 /// heads of the group's runs, which of the group's event ids are stored, and who holds the dedupe
