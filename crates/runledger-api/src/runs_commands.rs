@@ -404,6 +404,7 @@ pub(crate) async fn queue_run(
         identity,
         initiator,
         context: run_context,
+        limits: runledger_core::RunLimits::default(),
         at: Utc::now(),
     });
     context.execute(run_id, command).await
@@ -418,7 +419,13 @@ pub(crate) async fn start_run(
     CommandRoute { path, context, .. }: CommandRoute<RunPath, StartBody>,
 ) -> Result<Response, ApiError> {
     context
-        .execute(path.run_id, RunCommand::Start(Start { at: Utc::now() }))
+        .execute(
+            path.run_id,
+            RunCommand::Start(Start {
+                worker: None,
+                at: Utc::now(),
+            }),
+        )
         .await
 }
 
@@ -475,6 +482,8 @@ pub(crate) async fn complete_run(
             path.run_id,
             RunCommand::Complete(Complete {
                 outcome,
+                final_counts: None,
+                failures: Vec::new(),
                 at: Utc::now(),
             }),
         )

@@ -29,6 +29,7 @@ pub(super) const MAX_ATTEMPTS: u32 = 8;
 pub(super) struct PreparedEvent {
     pub(super) event_id: EventId,
     pub(super) event_type: &'static str,
+    pub(super) schema_version: i32,
     pub(super) payload: serde_json::Value,
     pub(super) metadata: serde_json::Value,
 }
@@ -75,6 +76,7 @@ impl Pending {
                 .map(|new| PreparedEvent {
                     event_id: new.event_id,
                     event_type: new.event.event_type(),
+                    schema_version: new.event.schema_version(),
                     payload: new.event.payload(),
                     metadata: new.metadata.to_json(),
                 })
@@ -360,7 +362,7 @@ fn push_events(
                 tenant_id: member.tenant.get(),
                 version,
                 event_type: event.event_type,
-                schema_version: RunEvent::SCHEMA_VERSION,
+                schema_version: event.schema_version,
                 payload: &event.payload,
                 metadata: &event.metadata,
                 recorded_at,
@@ -371,7 +373,7 @@ fn push_events(
         columns.run_ids.push(member.run.as_uuid());
         columns.versions.push(to_i64(version));
         columns.event_types.push(event.event_type);
-        columns.schema_versions.push(RunEvent::SCHEMA_VERSION);
+        columns.schema_versions.push(event.schema_version);
         columns.payloads.push(event.payload.clone());
         columns.metadata.push(event.metadata.clone());
         columns.prev_hashes.push(prev_hash.to_vec());
