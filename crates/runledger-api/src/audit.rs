@@ -9,12 +9,11 @@ use std::convert::Infallible;
 use std::future;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 pub use runledger_audit::AuditEvent;
@@ -26,6 +25,8 @@ use runledger_store::{EventReader, LogCursor, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
@@ -34,17 +35,11 @@ use crate::extract::{Query, RunPath, TenantPath};
 use crate::run_json::run_json;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/tenants/{tenant_id}/runs/{run_id}/events",
-            get(run_events),
-        )
-        .route(
-            "/v1/tenants/{tenant_id}/runs/{run_id}/state",
-            get(run_state),
-        )
-        .route("/v1/tenants/{tenant_id}/events", get(tenant_events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(run_events))
+        .routes(routes!(run_state))
+        .routes(routes!(tenant_events))
 }
 
 /// How often a live tail looks at the log when no `NOTIFY` woke it (notifications can be lost).

@@ -4,12 +4,11 @@
 //! Both read the event log itself through `runledger_audit`, the code the CLI runs, so an
 //! auditor gets the same answer over HTTP as from `runledger verify` and `runledger export`.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use futures_util::StreamExt;
 use runledger_audit::export::export;
 use runledger_audit::format::NDJSON;
@@ -17,6 +16,8 @@ use runledger_audit::verify::{RunFailure, verify_run};
 use runledger_audit::{AuditError, LogBound, Scope};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -25,13 +26,10 @@ use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/tenants/{tenant_id}/runs/{run_id}/verify",
-            get(verify_run_chain),
-        )
-        .route("/v1/tenants/{tenant_id}/export", get(export_tenant))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(verify_run_chain))
+        .routes(routes!(export_tenant))
 }
 
 /// A run's chain, verified.

@@ -244,7 +244,11 @@ async fn serve(pool: &PgPool, token_staleness: Duration) -> anyhow::Result<Socke
         token_staleness,
         ..ApiConfig::new(&format!("http://{address}"))
     };
-    let state = AppState::new(pool.clone(), config);
+    let state = AppState::new(
+        pool.clone(),
+        config,
+        std::sync::Arc::new(crate::clock::SystemClock),
+    );
     let app = runledger_api::app(state);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {

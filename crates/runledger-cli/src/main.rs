@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - `database`: `DATABASE_URL`, or the embedded PostgreSQL in `--data-dir`.
+//! - `clock`: the system clock, where the time of commands enters.
 //! - `run_commands`: `queue`, `start`, `progress`, `complete`, `dispatch-failed`, `show`.
 //! - `bench`: `runledger bench append`.
 //! - `bench_projections`: `runledger bench projections`.
@@ -24,6 +25,7 @@ mod bench_audit;
 mod bench_http;
 mod bench_projections;
 mod bench_support;
+mod clock;
 mod database;
 mod projections;
 mod run_commands;

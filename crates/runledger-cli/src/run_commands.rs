@@ -2,10 +2,9 @@
 //! command path and prints the run as OperationRun JSON.
 
 use anyhow::Context;
-use chrono::Utc;
 use clap::Args;
 use runledger_core::{
-    Complete, DispatchFailed, EventId, FailureCode, FailureReport, Initiator, Outcome,
+    Clock, Complete, DispatchFailed, EventId, FailureCode, FailureReport, Initiator, Outcome,
     ProgressDelta, QueueRun, ReportProgress, RunCommand, RunId, RunIdentity, RunType, Start,
     TenantId, UserId,
 };
@@ -16,6 +15,7 @@ use runledger_store::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::clock::SystemClock;
 use crate::database::Database;
 
 /// Names one run of one tenant.
@@ -110,7 +110,7 @@ pub(crate) async fn queue(database: &Database, args: QueueArgs) -> anyhow::Resul
         identity: RunIdentity::new(identity)?,
         initiator,
         context,
-        at: Utc::now(),
+        at: SystemClock.now(),
     });
     execute(database, args.tenant, run_id, command).await
 }
@@ -120,7 +120,9 @@ pub(crate) async fn start(database: &Database, args: RunArgs) -> anyhow::Result<
         database,
         args.tenant,
         args.run,
-        RunCommand::Start(Start { at: Utc::now() }),
+        RunCommand::Start(Start {
+            at: SystemClock.now(),
+        }),
     )
     .await
 }
@@ -134,7 +136,7 @@ pub(crate) async fn progress(database: &Database, args: ProgressArgs) -> anyhow:
         },
         total: args.total,
         failures: Vec::new(),
-        at: Utc::now(),
+        at: SystemClock.now(),
     });
     execute(database, args.run.tenant, args.run.run, command).await
 }
@@ -142,7 +144,7 @@ pub(crate) async fn progress(database: &Database, args: ProgressArgs) -> anyhow:
 pub(crate) async fn complete(database: &Database, args: CompleteArgs) -> anyhow::Result<()> {
     let command = RunCommand::Complete(Complete {
         outcome: args.outcome,
-        at: Utc::now(),
+        at: SystemClock.now(),
     });
     execute(database, args.run.tenant, args.run.run, command).await
 }
@@ -158,7 +160,7 @@ pub(crate) async fn dispatch_failed(
     };
     let command = RunCommand::DispatchFailed(DispatchFailed {
         failure,
-        at: Utc::now(),
+        at: SystemClock.now(),
     });
     execute(database, args.run.tenant, args.run.run, command).await
 }

@@ -13,10 +13,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use chrono::Utc;
 use futures_util::{Stream, StreamExt};
 use runledger_audit::verify::verify_run;
 use runledger_core::{RunId, TenantId};
+use runledger_projections::operation_runs::find_run;
 use runledger_store::LogCursor;
 use serde::Deserialize;
 
@@ -31,7 +31,6 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath};
-use crate::runs_queries::find_run;
 
 /// The verifier's verdict on the run's chain.
 #[derive(Debug)]
@@ -73,7 +72,9 @@ async fn article(
     live_from: Option<String>,
 ) -> Result<Option<RunArticle>, PageError> {
     let row = if read_model_built {
-        find_run(state, tenant_id, run_id).await?
+        find_run(&state.pool, tenant_id, run_id)
+            .await
+            .map_err(ApiError::from)?
     } else {
         None
     };
@@ -87,7 +88,7 @@ async fn article(
     }
     let run = row
         .as_ref()
-        .map(|row| run_view(row, Utc::now()))
+        .map(|row| run_view(row, state.clock.now()))
         .transpose()?;
     let auditor = viewer.caller.role.allows(Role::Auditor);
     let chain = if auditor {
