@@ -29,7 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::{Caller, Role};
+use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
 use crate::run_json::run_json;
@@ -62,10 +62,8 @@ pub struct RunEvents {
     security(("bearer" = [])))]
 async fn run_events(
     State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
+    Authorized { path, .. }: Authorized<RunPath, needs::Auditor>,
 ) -> Result<Json<RunEvents>, ApiError> {
-    caller.authorize(path.tenant_id, Role::Auditor)?;
     let stored = state
         .reader
         .read_stream(path.tenant_id, path.run_id)
@@ -119,11 +117,9 @@ pub struct RunStateAt {
     security(("bearer" = [])))]
 async fn run_state(
     State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
+    Authorized { path, .. }: Authorized<RunPath, needs::Auditor>,
     Query(params): Query<StateParams>,
 ) -> Result<Json<RunStateAt>, ApiError> {
-    caller.authorize(path.tenant_id, Role::Auditor)?;
     let at_version = params
         .at_version
         .as_deref()
@@ -212,12 +208,13 @@ pub struct EventPage {
     security(("bearer" = [])))]
 async fn tenant_events(
     State(state): State<AppState>,
-    caller: Caller,
-    TenantPath { tenant_id }: TenantPath,
+    Authorized {
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Auditor>,
     Query(params): Query<LogParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.authorize(tenant_id, Role::Auditor)?;
     let after = params
         .after
         .as_deref()

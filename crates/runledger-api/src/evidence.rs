@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::{Caller, Role};
+use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
 
@@ -90,10 +90,8 @@ impl From<AuditError> for ApiError {
     security(("bearer" = [])))]
 async fn verify_run_chain(
     State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
+    Authorized { path, .. }: Authorized<RunPath, needs::Auditor>,
 ) -> Result<Json<RunVerificationBody>, ApiError> {
-    caller.authorize(path.tenant_id, Role::Auditor)?;
     let verification = verify_run(&state.reader, path.tenant_id, path.run_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -134,11 +132,12 @@ fn parse_bound(field: &'static str, text: Option<&str>) -> Result<Option<LogBoun
     security(("bearer" = [])))]
 async fn export_tenant(
     State(state): State<AppState>,
-    caller: Caller,
-    TenantPath { tenant_id }: TenantPath,
+    Authorized {
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Auditor>,
     Query(params): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
-    caller.authorize(tenant_id, Role::Auditor)?;
     let scope = Scope {
         tenant_id: Some(tenant_id),
         run_id: None,

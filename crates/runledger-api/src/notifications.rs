@@ -6,7 +6,8 @@
 //! (`runledger_projections::notifications::query`) and render its rows.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use runledger_core::UserId;
 use runledger_projections::notifications::{
@@ -120,6 +121,23 @@ pub(crate) fn feed_owner(caller: &Caller) -> Result<UserId, ApiError> {
     caller.user_id.ok_or(ApiError::Forbidden)
 }
 
+/// The caller of a feed route and the user whose feed it reads, checked before anything else
+/// of the request is read.
+pub(crate) struct Feed {
+    caller: Caller,
+    user: UserId,
+}
+
+impl FromRequestParts<AppState> for Feed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let user = feed_owner(&caller)?;
+        Ok(Self { caller, user })
+    }
+}
+
 /// The digest of a feed's page tokens: which list (all notices, or the unread ones).
 fn feed_digest(unread_only: bool) -> &'static str {
     if unread_only { "unread" } else { "all" }
@@ -131,10 +149,9 @@ fn feed_digest(unread_only: bool) -> &'static str {
     security(("bearer" = [])))]
 pub(crate) async fn list_notifications(
     State(state): State<AppState>,
-    caller: Caller,
+    Feed { caller, user }: Feed,
     Query(params): Query<NoticeQuery>,
 ) -> Result<Json<NoticePage>, ApiError> {
-    let user = feed_owner(&caller)?;
     let size = params.page_size.unwrap_or(50);
     if !(1..=200).contains(&size) {
         return Err(ApiError::bad_field(
@@ -181,10 +198,9 @@ pub(crate) async fn list_notifications(
     security(("bearer" = [])))]
 pub(crate) async fn mark_read(
     State(state): State<AppState>,
-    caller: Caller,
+    Feed { caller, user }: Feed,
     Path(id): Path<String>,
 ) -> Result<Json<Notice>, ApiError> {
-    let user = feed_owner(&caller)?;
     let id = parse_notice_id(&id)?;
     Ok(Json(read_notice(&state, &caller, user, id).await?.into()))
 }

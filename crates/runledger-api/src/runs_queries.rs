@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::{Caller, Role};
+use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
 use crate::page::PageToken;
@@ -266,11 +266,12 @@ pub struct RunPage {
     security(("bearer" = [])))]
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
-    caller: Caller,
-    TenantPath { tenant_id }: TenantPath,
+    Authorized {
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Reader>,
     Query(params): Query<RunQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
-    caller.authorize(tenant_id, Role::Reader)?;
     let page = params.page()?;
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
     let (page, next_page_token) = page.fetch(&state, tenant_id).await?;
@@ -300,12 +301,10 @@ pub struct GetParams {
     security(("bearer" = [])))]
 pub(crate) async fn get_run(
     State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
+    Authorized { path, .. }: Authorized<RunPath, needs::Reader>,
     Query(params): Query<GetParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.authorize(path.tenant_id, Role::Reader)?;
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
     let row = query::find_run(&state.pool, path.tenant_id, path.run_id)
         .await?
@@ -361,11 +360,12 @@ fn count_groups(group_by: Option<&str>) -> Result<Vec<CountGroup>, ApiError> {
     security(("bearer" = [])))]
 pub(crate) async fn count_runs(
     State(state): State<AppState>,
-    caller: Caller,
-    TenantPath { tenant_id }: TenantPath,
+    Authorized {
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Reader>,
     Query(params): Query<RunQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(tenant_id, Role::Reader)?;
     for (field, given) in [
         ("sort", params.sort.is_some()),
         ("page_size", params.page_size.is_some()),

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::execution::CommandContext;
 use crate::AppState;
-use crate::auth::{Caller, Role};
+use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{CommandBody, TenantScoped};
 use crate::idempotency::Idempotency;
@@ -37,14 +37,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        // The token (401), the path's ids (400), then the tenant and role (404, 403), and only
-        // then the body (400, 413) and the headers (400): another tenant's route answers like a
-        // missing one whatever the request holds.
+        // The caller authorized first (401, 400 for the path's ids, 404, 403), and only then
+        // the body (400, 413) and the headers (400).
         let (mut parts, body) = request.into_parts();
-        let caller = Caller::from_request_parts(&mut parts, state).await?;
-        let path = P::from_request_parts(&mut parts, state).await?;
+        let Authorized { caller, path, .. } =
+            Authorized::<P, needs::Writer>::from_request_parts(&mut parts, state).await?;
         let tenant = path.tenant_id();
-        caller.authorize(tenant, Role::Writer)?;
         let OriginalUri(uri) = OriginalUri::from_request_parts(&mut parts, state)
             .await
             .unwrap_or_else(|never| match never {});

@@ -28,7 +28,7 @@ use super::runs_page::run_view;
 use super::session::Viewer;
 use super::view::{EventView, RunView};
 use crate::AppState;
-use crate::auth::Role;
+use crate::auth::{Authorized, Role, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath};
 
@@ -132,10 +132,12 @@ async fn article(
 /// `GET /ui/tenants/{tenant_id}/runs/{run_id}`.
 pub async fn run_page(
     State(state): State<AppState>,
-    viewer: Viewer,
-    ForPage(path): ForPage<RunPath>,
+    Authorized {
+        caller: viewer,
+        path,
+        ..
+    }: Authorized<RunPath, needs::Reader, Viewer>,
 ) -> Result<Response, PageError> {
-    viewer.caller.authorize(path.tenant_id, Role::Reader)?;
     let read_model = ReadModel::of(&state).await;
     let article = article(
         &state,
@@ -172,12 +174,14 @@ pub struct LiveRunQuery {
 /// re-rendered article after each of the run's events, and `end` once the run is done.
 pub async fn live_run(
     State(state): State<AppState>,
-    viewer: Viewer,
-    ForPage(path): ForPage<RunPath>,
+    Authorized {
+        caller: viewer,
+        path,
+        ..
+    }: Authorized<RunPath, needs::Reader, Viewer>,
     ForPage(Query(query)): ForPage<Query<LiveRunQuery>>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
-    viewer.caller.authorize(path.tenant_id, Role::Reader)?;
     let from = start_cursor(&headers, query.after.as_deref())?;
     let RunPath { tenant_id, run_id } = path;
     let updates = async_stream::stream! {

@@ -26,7 +26,7 @@ use super::session::Viewer;
 use super::view::RunView;
 use super::{Nav, runs_url};
 use crate::AppState;
-use crate::auth::Role;
+use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, TenantPath};
 use crate::runs_queries::{RunList, initiator, snapshot_of_row, type_prefix};
@@ -164,11 +164,13 @@ pub fn run_view(row: &OperationRunRow, now: DateTime<Utc>) -> Result<RunView, Ap
 /// `GET /ui/tenants/{tenant_id}/runs`.
 pub async fn runs_page(
     State(state): State<AppState>,
-    viewer: Viewer,
-    ForPage(TenantPath { tenant_id }): ForPage<TenantPath>,
+    Authorized {
+        caller: viewer,
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Reader, Viewer>,
     ForPage(Query(filters)): ForPage<Query<RunsPageQuery>>,
 ) -> Result<Response, PageError> {
-    viewer.caller.authorize(tenant_id, Role::Reader)?;
     let read_model = ReadModel::of(&state).await;
     let list = RunList {
         filter: filters.filter()?,
@@ -239,12 +241,13 @@ struct RowUpdate {
 /// of the runs that change, for the page's filters.
 pub async fn live_runs(
     State(state): State<AppState>,
-    viewer: Viewer,
-    ForPage(TenantPath { tenant_id }): ForPage<TenantPath>,
+    Authorized {
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Reader, Viewer>,
     ForPage(Query(filters)): ForPage<Query<RunsPageQuery>>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
-    viewer.caller.authorize(tenant_id, Role::Reader)?;
     let filter = filters.filter()?;
     let from = start_cursor(
         &headers,
