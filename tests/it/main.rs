@@ -18,3 +18,5 @@ mod api;
 mod ledger_audit;
 // The monitoring pages (`/ui`), through the router and in a real browser.
 mod ui;
+// The benches' harnesses: a bench measures the load it claims (N writers really at once).
+mod bench;

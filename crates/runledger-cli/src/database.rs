@@ -13,7 +13,7 @@ use sqlx::{ConnectOptions, PgPool};
 
 /// Where the ledger lives.
 #[derive(Debug, Args)]
-pub(crate) struct DatabaseArgs {
+pub struct DatabaseArgs {
     /// PostgreSQL URL; without it, an embedded server is run in --data-dir.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
@@ -39,7 +39,7 @@ pub(crate) struct DatabaseArgs {
 const EMBEDDED_DATABASE: &str = "runledger";
 
 /// The database server, and the embedded one to stop on exit when we started it.
-pub(crate) struct Database {
+pub struct Database {
     options: PgConnectOptions,
     max_connections: u32,
     embedded: Option<EmbeddedPostgres>,
@@ -47,7 +47,7 @@ pub(crate) struct Database {
 
 impl Database {
     /// Parses `DATABASE_URL`, or starts the embedded server (blocking, before any runtime work).
-    pub(crate) fn open(args: &DatabaseArgs) -> anyhow::Result<Self> {
+    pub fn open(args: &DatabaseArgs) -> anyhow::Result<Self> {
         let (url, embedded) = match &args.database_url {
             Some(url) => (url.clone(), None),
             None => {
@@ -73,7 +73,7 @@ impl Database {
     }
 
     /// Where the data is, for people (never the URL, which may hold a password).
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match &self.embedded {
             Some(embedded) => format!("embedded PostgreSQL in {}", embedded.data_dir().display()),
             None => format!("PostgreSQL at {}", self.options.get_host()),
@@ -81,17 +81,17 @@ impl Database {
     }
 
     /// Whether this process runs the (embedded) database itself.
-    pub(crate) fn is_embedded(&self) -> bool {
+    pub fn is_embedded(&self) -> bool {
         self.embedded.is_some()
     }
 
     /// Connect options of the server's database, for callers that open their own databases.
-    pub(crate) fn options(&self) -> &PgConnectOptions {
+    pub fn options(&self) -> &PgConnectOptions {
         &self.options
     }
 
     /// A pool on the ledger database, migrated (and, on the embedded server, created first).
-    pub(crate) async fn migrated_pool(&self) -> anyhow::Result<PgPool> {
+    pub async fn migrated_pool(&self) -> anyhow::Result<PgPool> {
         if self.embedded.is_some() {
             self.create_embedded_database().await?;
         }
@@ -121,7 +121,7 @@ impl Database {
     }
 
     /// A pool with the process's connection settings.
-    pub(crate) async fn pool(
+    pub async fn pool(
         &self,
         options: PgConnectOptions,
         max_connections: u32,
@@ -135,7 +135,7 @@ impl Database {
     }
 
     /// Stops the embedded server, if we started one.
-    pub(crate) fn close(self) -> anyhow::Result<()> {
+    pub fn close(self) -> anyhow::Result<()> {
         if let Some(embedded) = self.embedded {
             embedded
                 .stop()

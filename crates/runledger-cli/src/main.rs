@@ -4,13 +4,11 @@
 //! and the embedded database. Everything it does is a call into the library crates.
 //!
 //! # Layout
-//! - `database`: `DATABASE_URL`, or the embedded PostgreSQL in `--data-dir`.
-//! - `clock`: the system clock, where the time of commands enters.
+//! - `database` (in the crate's library, shared with `runledger-bench`): `DATABASE_URL`, or the
+//!   embedded PostgreSQL in `--data-dir`.
+//! - `clock` (in the crate's library, shared with `runledger-bench`): the system clock, where
+//!   the time of commands enters.
 //! - `run_commands`: `queue`, `start`, `progress`, `complete`, `dispatch-failed`, `show`.
-//! - `bench`: `runledger bench append`.
-//! - `bench_projections`: `runledger bench projections`.
-//! - `bench_audit`: `runledger bench audit`.
-//! - `bench_http`: `runledger bench http`.
 //! - `projections`: `runledger projections`, `rebuild`, `project`: operating the read models.
 //! - `serve`: the HTTP API and the projectors, until SIGINT/SIGTERM.
 //! - `token`: API tokens.
@@ -20,20 +18,14 @@
 #![allow(clippy::print_stdout)]
 
 mod audit;
-mod bench;
-mod bench_audit;
-mod bench_http;
-mod bench_projections;
-mod bench_support;
-mod clock;
-mod database;
 mod projections;
 mod run_commands;
 mod serve;
 mod token;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+// At the crate root, so that every module reaches it as `crate::database`.
+use runledger_cli::database;
 
 use crate::database::{Database, DatabaseArgs};
 
@@ -74,9 +66,6 @@ enum Command {
     Rebuild(projections::RebuildArgs),
     /// Runs the projectors until Ctrl-C (or until caught up).
     Project(projections::ProjectArgs),
-    /// Benchmarks: store appends against raw inserts; the read models' catch-up and latency.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
     /// Verifies the hash chains and anchors, of the database or (--file) of an export, offline.
     Verify(audit::VerifyArgs),
     /// Writes the log (or a tenant's, a run's, a range) to stdout as NDJSON, in safe log order.
@@ -89,13 +78,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("RUNLEDGER_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    runledger_cli::logging::init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -147,7 +130,6 @@ async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
         Command::Projections(args) => projections::projections(database, args).await,
         Command::Rebuild(args) => projections::rebuild(database, args).await,
         Command::Project(args) => projections::project(database, args).await,
-        Command::Bench(command) => bench::run(database, command).await,
         Command::Verify(args) => audit::verify(database, args).await,
         Command::Export(args) => audit::export(database, args).await,
         Command::Replay(args) => audit::replay(database, args).await,

@@ -15,7 +15,7 @@ use runledger_store::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::clock::SystemClock;
+use runledger_cli::clock::SystemClock;
 use crate::database::Database;
 
 /// Names one run of one tenant.

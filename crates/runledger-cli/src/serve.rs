@@ -19,7 +19,7 @@ use runledger_projections::run_projectors;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::clock::SystemClock;
+use runledger_cli::clock::SystemClock;
 use crate::database::Database;
 
 /// `runledger serve`.

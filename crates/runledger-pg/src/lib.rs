@@ -35,7 +35,9 @@
 //! # Layout
 //!
 //! - `config`: `EmbeddedConfig` and `Durability`, what callers choose.
-//! - `server`: `EmbeddedPostgres`: directories, `initdb`, the watchdog, readiness, stop, URLs.
+//! - `server`: `EmbeddedPostgres`: start (readiness), stop, and the server's settings; in it,
+//!   `server::cluster` (directories, `initdb`, the socket and the log), `server::watchdog` (the
+//!   `sh` watchdog that stops the server when its owner dies) and `server::url` (its URLs).
 //! - `binaries`: finding `initdb` and `postgres` (PATH, then `/usr/lib/postgresql/*/bin`).
 //! - `account`: running the server as the `postgres` user when we are root.
 //! - `probe`: a `pg_isready` in a few lines, to wait until the server accepts connections.

@@ -1,19 +1,17 @@
-//! `EmbeddedPostgres`: one private server process, the watchdog that ties it to us, and its URLs.
+//! `EmbeddedPostgres`: one private server process, from start to stop.
 //!
-//! The server is started through a small `sh` watchdog whose stdin is a pipe that only we hold.
-//! When the pipe closes, because we called [`EmbeddedPostgres::stop`], dropped the handle, or
-//! died in any way (a panic, SIGKILL, a test binary exiting without dropping its statics), the
-//! watchdog asks the server for a fast shutdown and waits for it. So the server never outlives
-//! its owner, and an ephemeral cluster's directory is deleted by the watchdog even when no
-//! destructor of ours runs.
+//! A start prepares the directories and the cluster (`cluster`), runs the server under the
+//! watchdog that ties it to us (`watchdog`), and waits until it accepts connections; the handle
+//! then hands out the server's URLs (`url`) and stops it when stopped or dropped.
+
+mod cluster;
+mod url;
+mod watchdog;
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -22,45 +20,13 @@ use crate::account::RunAs;
 use crate::binaries::Binaries;
 use crate::probe;
 use crate::{Durability, EmbeddedConfig, EmbeddedError};
+use watchdog::Watchdog;
 
 /// The superuser `initdb` creates; every URL connects as it.
 const SUPERUSER: &str = "postgres";
 
-/// How long a fast shutdown may take before we kill the server.
-const STOP_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// How much of the server log an error quotes.
 const LOG_TAIL_BYTES: u64 = 8 * 1024;
-
-/// The longest socket file path we use: `sun_path` holds 108 bytes on Linux and 104 on macOS,
-/// including the terminating NUL. Longer paths move the socket to a directory under `/tmp`.
-const MAX_SOCKET_PATH: usize = 103;
-
-/// The watchdog, run as `sh -c WATCHDOG runledger-pg-watchdog CLEANUP_DIR POSTGRES ARGS...`.
-///
-/// - fd 3 keeps our pipe; the server gets /dev/null, so only the watcher holds the read end.
-/// - The watcher reads until end of file, which happens only when every write end is closed,
-///   i.e. when we close it or die; then it sends SIGINT, PostgreSQL's fast shutdown.
-/// - If the server exits on its own (a failed start), the watcher is killed so we see the exit.
-/// - CLEANUP_DIR, if not empty, is deleted once the server is gone (ephemeral clusters).
-const WATCHDOG: &str = r#"
-cleanup=$1
-shift
-exec 3<&0 </dev/null
-"$@" 3<&- &
-server=$!
-(
-    while read -r line <&3; do :; done
-    kill -INT "$server" 2>/dev/null
-) &
-watcher=$!
-exec 3<&-
-wait "$server"
-status=$?
-kill "$watcher" 2>/dev/null
-if [ -n "$cleanup" ]; then rm -rf -- "$cleanup"; fi
-exit "$status"
-"#;
 
 /// A running private PostgreSQL server, stopped when this handle is stopped or dropped.
 ///
@@ -92,13 +58,6 @@ pub struct EmbeddedPostgres {
     _temp_dirs: Vec<TempDir>,
 }
 
-/// The watchdog process and the write end of its stdin pipe.
-#[derive(Debug)]
-struct Watchdog {
-    child: Child,
-    pipe: ChildStdin,
-}
-
 impl EmbeddedPostgres {
     /// Creates the cluster if needed, starts the server and waits until it accepts connections.
     ///
@@ -118,60 +77,20 @@ impl EmbeddedPostgres {
         let binaries = Binaries::locate(config.bin_dir.as_deref())?;
         let run_as = RunAs::detect()?;
         let mut temp_dirs = Vec::new();
-
-        let (base_dir, delete_on_exit) = match &config.dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(EmbeddedError::io(format!("creating {}", dir.display())))?;
-                let dir = dir
-                    .canonicalize()
-                    .map_err(EmbeddedError::io(format!("resolving {}", dir.display())))?;
-                (dir, false)
-            }
-            None => {
-                let temp = temp_dir(&run_as, "runledger-pg-")?;
-                // The watchdog, running as the server account, deletes it: in sticky /tmp that
-                // takes owning it.
-                run_as.give(temp.path())?;
-                let path = temp.path().to_owned();
-                temp_dirs.push(temp);
-                (path, true)
-            }
-        };
+        let (base_dir, delete_on_exit) = cluster::base_dir(&config, &run_as, &mut temp_dirs)?;
         run_as.check_traversable(&base_dir)?;
 
         let data_dir = base_dir.join("pgdata");
-        ensure_cluster(&binaries, &run_as, &data_dir, config.durability)?;
-        refuse_if_running(&data_dir)?;
-        let socket_dir = socket_dir(&base_dir, config.port, &run_as, &mut temp_dirs)?;
-        let (log_path, log_writer, log) = open_log(&base_dir)?;
+        cluster::ensure_cluster(&binaries, &run_as, &data_dir, config.durability)?;
+        cluster::refuse_if_running(&data_dir)?;
+        let socket_dir = cluster::socket_dir(&base_dir, config.port, &run_as, &mut temp_dirs)?;
+        let (log_path, log_writer, log) = cluster::open_log(&base_dir)?;
 
         let cleanup = if delete_on_exit {
             base_dir.as_os_str()
         } else {
             OsStr::new("")
         };
-        let mut command = Command::new("/bin/sh");
-        command
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("runledger-pg-watchdog")
-            .arg(cleanup)
-            .arg(&binaries.postgres)
-            .args(server_args(&config, &data_dir, &socket_dir))
-            .current_dir(&data_dir)
-            .stdin(Stdio::piped())
-            .stdout(
-                log_writer
-                    .try_clone()
-                    .map_err(EmbeddedError::io("duplicating the log file handle"))?,
-            )
-            .stderr(log_writer)
-            // Its own process group: a Ctrl-C in our terminal reaches us only, and we decide
-            // when the server stops (after our own graceful shutdown, which may still need it).
-            .process_group(0);
-        run_as.apply(&mut command);
-
         tracing::info!(
             data_dir = %data_dir.display(),
             socket_dir = %socket_dir.display(),
@@ -180,13 +99,14 @@ impl EmbeddedPostgres {
             "starting private PostgreSQL server"
         );
         let spawned_at = Instant::now();
-        let mut child = command.spawn().map_err(EmbeddedError::io(format!(
-            "starting {} through /bin/sh",
-            binaries.postgres.display()
-        )))?;
-        let Some(pipe) = child.stdin.take() else {
-            unreachable!("stdin was configured as a pipe");
-        };
+        let watchdog = Watchdog::spawn(
+            &binaries.postgres,
+            server_args(&config, &data_dir, &socket_dir),
+            &data_dir,
+            cleanup,
+            log_writer,
+            &run_as,
+        )?;
 
         let mut server = Self {
             data_dir,
@@ -194,7 +114,7 @@ impl EmbeddedPostgres {
             port: config.port,
             log_path,
             log,
-            watchdog: Some(Watchdog { child, pipe }),
+            watchdog: Some(watchdog),
             _temp_dirs: temp_dirs,
         };
         if let Err(reason) = server.wait_until_ready(spawned_at + config.start_timeout) {
@@ -229,12 +149,7 @@ impl EmbeddedPostgres {
     /// `CREATE DATABASE` first.
     #[must_use]
     pub fn database_url(&self, database: &str) -> String {
-        format!(
-            "postgres://{SUPERUSER}@localhost/{}?host={}&port={}&sslmode=disable",
-            percent_encode(database.as_bytes(), b""),
-            percent_encode(self.socket_dir.as_os_str().as_bytes(), b"/"),
-            self.port
-        )
+        url::socket_url(SUPERUSER, database, &self.socket_dir, self.port)
     }
 
     /// The cluster directory (`PGDATA`).
@@ -281,7 +196,7 @@ impl EmbeddedPostgres {
         let mut pause = Duration::from_millis(5);
         loop {
             if let Some(watchdog) = &mut self.watchdog {
-                match watchdog.child.try_wait() {
+                match watchdog.exited() {
                     Ok(Some(status)) => return Err(format!("the server exited ({status})")),
                     Ok(None) => {}
                     Err(e) => return Err(format!("cannot watch the server process: {e}")),
@@ -303,42 +218,9 @@ impl EmbeddedPostgres {
 
     /// Closes the watchdog's pipe and waits for the server to exit; a no-op once stopped.
     fn shutdown(&mut self) -> Result<(), EmbeddedError> {
-        let Some(Watchdog { mut child, pipe }) = self.watchdog.take() else {
-            return Ok(());
-        };
-        // End of file on the watchdog's stdin: it sends SIGINT (fast shutdown).
-        drop(pipe);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            let waited = child.try_wait().map_err(EmbeddedError::io(
-                "waiting for the PostgreSQL server to stop",
-            ))?;
-            match waited {
-                Some(status) if status.success() => {
-                    tracing::info!(data_dir = %self.data_dir.display(), "private PostgreSQL server stopped");
-                    return Ok(());
-                }
-                Some(status) => {
-                    return Err(EmbeddedError::Stop {
-                        reason: format!(
-                            "the server exited with {status}; see {}",
-                            self.log_path.display()
-                        ),
-                    });
-                }
-                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-                None => {
-                    kill_group(&mut child);
-                    return Err(EmbeddedError::Stop {
-                        reason: format!(
-                            "it was still running {} s after a fast shutdown request, so it was \
-                             killed; see {}",
-                            STOP_TIMEOUT.as_secs(),
-                            self.log_path.display()
-                        ),
-                    });
-                }
-            }
+        match self.watchdog.take() {
+            Some(watchdog) => watchdog.stop(&self.data_dir, &self.log_path),
+            None => Ok(()),
         }
     }
 
@@ -366,185 +248,6 @@ impl Drop for EmbeddedPostgres {
             tracing::warn!(%error, "stopping the private PostgreSQL server on drop");
         }
     }
-}
-
-/// Runs `initdb` unless `data_dir` already holds a cluster, which must match our major version.
-fn ensure_cluster(
-    binaries: &Binaries,
-    run_as: &RunAs,
-    data_dir: &Path,
-    durability: Durability,
-) -> Result<(), EmbeddedError> {
-    let version_file = data_dir.join("PG_VERSION");
-    if version_file.exists() {
-        let cluster = std::fs::read_to_string(&version_file)
-            .map_err(EmbeddedError::io(format!(
-                "reading {}",
-                version_file.display()
-            )))?
-            .trim()
-            .to_owned();
-        let server = binaries.major_version()?;
-        if cluster != server {
-            return Err(EmbeddedError::IncompatibleCluster {
-                data_dir: data_dir.to_owned(),
-                cluster,
-                server,
-            });
-        }
-        tracing::debug!(data_dir = %data_dir.display(), "reusing existing cluster");
-        return Ok(());
-    }
-
-    // initdb would create the directory itself, but as the server account it may not write
-    // in our directory, so we make it and hand it over.
-    private_dir(data_dir, run_as)?;
-    let mut command = Command::new(&binaries.initdb);
-    command
-        .arg("--pgdata")
-        .arg(data_dir)
-        .args(["--username", SUPERUSER])
-        // Socket-only in a private directory, so trust is safe; see the ADR.
-        .args(["--auth", "trust"])
-        .args(["--encoding", "UTF8"])
-        // C collation: byte order, the same on every machine, and no locale needs installing.
-        .arg("--no-locale")
-        .current_dir(data_dir)
-        .stdin(Stdio::null());
-    if durability == Durability::Ephemeral {
-        command.arg("--no-sync");
-    }
-    run_as.apply(&mut command);
-
-    tracing::info!(data_dir = %data_dir.display(), "initialising a new PostgreSQL cluster");
-    let output = command.output().map_err(EmbeddedError::io(format!(
-        "running {}",
-        binaries.initdb.display()
-    )))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if !output.status.success() {
-        return Err(EmbeddedError::Initdb {
-            status: output.status.to_string(),
-            output: text,
-        });
-    }
-    tracing::debug!(output = %text, "initdb finished");
-    Ok(())
-}
-
-/// Fails with [`EmbeddedError::InUse`] if the cluster's `postmaster.pid` names a live server.
-///
-/// PostgreSQL would refuse to start too, but with a message about a lock file. A stale file
-/// from a server that was killed is fine: PostgreSQL replaces it.
-fn refuse_if_running(data_dir: &Path) -> Result<(), EmbeddedError> {
-    let Ok(pid_file) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else {
-        return Ok(());
-    };
-    let Some(pid) = pid_file
-        .lines()
-        .next()
-        .and_then(|line| line.trim().parse::<u32>().ok())
-    else {
-        return Ok(());
-    };
-    let command_name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if matches!(command_name.trim(), "postgres" | "postmaster") {
-        return Err(EmbeddedError::InUse {
-            data_dir: data_dir.to_owned(),
-            pid,
-        });
-    }
-    Ok(())
-}
-
-/// Makes `dir` (or keeps it) with mode 0700 and gives it to the server account.
-///
-/// PostgreSQL insists on 0700 or 0750 for its data directory.
-fn private_dir(dir: &Path, run_as: &RunAs) -> Result<(), EmbeddedError> {
-    match DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(EmbeddedError::io(format!("chmod 0700 {}", dir.display())))?;
-        }
-        Err(e) => {
-            return Err(EmbeddedError::Io {
-                context: format!("creating {}", dir.display()),
-                source: e,
-            });
-        }
-    }
-    run_as.give(dir)
-}
-
-/// A fresh private directory under the temp dir, for an ephemeral cluster or a socket.
-///
-/// When the server runs as another account we use `/tmp` rather than `$TMPDIR`, which often
-/// points into a home directory that account cannot enter.
-fn temp_dir(run_as: &RunAs, prefix: &str) -> Result<TempDir, EmbeddedError> {
-    let parent = if run_as.switches_user() {
-        PathBuf::from("/tmp")
-    } else {
-        std::env::temp_dir()
-    };
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in(&parent)
-        .map_err(EmbeddedError::io(format!(
-            "creating a directory in {}",
-            parent.display()
-        )))
-}
-
-/// `base_dir/socket`, or a directory under `/tmp` when that path is too long for a socket.
-fn socket_dir(
-    base_dir: &Path,
-    port: u16,
-    run_as: &RunAs,
-    temp_dirs: &mut Vec<TempDir>,
-) -> Result<PathBuf, EmbeddedError> {
-    let preferred = base_dir.join("socket");
-    let socket_file = preferred.join(format!(".s.PGSQL.{port}"));
-    if socket_file.as_os_str().len() <= MAX_SOCKET_PATH {
-        private_dir(&preferred, run_as)?;
-        return Ok(preferred);
-    }
-    let temp = temp_dir(run_as, "runledger-pg-socket-")?;
-    run_as.give(temp.path())?;
-    tracing::debug!(
-        preferred = %preferred.display(),
-        used = %temp.path().display(),
-        "socket path too long, using a temporary socket directory"
-    );
-    let path = temp.path().to_owned();
-    temp_dirs.push(temp);
-    Ok(path)
-}
-
-/// Opens `postgres.log` for the server (write) and for us (read), keeping the previous one.
-fn open_log(base_dir: &Path) -> Result<(PathBuf, File, File), EmbeddedError> {
-    let path = base_dir.join("postgres.log");
-    if path.exists() {
-        let previous = base_dir.join("postgres.log.1");
-        std::fs::rename(&path, &previous).map_err(EmbeddedError::io(format!(
-            "moving {} to {}",
-            path.display(),
-            previous.display()
-        )))?;
-    }
-    // Opened by us and inherited by the server: the server account needs no write access.
-    let writer = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(EmbeddedError::io(format!("creating {}", path.display())))?;
-    let reader =
-        File::open(&path).map_err(EmbeddedError::io(format!("opening {}", path.display())))?;
-    Ok((path, writer, reader))
 }
 
 /// The `postgres` command line after the binary.
@@ -580,31 +283,6 @@ fn server_args(config: &EmbeddedConfig, data_dir: &Path, socket_dir: &Path) -> V
     args.push("-c".into());
     args.push(socket_setting);
     args
-}
-
-/// Last resort when a fast shutdown hangs: immediate shutdown for the whole watchdog group.
-fn kill_group(child: &mut Child) {
-    // The watchdog leads its own process group, so its pid is the group id.
-    let group = format!("-{}", child.id());
-    if let Err(error) = Command::new("kill").args(["-QUIT", "--", &group]).status() {
-        tracing::warn!(%error, "sending SIGQUIT to the PostgreSQL process group");
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Percent-encodes everything but unreserved URL characters and `keep`.
-fn percent_encode(bytes: &[u8], keep: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len());
-    for &byte in bytes {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || keep.contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
 }
 
 #[cfg(test)]

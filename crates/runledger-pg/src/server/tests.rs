@@ -250,9 +250,3 @@ fn the_handle_can_live_in_a_static() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<EmbeddedPostgres>();
 }
-
-#[test]
-fn urls_percent_encode_the_socket_directory_and_database() {
-    assert_eq!(percent_encode(b"/tmp/a b+c", b"/"), "/tmp/a%20b%2Bc");
-    assert_eq!(percent_encode(b"my/db", b""), "my%2Fdb");
-}

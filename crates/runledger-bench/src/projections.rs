@@ -1,6 +1,6 @@
-//! `runledger bench projections`: the OperationRun read model's catch-up throughput over a large
-//! log (events/s and peak RSS), and the latency from a committed append to the change being
-//! visible in `public.operation_runs` under a steady write load.
+//! `runledger-bench projections`: the OperationRun read model's catch-up throughput over a
+//! large log (events/s and peak RSS), and the latency from a committed append to the change
+//! being visible in `public.operation_runs` under a steady write load.
 //!
 //! The bench works in a database of its own, dropped at the end. The log is generated with
 //! whole-run appends (one `Queued`, one `Started`, `Progressed` events, one `Completed`) by
@@ -8,28 +8,25 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use clap::Args;
 use futures_util::future::try_join_all;
-use runledger_core::{
-    CompletionReason, Initiator, Outcome, RunCompleted, RunEvent, RunId, RunIdentity, RunQueued,
-    RunStarted, RunType, TenantId, UserId,
-};
+use runledger_cli::database::Database;
+use runledger_core::{Initiator, RunId, RunType, TenantId};
 use runledger_projections::{OperationRuns, Projector, ProjectorOptions, StepOutcome};
-use runledger_store::{EventWriter, NewEvent};
+use runledger_store::EventWriter;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use crate::bench_support::{
-    bench_event, drop_database, fresh_database, peak_rss_kib, progressed, reset_peak_rss,
-};
-use crate::database::Database;
+use crate::database::{drop_database, fresh_database};
+use crate::log::{generate_log, progressed, queued, started};
+use crate::memory::{peak_rss_kib, reset_peak_rss};
+use crate::percentile::percentile_ms;
 
-/// `runledger bench projections`.
+/// `runledger-bench projections`.
 #[derive(Debug, Args)]
-pub(crate) struct ProjectionsBenchArgs {
+pub struct ProjectionsBenchArgs {
     /// Events in the log the read model catches up over.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
@@ -56,7 +53,11 @@ const GENERATORS: u64 = 8;
 /// Concurrent writers of the steady load.
 const LOAD_WRITERS: u64 = 4;
 
-pub(crate) async fn run(database: &Database, args: ProjectionsBenchArgs) -> anyhow::Result<()> {
+/// Runs the bench and prints its figures.
+///
+/// # Errors
+/// When the database fails, or the read model does not catch up or show an append in time.
+pub async fn run(database: &Database, args: ProjectionsBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.events_per_run >= 3,
         "--events-per-run must be at least 3"
@@ -65,18 +66,15 @@ pub(crate) async fn run(database: &Database, args: ProjectionsBenchArgs) -> anyh
 
     let started = Instant::now();
     let runs = args.events.div_ceil(args.events_per_run);
-    try_join_all((0..GENERATORS).map(|g| {
-        let writer = EventWriter::new(pool.clone());
-        let share = runs / GENERATORS + u64::from(g < runs % GENERATORS);
-        let per_run = args.events_per_run;
-        tokio::spawn(async move { generate(writer, g, share, per_run).await })
-    }))
-    .await?
-    .into_iter()
-    .collect::<anyhow::Result<()>>()?;
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await?;
+    generate_log(
+        &EventWriter::new(pool.clone()),
+        GENERATORS,
+        runs,
+        args.events_per_run,
+    )
+    .await?;
+    // Every append of the generators was acknowledged whole: the log holds exactly this.
+    let events = runs * args.events_per_run;
     let generated_in = started.elapsed();
     if !args.json {
         println!(
@@ -106,13 +104,11 @@ pub(crate) async fn run(database: &Database, args: ProjectionsBenchArgs) -> anyh
         tracing::warn!(%error, "no checkpoint before the latency measurement");
     }
     let latencies = visibility(&pool, &args).await?;
-    let percentile = |p: f64| {
-        let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies
-            .get(index)
-            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
-    };
-    let (p50, p99, max) = (percentile(0.5), percentile(0.99), percentile(1.0));
+    let (p50, p99, max) = (
+        percentile_ms(&latencies, 0.5),
+        percentile_ms(&latencies, 0.99),
+        percentile_ms(&latencies, 1.0),
+    );
     if args.json {
         println!(
             "{}",
@@ -137,60 +133,6 @@ pub(crate) async fn run(database: &Database, args: ProjectionsBenchArgs) -> anyh
     }
     pool.close().await;
     drop_database(database, BENCH_DATABASE).await
-}
-
-/// Appends `runs` whole runs of `per_run` events each, one append per run.
-pub(crate) async fn generate(
-    writer: EventWriter,
-    generator: u64,
-    runs: u64,
-    per_run: u64,
-) -> anyhow::Result<()> {
-    let run_type = RunType::parse("inventory.sync")?;
-    for i in 0..runs {
-        let tenant = TenantId::new(1 + ((generator * runs + i) % 50) as i64)?;
-        let run = RunId::from_uuid(Uuid::now_v7());
-        let initiator = if i % 2 == 0 {
-            Initiator::user(UserId::new(1 + (i % 100) as i64)?, "Bench User")?
-        } else {
-            Initiator::system()
-        };
-        let mut events = vec![queued(tenant, run, &run_type, initiator)?, started()];
-        events.extend((0..per_run - 3).map(|_| progressed()));
-        events.push(bench_event(RunEvent::Completed(RunCompleted {
-            outcome: Outcome::Succeeded,
-            reason: CompletionReason::Finished,
-            failures: Vec::new(),
-            completed_at: Utc::now(),
-        })));
-        writer.append(tenant, run, 0, &events).await?;
-    }
-    Ok(())
-}
-
-fn queued(
-    tenant: TenantId,
-    run: RunId,
-    run_type: &RunType,
-    initiator: Initiator,
-) -> anyhow::Result<NewEvent> {
-    let identity = RunIdentity::new(json!({ "run": run.to_string() }))?;
-    Ok(bench_event(RunEvent::Queued(RunQueued {
-        run_id: run,
-        tenant_id: tenant,
-        run_type: run_type.clone(),
-        run_identity_hash: identity.hash(tenant, run_type),
-        identity: identity.value().clone(),
-        initiator,
-        context: json!({ "source": "bench" }),
-        queued_at: Utc::now(),
-    })))
-}
-
-fn started() -> NewEvent {
-    bench_event(RunEvent::Started(RunStarted {
-        started_at: Utc::now(),
-    }))
 }
 
 /// Builds the read model from the start of the log; returns seconds and the peak RSS (KiB) of
@@ -252,8 +194,9 @@ async fn visibility(pool: &PgPool, args: &ProjectionsBenchArgs) -> anyhow::Resul
     let (probes, mut probed) = mpsc::channel::<Probe>(1);
     let deadline = Instant::now() + Duration::from_secs(args.latency_seconds);
     let interval = Duration::from_secs_f64(LOAD_WRITERS as f64 / args.rate.max(1) as f64);
+    let writer = EventWriter::new(pool.clone());
     let writers = (0..LOAD_WRITERS).map(|w| {
-        let writer = EventWriter::new(pool.clone());
+        let writer = writer.clone();
         let probes = probes.clone();
         tokio::spawn(async move { steady_writer(writer, w, interval, deadline, probes).await })
     });

@@ -1,4 +1,4 @@
-//! `runledger bench audit`: how fast the auditor's tools go over a large log, and in how much
+//! `runledger-bench audit`: how fast the auditor's tools go over a large log, and in how much
 //! memory: recording an anchor, verifying the database (chains and anchors), exporting it, and
 //! verifying the export offline.
 //!
@@ -13,19 +13,19 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use futures_util::TryStreamExt;
-use futures_util::future::try_join_all;
 use runledger_audit::verify::{Anchors, Target};
 use runledger_audit::{Scope, record_anchor, verify_database, verify_export};
+use runledger_cli::database::Database;
 use runledger_store::{EventReader, EventWriter};
 use serde_json::{Map, Value, json};
 
-use crate::bench_projections::generate;
-use crate::bench_support::{drop_database, fresh_database, peak_rss_kib, reset_peak_rss};
-use crate::database::Database;
+use crate::database::{drop_database, fresh_database};
+use crate::log::generate_log;
+use crate::memory::{peak_rss_kib, reset_peak_rss};
 
-/// `runledger bench audit`.
+/// `runledger-bench audit`.
 #[derive(Debug, Args)]
-pub(crate) struct AuditBenchArgs {
+pub struct AuditBenchArgs {
     /// Events in the log.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
@@ -76,7 +76,11 @@ async fn measure<F: Future<Output = anyhow::Result<u64>>>(phase: F) -> anyhow::R
     })
 }
 
-pub(crate) async fn run(database: &Database, args: AuditBenchArgs) -> anyhow::Result<()> {
+/// Runs the bench and prints its figures.
+///
+/// # Errors
+/// When the database or the file system fails, or a verification finds a fault.
+pub async fn run(database: &Database, args: AuditBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.events_per_run >= 3,
         "--events-per-run must be at least 3"
@@ -84,15 +88,13 @@ pub(crate) async fn run(database: &Database, args: AuditBenchArgs) -> anyhow::Re
     let pool = fresh_database(database, BENCH_DATABASE).await?;
     let runs = args.events.div_ceil(args.events_per_run);
     let generation = measure(async {
-        try_join_all((0..args.writers).map(|g| {
-            let writer = EventWriter::new(pool.clone());
-            let share = runs / args.writers + u64::from(g < runs % args.writers);
-            let per_run = args.events_per_run;
-            tokio::spawn(async move { generate(writer, g, share, per_run).await })
-        }))
-        .await?
-        .into_iter()
-        .collect::<anyhow::Result<()>>()?;
+        generate_log(
+            &EventWriter::new(pool.clone()),
+            args.writers,
+            runs,
+            args.events_per_run,
+        )
+        .await?;
         Ok(runs * args.events_per_run)
     })
     .await?;

@@ -1,0 +1,292 @@
+//! `runledger-bench append`: durable appends through the store against the same rows inserted
+//! raw into a plain table (and, when installed, Message DB's `write_message`), in one run
+//! against the same PostgreSQL.
+//!
+//! Each scenario runs every way for a fixed time with N concurrent writers, each writing its own
+//! run, back to back so that they see the same server state. The bench works in a database of
+//! its own, dropped at the end.
+//!
+//! What each side does:
+//! - store: one `EventWriter`, shared by the N writers as the server shares one, on the bench
+//!   pool; `EventWriter::append` does what it does for the server (its connections, statements
+//!   and wake-ups are the store's).
+//! - raw: each writer holds one connection of the same pool for the whole measurement (no
+//!   acquire, so no ping) and sends one prepared, autocommitted `INSERT` per append
+//!   (`baseline`).
+//! - Message DB: the same, with `SELECT message_store.write_message(…)`.
+//!
+//! # Layout
+//! - `harness`: N writers appending at once until a deadline, each recording its window.
+//! - `store`: the store's writer.
+//! - `baseline`: the raw-SQL writers (plain table, Message DB).
+
+mod baseline;
+mod harness;
+mod store;
+
+use std::time::Duration;
+
+use clap::Args;
+use futures_util::future::try_join_all;
+use runledger_cli::database::Database;
+use runledger_store::EventWriter;
+use serde_json::{Map, Value, json};
+use sqlx::PgPool;
+
+use baseline::{MessageDbAppender, RawAppender};
+pub use baseline::{create_raw_table, message_db};
+use harness::Appender;
+pub use harness::{Measurement, WriterWindow};
+use store::StoreAppender;
+
+use crate::database::{drop_database, fresh_database};
+
+/// `runledger-bench append`.
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    /// Seconds each way of each scenario runs.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// The database of the ledger's server where Message DB is installed, to compare with; it is
+    /// skipped when that database or its `message_store` schema is missing.
+    #[arg(long, default_value = "message_store")]
+    message_db_database: String,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Who appends: the store, or a baseline.
+#[derive(Debug, Clone)]
+pub enum Way {
+    /// `EventWriter::append`, every writer through this one writer.
+    Store(EventWriter),
+    /// Raw `INSERT`s into `raw_events` ([`create_raw_table`]) in this pool's database.
+    Raw(PgPool),
+    /// Message DB's `write_message` in this pool's database ([`message_db`]); one event per
+    /// append only.
+    MessageDb(PgPool),
+}
+
+/// How many writers append at once, and how many events each append carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// Concurrent writers, each with a run (stream) of its own.
+    pub writers: usize,
+    /// Events per append (per transaction).
+    pub batch: usize,
+}
+
+/// Runs `load` `way` for `duration`: every writer is set up first (its connection, its run),
+/// then all append at once until the deadline.
+///
+/// # Errors
+/// When the database fails, or Message DB is asked for batches.
+pub async fn measure(way: &Way, load: Load, duration: Duration) -> anyhow::Result<Measurement> {
+    let writers = 0..load.writers;
+    match way {
+        Way::Store(writer) => {
+            let ready = writers.map(|_| StoreAppender::ready(writer.clone(), load.batch));
+            run_ready(try_join_all(ready).await?, duration).await
+        }
+        Way::Raw(pool) => {
+            let ready = writers.map(|_| RawAppender::ready(pool, load.batch));
+            run_ready(try_join_all(ready).await?, duration).await
+        }
+        Way::MessageDb(pool) => {
+            anyhow::ensure!(load.batch == 1, "Message DB writes one message per call");
+            let ready = writers.map(|index| MessageDbAppender::ready(pool, index));
+            run_ready(try_join_all(ready).await?, duration).await
+        }
+    }
+}
+
+/// Runs the ready writers and refuses a measurement in which they did not all append at once:
+/// its figure would not be the figure of N writers.
+async fn run_ready<A: Appender>(
+    appenders: Vec<A>,
+    duration: Duration,
+) -> anyhow::Result<Measurement> {
+    let writers = appenders.len();
+    let measurement = harness::measure(appenders, duration).await?;
+    anyhow::ensure!(
+        measurement.writers_overlapped(),
+        "the {writers} writers did not all append at once: {:?}",
+        measurement.writers
+    );
+    Ok(measurement)
+}
+
+/// One shape of load, and the ways measured in it besides the store and raw inserts.
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    name: &'static str,
+    load: Load,
+    /// Raw inserts of the scenario's events coalesced: one writer, `writers` rows per
+    /// transaction, the ceiling of group commit.
+    coalesced: bool,
+}
+
+const SCENARIOS: [Scenario; 4] = [
+    Scenario {
+        name: "single_1",
+        load: Load {
+            writers: 1,
+            batch: 1,
+        },
+        coalesced: false,
+    },
+    Scenario {
+        name: "single_4",
+        load: Load {
+            writers: 4,
+            batch: 1,
+        },
+        coalesced: false,
+    },
+    Scenario {
+        name: "single_16",
+        load: Load {
+            writers: 16,
+            batch: 1,
+        },
+        coalesced: true,
+    },
+    Scenario {
+        name: "batch100_16",
+        load: Load {
+            writers: 16,
+            batch: 100,
+        },
+        coalesced: false,
+    },
+];
+
+const BENCH_DATABASE: &str = "runledger_bench";
+
+/// Runs the bench and prints its figures.
+///
+/// # Errors
+/// When the database fails, or a measurement's writers did not append at once.
+pub async fn run(database: &Database, args: AppendArgs) -> anyhow::Result<()> {
+    let pool = fresh_database(database, BENCH_DATABASE).await?;
+    create_raw_table(&pool).await?;
+    let message_db = message_db(database, &args.message_db_database).await?;
+    if message_db.is_none() && !args.json {
+        println!(
+            "(no Message DB in database {:?}: not compared; docs/performance.md says how to install it)",
+            args.message_db_database
+        );
+    }
+    let duration = Duration::from_secs(args.seconds);
+    let mut results = Map::new();
+    for scenario in SCENARIOS {
+        let figures = measure_scenario(&pool, message_db.as_ref(), scenario, duration).await?;
+        if !args.json {
+            println!("{}", figures.line(scenario));
+        }
+        results.insert(scenario.name.to_owned(), figures.json(scenario));
+    }
+    if args.json {
+        println!("{}", Value::Object(results));
+    }
+    if let Some(message_db) = message_db {
+        message_db.close().await;
+    }
+    pool.close().await;
+    drop_database(database, BENCH_DATABASE).await
+}
+
+/// The events per second of each way in one scenario.
+struct Figures {
+    store: f64,
+    raw: f64,
+    coalesced: Option<f64>,
+    message_db: Option<f64>,
+}
+
+/// Measures every way of `scenario`, one after the other: raw, coalesced raw, Message DB, store.
+async fn measure_scenario(
+    pool: &PgPool,
+    message_db: Option<&PgPool>,
+    scenario: Scenario,
+    duration: Duration,
+) -> anyhow::Result<Figures> {
+    let load = scenario.load;
+    let raw = measure(&Way::Raw(pool.clone()), load, duration).await?;
+    let coalesced = if scenario.coalesced {
+        let load = Load {
+            writers: 1,
+            batch: load.writers * load.batch,
+        };
+        Some(measure(&Way::Raw(pool.clone()), load, duration).await?)
+    } else {
+        None
+    };
+    let message_db = match message_db {
+        Some(pool) if load.batch == 1 => {
+            Some(measure(&Way::MessageDb(pool.clone()), load, duration).await?)
+        }
+        _ => None,
+    };
+    let store = measure(&Way::Store(EventWriter::new(pool.clone())), load, duration).await?;
+    Ok(Figures {
+        store: store.events_per_second,
+        raw: raw.events_per_second,
+        coalesced: coalesced.map(|m| m.events_per_second),
+        message_db: message_db.map(|m| m.events_per_second),
+    })
+}
+
+/// A ratio as the bench reports it, to two decimals.
+fn ratio(numerator: f64, denominator: f64) -> f64 {
+    (numerator / denominator * 100.0).round() / 100.0
+}
+
+impl Figures {
+    /// The scenario's line of the table.
+    fn line(&self, scenario: Scenario) -> String {
+        let Load { writers, batch } = scenario.load;
+        let mut line = format!(
+            "{:<12} writers={writers:<2} batch={batch:<3} store {:>9.0} events/s   raw {:>9.0} events/s   ratio {:.2}",
+            scenario.name,
+            self.store,
+            self.raw,
+            self.store / self.raw
+        );
+        if let Some(coalesced) = self.coalesced {
+            line.push_str(&format!(
+                "   raw {} rows/tx {coalesced:>9.0} events/s (store/that {:.2})",
+                writers * batch,
+                self.store / coalesced
+            ));
+        }
+        if let Some(message_db) = self.message_db {
+            line.push_str(&format!(
+                "   Message DB {message_db:>9.0} events/s (store/Message DB {:.2})",
+                self.store / message_db
+            ));
+        }
+        line
+    }
+
+    /// The scenario's JSON object.
+    fn json(&self, scenario: Scenario) -> Value {
+        let mut figures = json!({
+            "store_events_per_sec": self.store.round(),
+            "raw_events_per_sec": self.raw.round(),
+            "ratio": ratio(self.store, self.raw),
+        });
+        if let Some(coalesced) = self.coalesced {
+            let rows = scenario.load.writers * scenario.load.batch;
+            figures[format!("raw_{rows}_rows_per_tx_events_per_sec")] = json!(coalesced.round());
+            figures[format!("ratio_to_raw_{rows}_rows_per_tx")] =
+                json!(ratio(self.store, coalesced));
+        }
+        if let Some(message_db) = self.message_db {
+            figures["message_db_events_per_sec"] = json!(message_db.round());
+            figures["ratio_to_message_db"] = json!(ratio(self.store, message_db));
+        }
+        figures
+    }
+}

@@ -1,0 +1,145 @@
+//! `runledger-bench http`: the HTTP API under load, served in process on a random local port.
+//!
+//! Two measurements, in a database of its own (dropped at the end):
+//! - the command path (`commands`): 16 clients, each on one keep-alive connection, record runs
+//!   (queue, start, progress reports, complete) over HTTP; then the same commands go through the
+//!   store directly (the `CommandHandler` the API calls, and bare `EventWriter` appends of the
+//!   same events), at 16 concurrent tasks; the figure is events per second and the ratio
+//!   HTTP / direct;
+//! - query latency (`queries`): `--runs` runs are appended whole and projected into the
+//!   OperationRun read model, then one client measures GET run and list pages (first and second
+//!   page) one request at a time, p50 and p99.
+
+mod client;
+mod commands;
+mod queries;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use runledger_api::auth::Role;
+use runledger_api::tokens::{NewToken, create_token};
+use runledger_api::{ApiConfig, AppState};
+use runledger_cli::clock::SystemClock;
+use runledger_cli::database::Database;
+use runledger_core::TenantId;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::database::{drop_database, fresh_database};
+use commands::CommandRates;
+use queries::{QueryLatencies, ReadModel};
+
+/// `runledger-bench http`.
+#[derive(Debug, Args)]
+pub struct HttpBenchArgs {
+    /// Runs in the read model the query latencies are measured over (the targets are stated
+    /// for 1,000,000).
+    #[arg(long, default_value_t = 100_000)]
+    runs: u64,
+    /// Commands each of the 16 clients sends (runs of queue, start, 8 progress reports,
+    /// complete).
+    #[arg(long, default_value_t = 550)]
+    commands_per_client: u64,
+    /// Requests measured per query shape.
+    #[arg(long, default_value_t = 2_000)]
+    samples: usize,
+    /// Seconds the server reuses a token's lookup, as `serve --token-staleness-seconds`
+    /// (docs/adr/0010); 0: a lookup on every request.
+    #[arg(long, default_value_t = 5)]
+    token_staleness_seconds: u64,
+    /// Print one JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+const BENCH_DATABASE: &str = "runledger_bench_http";
+
+/// Runs the bench and prints its figures: lines as each measurement ends, or one JSON object.
+///
+/// # Errors
+/// When the database fails, or a request answers with an error.
+pub async fn run(database: &Database, args: HttpBenchArgs) -> anyhow::Result<()> {
+    let pool = fresh_database(database, BENCH_DATABASE).await?;
+    let token = bench_token(&pool).await?;
+    let address = serve(&pool, Duration::from_secs(args.token_staleness_seconds)).await?;
+    let say = |lines: Vec<String>| {
+        if !args.json {
+            for line in lines {
+                println!("{line}");
+            }
+        }
+    };
+
+    let commands = commands::measure(&pool, address, &token, args.commands_per_client).await?;
+    say(vec![commands.line()]);
+    let read_model = queries::seed(database, &pool, BENCH_DATABASE, args.runs).await?;
+    say(vec![read_model.line()]);
+    let latencies = queries::measure(&pool, address, &token, args.samples).await?;
+    say(latencies.lines());
+
+    if args.json {
+        println!("{}", figures(&args, &commands, &read_model, &latencies));
+    }
+    pool.close().await;
+    drop_database(database, BENCH_DATABASE).await
+}
+
+/// An admin token of tenant 1, for every client of the bench.
+async fn bench_token(pool: &PgPool) -> anyhow::Result<String> {
+    let token = create_token(
+        pool,
+        &NewToken {
+            tenant_id: TenantId::new(1)?,
+            role: Role::Admin,
+            user_id: None,
+            name: "bench".to_owned(),
+        },
+    )
+    .await?;
+    Ok(token.secret)
+}
+
+/// Serves the real app on a random local port, in this process.
+async fn serve(pool: &PgPool, token_staleness: Duration) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let config = ApiConfig {
+        token_staleness,
+        ..ApiConfig::new(&format!("http://{address}"))
+    };
+    let state = AppState::new(pool.clone(), config, std::sync::Arc::new(SystemClock));
+    let app = runledger_api::app(state);
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "the bench server stopped");
+        }
+    });
+    Ok(address)
+}
+
+/// The bench's figures as one JSON object (`--json`).
+fn figures(
+    args: &HttpBenchArgs,
+    commands: &CommandRates,
+    read_model: &ReadModel,
+    latencies: &QueryLatencies,
+) -> Value {
+    json!({
+        "clients": commands::CLIENTS,
+        "token_staleness_seconds": args.token_staleness_seconds,
+        "commands": commands.commands,
+        "http_events_per_second": commands.http.round(),
+        "command_handler_events_per_second": commands.handler.round(),
+        "event_writer_events_per_second": commands.writer.round(),
+        "ratio_http_to_command_handler": (commands.http / commands.handler * 100.0).round() / 100.0,
+        "ratio_http_to_event_writer": (commands.http / commands.writer * 100.0).round() / 100.0,
+        "runs": read_model.runs,
+        "seed_append_seconds": read_model.appended_in.round(),
+        "seed_projection_seconds": read_model.projected_in.round(),
+        "get_run_ms": latencies.get_run.to_json(),
+        "list_first_page_ms": latencies.first_page.to_json(),
+        "list_second_page_ms": latencies.second_page.to_json(),
+    })
+}

@@ -1,0 +1,52 @@
+//! The `runledger-bench` binary: parses the command line, opens the ledger's database server
+//! (`DATABASE_URL` or the embedded PostgreSQL, as `runledger` does) and runs one benchmark.
+
+use clap::{Parser, Subcommand};
+use runledger_bench::{append, audit, http, projections};
+use runledger_cli::database::{Database, DatabaseArgs};
+
+/// runledger-bench: the runledger benchmarks, each in a database of its own on the ledger's
+/// server (figures and targets: docs/performance.md).
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Store appends vs raw inserts: single events at 1, 4 and 16 writers, 100-event batches at 16.
+    Append(append::AppendArgs),
+    /// The OperationRun read model: catch-up throughput over a large log, and append-to-visible
+    /// latency under a steady write load.
+    Projections(projections::ProjectionsBenchArgs),
+    /// The HTTP API: commands at 16 clients against direct store calls; GET run and list page
+    /// latency over a large read model.
+    Http(http::HttpBenchArgs),
+    /// The auditor's tools over a large log: anchor, verify, export, verify the export offline.
+    Audit(audit::AuditBenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    runledger_cli::logging::init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let database = Database::open(&cli.database)?;
+    let result = runtime.block_on(async {
+        match cli.bench {
+            Bench::Append(args) => append::run(&database, args).await,
+            Bench::Projections(args) => projections::run(&database, args).await,
+            Bench::Http(args) => http::run(&database, args).await,
+            Bench::Audit(args) => audit::run(&database, args).await,
+        }
+    });
+    drop(runtime);
+    // Stop the embedded server whatever the outcome, so it shuts down cleanly.
+    database.close()?;
+    result
+}

@@ -1,0 +1,97 @@
+//! The benches measure what they say they measure: tests of the bench harnesses themselves, on
+//! a real database, with short durations (correctness of the harness, not timings).
+//!
+//! Add a test here when a bench's figure depends on how the bench drives its load.
+
+use std::time::{Duration, Instant};
+
+use runledger_bench::append::{Load, Measurement, Way, create_raw_table, measure};
+use runledger_store::EventWriter;
+
+use crate::helpers::fresh_pool;
+
+/// Long enough for every writer to append many times on a loaded machine; the test asserts no
+/// timing, only who appended and when.
+const DURATION: Duration = Duration::from_secs(2);
+
+/// Every writer of `measured` appended, and one instant lies inside every writer's window (from
+/// its first append's start to its last append's return): they appended at once.
+fn assert_appended_at_once(measured: &Measurement, writers: usize) {
+    assert_eq!(measured.writers.len(), writers);
+    for (index, writer) in measured.writers.iter().enumerate() {
+        assert!(
+            writer.events >= 1,
+            "writer {index} appended nothing: {measured:?}"
+        );
+    }
+    let latest_first: Instant = measured
+        .writers
+        .iter()
+        .filter_map(|w| w.first_began)
+        .max()
+        .unwrap();
+    let earliest_last: Instant = measured
+        .writers
+        .iter()
+        .filter_map(|w| w.last_returned)
+        .min()
+        .unwrap();
+    assert!(
+        latest_first < earliest_last,
+        "a writer began only after another had finished: {measured:?}"
+    );
+}
+
+// Regression test for issue 12: `bench append` spawned its writers lazily and awaited them one
+// at a time, so one writer ran the whole period and every "N writers" figure was one writer's.
+#[tokio::test]
+async fn append_bench_store_writers_append_at_once() {
+    let pool = fresh_pool().await;
+    let load = Load {
+        writers: 4,
+        batch: 1,
+    };
+    let way = Way::Store(EventWriter::new(pool.clone()));
+    let measured = measure(&way, load, DURATION).await.unwrap();
+    assert_appended_at_once(&measured, 4);
+    // The figure counts appends that are in the log: each writer's `Progressed` events.
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'Progressed'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let counted: u64 = measured.writers.iter().map(|w| w.events).sum();
+    assert_eq!(stored, i64::try_from(counted).unwrap());
+}
+
+#[tokio::test]
+async fn append_bench_raw_writers_append_at_once_in_batches() {
+    let pool = fresh_pool().await;
+    create_raw_table(&pool).await.unwrap();
+    let load = Load {
+        writers: 4,
+        batch: 3,
+    };
+    let measured = measure(&Way::Raw(pool.clone()), load, DURATION)
+        .await
+        .unwrap();
+    assert_appended_at_once(&measured, 4);
+    assert!(measured.writers.iter().all(|w| w.events % 3 == 0));
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM raw_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let counted: u64 = measured.writers.iter().map(|w| w.events).sum();
+    assert_eq!(stored, i64::try_from(counted).unwrap());
+    // Each writer wrote its own run, one transaction per batch of 3.
+    let runs: i64 = sqlx::query_scalar("SELECT count(DISTINCT run_id) FROM raw_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(runs, 4);
+    let transactions: i64 = sqlx::query_scalar("SELECT count(DISTINCT tx_id) FROM raw_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(transactions, stored / 3);
+}
