@@ -15,8 +15,8 @@ use runledger_store::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use runledger_cli::clock::SystemClock;
 use crate::database::Database;
+use runledger_cli::clock::SystemClock;
 
 /// Names one run of one tenant.
 #[derive(Debug, Args)]

@@ -19,8 +19,8 @@ use runledger_projections::run_projectors;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use runledger_cli::clock::SystemClock;
 use crate::database::Database;
+use runledger_cli::clock::SystemClock;
 
 /// `runledger serve`.
 #[derive(Debug, Args)]

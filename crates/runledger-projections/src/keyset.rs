@@ -35,3 +35,22 @@ pub(crate) fn push_past_page(
         .push_bind(id)
         .push(")");
 }
+
+/// Pushes `LIMIT size + 1`: one row more than the page, which tells whether there is a next
+/// page without a count. [`cut_page`] takes the extra row off again.
+pub(crate) fn push_page_limit(query: &mut QueryBuilder<'_, Postgres>, size: u32) {
+    query.push(" LIMIT ").push_bind(i64::from(size) + 1);
+}
+
+/// The page of at most `size` rows out of `rows` (read with [`push_page_limit`]), and the
+/// position of its last row when a next page follows.
+pub(crate) fn cut_page<T, P>(
+    mut rows: Vec<T>,
+    size: u32,
+    position_of: impl FnOnce(&T) -> P,
+) -> (Vec<T>, Option<P>) {
+    let more = rows.len() > size as usize;
+    rows.truncate(size as usize);
+    let next = rows.last().filter(|_| more).map(position_of);
+    (rows, next)
+}

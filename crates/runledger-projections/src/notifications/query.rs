@@ -7,7 +7,7 @@ use runledger_core::{TenantId, UserId};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::keyset::{Direction, push_past_page};
+use crate::keyset::{Direction, cut_page, push_page_limit, push_past_page};
 
 const NOTICE_COLUMNS: &str = "id, tenant_id, user_id, run_id, kind, title, body, outcome, view_url, created_at, position, read_at";
 
@@ -99,14 +99,10 @@ pub async fn notice_page(
             after.id,
         );
     }
-    // One row more than the page: whether there is a next page, without a count.
-    query
-        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(i64::from(page.size) + 1);
-    let mut notices: Vec<NoticeRow> = query.build_query_as().fetch_all(pool).await?;
-    let more = notices.len() > page.size as usize;
-    notices.truncate(page.size as usize);
-    let next = notices.last().filter(|_| more).map(|last| NoticePosition {
+    query.push(" ORDER BY created_at DESC, id DESC");
+    push_page_limit(&mut query, page.size);
+    let notices: Vec<NoticeRow> = query.build_query_as().fetch_all(pool).await?;
+    let (notices, next) = cut_page(notices, page.size, |last| NoticePosition {
         created_at: last.created_at,
         id: last.id,
     });

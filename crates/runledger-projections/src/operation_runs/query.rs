@@ -11,7 +11,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::row::OperationRunRow;
-use crate::keyset::{Direction, push_past_page};
+use crate::keyset::{Direction, cut_page, push_page_limit, push_past_page};
 
 /// Which runs a list or a count is about (the tenant aside). Every condition given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -185,20 +185,8 @@ impl RunFilter {
                 .push(" AND type LIKE ")
                 .push_bind(format!("{}%", prefix.as_str().replace('_', "\\_")));
         }
-        if !self.statuses.is_empty() {
-            let statuses: Vec<&'static str> = self.statuses.iter().map(|s| s.as_str()).collect();
-            query
-                .push(" AND status = ANY(")
-                .push_bind(statuses)
-                .push(")");
-        }
-        if !self.outcomes.is_empty() {
-            let outcomes: Vec<&'static str> = self.outcomes.iter().map(|o| o.as_str()).collect();
-            query
-                .push(" AND outcome = ANY(")
-                .push_bind(outcomes)
-                .push(")");
-        }
+        push_any_of(query, "status", self.statuses.iter().map(|s| s.as_str()));
+        push_any_of(query, "outcome", self.outcomes.iter().map(|o| o.as_str()));
         if let Some(user) = self.initiator {
             query.push(" AND user_id = ").push_bind(user.get());
         }
@@ -208,6 +196,21 @@ impl RunFilter {
         if let Some(before) = self.created_before {
             query.push(" AND created_at < ").push_bind(before);
         }
+    }
+}
+
+/// Pushes `AND column = ANY(values)`, unless there are no values (then any value passes).
+fn push_any_of(
+    query: &mut QueryBuilder<'_, Postgres>,
+    column: &'static str,
+    values: impl Iterator<Item = &'static str>,
+) {
+    let values: Vec<&'static str> = values.collect();
+    if !values.is_empty() {
+        query
+            .push(format!(" AND {column} = ANY("))
+            .push_bind(values)
+            .push(")");
     }
 }
 
@@ -260,15 +263,9 @@ pub async fn run_page(
         RunOrder::CreatedAsc => " ORDER BY created_at ASC, id ASC",
         RunOrder::CompletedDesc => " ORDER BY completed_at DESC NULLS LAST, id DESC",
     });
-    // One row more than the page: whether there is a next page, without a count.
-    query.push(" LIMIT ").push_bind(i64::from(page.size) + 1);
-    let mut rows: Vec<OperationRunRow> = query.build_query_as().fetch_all(pool).await?;
-    let more = rows.len() > page.size as usize;
-    rows.truncate(page.size as usize);
-    let next = rows
-        .last()
-        .filter(|_| more)
-        .map(|last| page.order.position_of(last));
+    push_page_limit(&mut query, page.size);
+    let rows: Vec<OperationRunRow> = query.build_query_as().fetch_all(pool).await?;
+    let (rows, next) = cut_page(rows, page.size, |last| page.order.position_of(last));
     Ok(RunPage { rows, next })
 }
 
