@@ -2,22 +2,24 @@
 //! queries over the projections.
 //!
 //! [`app`] builds the whole router; the binary and the tests call the same function.
-//! Queries read projections (never fold events at request time, except the audit routes that
-//! replay on purpose); commands go through `runledger_store::CommandHandler`.
+//! Queries read projections through the read models' own typed queries (never fold events at
+//! request time, except the audit routes that replay on purpose); commands go through
+//! `runledger_store::CommandHandler`, stamped with the time of [`AppState::clock`].
 //!
 //! # Layout
-//! - [`auth`]: bearer tokens, roles, tenant checks.
+//! - [`auth`]: bearer tokens, roles, tenant checks ([`auth::Authorized`]).
 //! - [`caller_cache`]: token lookups remembered for a few seconds (docs/adr/0010).
 //! - [`tokens`]: creating and revoking tokens.
 //! - [`error`]: `ApiError` and the problem+json middleware.
 //! - [`extract`]: extractors whose rejections are problems.
 //! - [`idempotency`]: the `Idempotency-Key` header.
 //! - [`run_json`]: the JSON of a run.
-//! - [`operations`]: health, readiness, metrics, the OpenAPI document ([`openapi`]).
+//! - [`openapi`]: every documented route listed once: the router and the OpenAPI document.
+//! - [`operations`]: health, readiness, metrics, and serving the OpenAPI document.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`runs_commands`]: queue, start, progress, complete, dispatch-failed.
-//! - [`runs_queries`]: list, get, count.
-//! - [`page`]: opaque keyset page tokens.
+//! - [`runs_queries`]: list, get, count, over the OperationRun read model's typed queries.
+//! - [`page`]: opaque keyset page tokens (the one owner of their encoding).
 //! - [`notifications`]: the signed-in user's notices.
 //! - [`projections`]: projection status and rebuilds.
 //! - [`audit`]: a run's events, its state as of a version or time, the tenant's log (live: SSE).

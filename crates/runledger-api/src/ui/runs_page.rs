@@ -1,7 +1,7 @@
 //! The runs of a tenant: filters, newest first, cursor pages, and live rows.
 //!
 //! The page runs the OperationRun read model's own list query, with the list route's page
-//! tokens ([`crate::runs_queries::RunList`]); its filter form speaks the browser's language
+//! tokens (`crate::runs_queries::RunList`); its filter form speaks the browser's language
 //! (empty fields, calendar dates) and is turned into the read model's typed filter here. The
 //! type field matches run types by prefix, so `inventory` finds every `inventory.*` run.
 
