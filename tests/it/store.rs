@@ -20,5 +20,7 @@ mod immutability;
 mod chain;
 // Every event variant and its metadata read back from the store as written.
 mod roundtrip;
+// Rows of older schema versions, as older code wrote them, upcast on read: same meaning, same fold.
+mod upcast;
 // The live tail: woken by NOTIFY, in order, per tenant.
 mod tail;

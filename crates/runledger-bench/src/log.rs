@@ -50,6 +50,7 @@ pub(crate) fn queued(
         initiator,
         context: json!({ "source": "bench" }),
         queued_at: Utc::now(),
+        limits: runledger_core::RunLimits::default(),
     })))
 }
 
@@ -57,6 +58,7 @@ pub(crate) fn queued(
 pub(crate) fn started() -> NewEvent {
     bench_event(RunEvent::Started(RunStarted {
         started_at: Utc::now(),
+        worker: None,
     }))
 }
 
@@ -101,6 +103,7 @@ async fn generate(
             outcome: Outcome::Succeeded,
             reason: CompletionReason::Finished,
             failures: Vec::new(),
+            final_counts: None,
             completed_at: Utc::now(),
         })));
         writer.append(tenant, run, 0, &events).await?;

@@ -110,6 +110,7 @@ pub(crate) async fn queue(database: &Database, args: QueueArgs) -> anyhow::Resul
         identity: RunIdentity::new(identity)?,
         initiator,
         context,
+        limits: runledger_core::RunLimits::default(),
         at: SystemClock.now(),
     });
     execute(database, args.tenant, run_id, command).await
@@ -121,6 +122,7 @@ pub(crate) async fn start(database: &Database, args: RunArgs) -> anyhow::Result<
         args.tenant,
         args.run,
         RunCommand::Start(Start {
+            worker: None,
             at: SystemClock.now(),
         }),
     )
@@ -144,6 +146,8 @@ pub(crate) async fn progress(database: &Database, args: ProgressArgs) -> anyhow:
 pub(crate) async fn complete(database: &Database, args: CompleteArgs) -> anyhow::Result<()> {
     let command = RunCommand::Complete(Complete {
         outcome: args.outcome,
+        final_counts: None,
+        failures: Vec::new(),
         at: SystemClock.now(),
     });
     execute(database, args.run.tenant, args.run.run, command).await

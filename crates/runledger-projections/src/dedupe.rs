@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use runledger_core::RunEvent;
 use runledger_store::StoreError;
+use runledger_store::schema::decode_payload;
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -63,11 +64,8 @@ pub async fn rebuild_dedupe_index(pool: &PgPool) -> Result<DedupeRebuild> {
             schema_version,
             reason,
         };
-        if schema_version != RunEvent::SCHEMA_VERSION {
-            return Err(decode_error(format!("unknown schema version {schema_version}")).into());
-        }
-        let RunEvent::Queued(queued) = RunEvent::from_payload("Queued", payload)
-            .map_err(|e| ProjectionError::from(decode_error(e.to_string())))?
+        let RunEvent::Queued(queued) = decode_payload("Queued", schema_version, payload)
+            .map_err(|e| ProjectionError::from(decode_error(e)))?
         else {
             unreachable!("a Queued payload decodes to a Queued event");
         };

@@ -429,7 +429,7 @@ fn event_columns(
                 tenant_id: tenant.get(),
                 version,
                 event_type: new.event.event_type(),
-                schema_version: RunEvent::SCHEMA_VERSION,
+                schema_version: new.event.schema_version(),
                 payload: &payload,
                 metadata: &metadata,
                 recorded_at,
@@ -440,7 +440,7 @@ fn event_columns(
             .versions
             .push(i64::try_from(version).unwrap_or(i64::MAX));
         columns.event_types.push(new.event.event_type());
-        columns.schema_versions.push(RunEvent::SCHEMA_VERSION);
+        columns.schema_versions.push(new.event.schema_version());
         columns.payloads.push(payload);
         columns.metadata.push(metadata);
         columns.prev_hashes.push(prev_hash.to_vec());

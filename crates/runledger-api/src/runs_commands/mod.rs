@@ -67,6 +67,7 @@ pub(crate) async fn queue_run(
                 identity,
                 initiator,
                 context: run_context,
+                limits: runledger_core::RunLimits::default(),
                 at,
             })
         })
@@ -82,7 +83,9 @@ pub(crate) async fn start_run(
     CommandRoute { path, context, .. }: CommandRoute<RunPath, StartBody>,
 ) -> Result<Response, ApiError> {
     context
-        .execute(path.run_id, |at| RunCommand::Start(Start { at }))
+        .execute(path.run_id, |at| {
+            RunCommand::Start(Start { worker: None, at })
+        })
         .await
 }
 
@@ -130,7 +133,12 @@ pub(crate) async fn complete_run(
     let outcome = body.parse()?;
     context
         .execute(path.run_id, |at| {
-            RunCommand::Complete(Complete { outcome, at })
+            RunCommand::Complete(Complete {
+                outcome,
+                final_counts: None,
+                failures: Vec::new(),
+                at,
+            })
         })
         .await
 }

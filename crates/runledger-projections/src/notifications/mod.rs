@@ -223,7 +223,7 @@ impl Projection for Notifications {
                 RunEvent::Completed(_) => {
                     notices.extend(self.completed_notice(projected).await?);
                 }
-                RunEvent::Started(_) | RunEvent::Progressed(_) => {}
+                RunEvent::Started(_) | RunEvent::Progressed(_) | RunEvent::CancelRequested(_) => {}
             }
         }
         tx.boundary("notifications.built")?;

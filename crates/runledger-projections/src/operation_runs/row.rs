@@ -5,7 +5,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use runledger_core::{
-    Initiator, Outcome, RunIdentityHash, RunSnapshot, RunStatus, RunType, TenantId, UserId,
+    Initiator, Outcome, RunIdentityHash, RunLimits, RunSnapshot, RunStatus, RunType, TenantId,
+    UserId,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -99,6 +100,12 @@ impl OperationRunRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version.unsigned_abs(),
+            // Not yet in the read model (issue 13): shown empty until the columns exist.
+            limits: RunLimits::default(),
+            worker: None,
+            last_progress_at: None,
+            cancel_requested: None,
+            completion: None,
         })
     }
 }
