@@ -132,6 +132,17 @@ pub(crate) async fn fresh_pool() -> PgPool {
         .expect("connect to the test database")
 }
 
+/// The machine's clock, for the tests' apps (the binary has its own; a test that steers time
+/// uses a `runledger_core::ManualClock` instead).
+#[derive(Debug)]
+pub(crate) struct WallClock;
+
+impl runledger_core::Clock for WallClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}
+
 /// The store's handles on one fresh database.
 pub(crate) struct TestStore {
     pub(crate) pool: PgPool,

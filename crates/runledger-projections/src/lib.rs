@@ -22,14 +22,16 @@
 //! - [`projector`]: [`Projector`]: step, catch up, run; leadership; poison events.
 //! - [`registry`]: versions and their schemas; switch, rebuild, cancel, skip.
 //! - [`status`]: [`status`](status::status) and lag; [`has_passed`] for read-your-writes.
-//! - [`operation_runs`]: the OperationRun read model.
-//! - [`notifications`]: the notification feed.
+//! - [`operation_runs`]: the OperationRun read model, its rows and its queries.
+//! - [`notifications`]: the notification feed and its queries.
+//! - `keyset`: the keyset page condition both read models' lists share.
 //! - [`dedupe`]: rebuilding the inline dedupe index from the log.
 //! - [`runtime`]: the known projections, and running them all.
 //! - [`error`]: [`ProjectionError`] and [`ApplyError`].
 
 pub mod dedupe;
 pub mod error;
+pub(crate) mod keyset;
 pub mod notifications;
 pub mod operation_runs;
 pub mod projection;
