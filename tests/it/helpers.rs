@@ -132,6 +132,17 @@ pub(crate) async fn fresh_pool() -> PgPool {
         .expect("connect to the test database")
 }
 
+/// The machine's clock, for the tests' apps (the binary has its own; a test that steers time
+/// uses a `runledger_core::ManualClock` instead).
+#[derive(Debug)]
+pub(crate) struct WallClock;
+
+impl runledger_core::Clock for WallClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}
+
 /// The store's handles on one fresh database.
 pub(crate) struct TestStore {
     pub(crate) pool: PgPool,
@@ -452,6 +463,22 @@ pub(crate) mod verbs {
             failures: Vec::new(),
             reported_at: at(2),
         })
+    }
+
+    /// The events (with fresh ids) of a new run's `Queue`, as the writer takes them.
+    pub(crate) fn queue_events(
+        tenant_id: TenantId,
+        run_id: RunId,
+        identity: serde_json::Value,
+    ) -> Vec<NewEvent> {
+        runledger_core::decide(
+            &runledger_core::Run::Unqueued,
+            queue(tenant_id, run_id, identity),
+        )
+        .expect("a new run may be queued")
+        .into_iter()
+        .map(new_event)
+        .collect()
     }
 
     /// `event` with a fresh event id, as the writer takes it.

@@ -12,6 +12,12 @@ mod dedupe_rebuild;
 mod idempotency;
 // The command path under contention: unpinned retries add up exactly; pinned versions conflict.
 mod command_concurrency;
+// Group commit: appends that share a group each keep their own outcome; lost connections.
+mod group_commit;
+// The writer's connection lost mid-group: killed, its answer cut, the database out of reach.
+mod lost_connection;
+// No hot statement is planned as a sequential scan of the log, on a small or a large log.
+mod plans;
 // Safe log order, deterministically: a reader never passes a writer that is still open.
 mod ordering;
 // Safe log order under stress: racing writers, late commits and rollbacks; a live tail reads all.

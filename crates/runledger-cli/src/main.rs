@@ -6,6 +6,8 @@
 //! # Layout
 //! - `database` (in the crate's library, shared with `runledger-bench`): `DATABASE_URL`, or the
 //!   embedded PostgreSQL in `--data-dir`.
+//! - `clock` (in the crate's library, shared with `runledger-bench`): the system clock, where
+//!   the time of commands enters.
 //! - `run_commands`: `queue`, `start`, `progress`, `complete`, `dispatch-failed`, `show`.
 //! - `projections`: `runledger projections`, `rebuild`, `project`: operating the read models.
 //! - `serve`: the HTTP API and the projectors, until SIGINT/SIGTERM.

@@ -26,7 +26,9 @@
 //! - [`operation_run`]: the seed's OperationRun JSON of a run's state.
 //! - [`view_url`](mod@view_url): the address of a run's page.
 //! - [`error`]: rejections and parse errors.
+//! - [`clock`]: the [`Clock`] seam time enters through, and a [`ManualClock`] for tests.
 
+pub mod clock;
 pub mod command;
 pub mod counts;
 pub mod error;
@@ -43,6 +45,7 @@ pub mod status;
 pub mod view_url;
 pub mod worker;
 
+pub use clock::{Clock, ManualClock};
 pub use command::{
     Cancel, CommandKind, Complete, DispatchFailed, QueueRun, ReportProgress, RunCommand, Start,
     TimeOut,

@@ -25,12 +25,14 @@
 //!   and poison events in files of their own.
 //! - [`registry`]: versions and their schemas; switch, rebuild, cancel, skip.
 //! - [`status`](mod@status): [`status`](status::status) and lag; [`has_passed`] for read-your-writes.
-//! - [`operation_runs`]: the OperationRun read model.
-//! - [`notifications`]: the notification feed.
+//! - [`operation_runs`]: the OperationRun read model, its rows and its queries.
+//! - [`notifications`]: the notification feed and its queries.
+//! - `keyset`: the keyset page condition both read models' lists share.
 //! - [`runtime`]: the known projections, and running them all.
 //! - [`error`]: [`ProjectionError`] and [`ApplyError`].
 
 pub mod error;
+pub(crate) mod keyset;
 pub mod notifications;
 pub mod operation_runs;
 pub mod projection;

@@ -55,6 +55,11 @@ pub enum StoreError {
     /// event ids, which is safe.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The connection was lost while the append committed, and the database could not be
+    /// reached again to learn whether it did: its events may or may not be stored. Re-sending
+    /// the same event ids is safe: it stores them once, or returns where they were stored.
+    #[error("the outcome of the append is unknown: the connection was lost while it committed")]
+    OutcomeUnknown,
 }
 
 /// A command that was not carried out.

@@ -13,7 +13,7 @@
 //! # Layout
 //! - [`schema`]: the stored event envelope, metadata, and decoding with upcasting.
 //! - [`chain`]: the per-run SHA-256 hash chain and its verification.
-//! - [`append`]: the write side, [`EventWriter::append`].
+//! - [`append`]: the write side, [`EventWriter::append`], group-committed by one writer task.
 //! - [`read`]: [`EventReader`]: one stream, or the log in safe order from a [`LogCursor`];
 //!   counts and probes of the log, each answered from its indexes.
 //! - [`walk`]: [`LogWalk`]: the log batch by batch with the next batch read ahead, up to a
@@ -33,7 +33,7 @@ pub mod schema;
 pub mod tail;
 pub mod walk;
 
-pub use append::{AppendOutcome, EventWriter, NewEvent};
+pub use append::{AppendOutcome, EventWriter, NewEvent, WriterConfig, WriterStats};
 pub use command::{CommandHandler, CommandOutcome, CommandRequest, ExpectedVersion};
 pub use dedupe::{DedupeRebuild, rebuild_dedupe_index};
 pub use error::{CommandError, StoreError};
