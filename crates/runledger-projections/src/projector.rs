@@ -363,7 +363,7 @@ impl<P: Projection> Projector<P> {
             };
             tokio::select! {
                 () = &mut shutdown => break,
-                // A notification, a listener error (it connections on the next call) or the
+                // A notification, a listener error (it reconnects on the next call) or the
                 // timeout: each leads to one more step.
                 _ = tokio::time::timeout(wait, listener.try_recv()) => {}
             }
