@@ -251,6 +251,46 @@ const COUNT_AFTER: Scoped = Scoped {
     tenant: count_after!("tenant_id = $4 AND "),
 };
 
+/// One run's events after version `$3`, if the run `$1` belongs to tenant `$2`.
+const READ_STREAM: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE run_id = $1 AND tenant_id = $2 AND version > $3 ORDER BY version"
+);
+
+/// How many events lie after the cursor, and the first one's `recorded_at`. The count reads the
+/// index only; the time is one index entry and its row (`min(recorded_at)` over all of them
+/// would read every row of the lag).
+const LAG: &str = concat!(
+    "SELECT (",
+    count_after!(""),
+    "), (SELECT recorded_at FROM events WHERE ",
+    after_cursor!(),
+    " ORDER BY tx_id, position LIMIT 1)"
+);
+
+/// The transaction of the event at position `$1` (the primary key).
+const CURSOR_OF: &str = "SELECT tx_id::text::bigint FROM events WHERE position = $1";
+
+/// How many events after the cursor are at or above the horizon (held back by a transaction
+/// still running), counted like [`count_after!`] (with `$3` no bound).
+const BLOCKED: &str = count_after!("tx_id >= pg_snapshot_xmin(pg_current_snapshot()) AND ");
+
+/// Every statement the store reads `events` with (reads of the log, its probes and counts),
+/// by name: for the test that EXPLAINs them as generic plans (`tests/it/store/plans.rs`).
+pub const READ_STATEMENTS: [(&str, &str); 10] = [
+    ("read_stream", READ_STREAM),
+    ("read_log", READ_LOG.all),
+    ("read_log of a tenant", READ_LOG.tenant),
+    ("has_events_after", FIRST_AFTER.all),
+    ("has_events_after of a tenant", FIRST_AFTER.tenant),
+    ("count_events", COUNT_AFTER.all),
+    ("count_events of a tenant", COUNT_AFTER.tenant),
+    ("lag", LAG),
+    ("cursor_of", CURSOR_OF),
+    ("blocked_events", BLOCKED),
+];
+
 /// A lag: the committed events after a cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lag {
@@ -305,16 +345,12 @@ impl EventReader {
         run: RunId,
         version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events WHERE run_id = $1 AND tenant_id = $2 AND version > $3 ORDER BY version"
-        ))
-        .bind(run.as_uuid())
-        .bind(tenant.get())
-        .bind(as_bigint(version))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<EventRow> = sqlx::query_as(READ_STREAM)
+            .bind(run.as_uuid())
+            .bind(tenant.get())
+            .bind(as_bigint(version))
+            .fetch_all(&self.pool)
+            .await?;
         into_events(rows)
     }
 
@@ -384,20 +420,12 @@ impl EventReader {
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
     pub async fn lag(&self, after: LogCursor) -> Result<Lag, StoreError> {
-        // The count reads the index only; the time is the first event's, one index entry and
-        // its row. (`min(recorded_at)` over all of them would read every row of the lag.)
-        let (events, first_recorded_at): (i64, Option<DateTime<Utc>>) = sqlx::query_as(concat!(
-            "SELECT (",
-            count_after!(""),
-            "), (SELECT recorded_at FROM events WHERE ",
-            after_cursor!(),
-            " ORDER BY tx_id, position LIMIT 1)"
-        ))
-        .bind(after.tx_id.to_string())
-        .bind(after.position)
-        .bind(i64::MAX)
-        .fetch_one(&self.pool)
-        .await?;
+        let (events, first_recorded_at): (i64, Option<DateTime<Utc>>) = sqlx::query_as(LAG)
+            .bind(after.tx_id.to_string())
+            .bind(after.position)
+            .bind(i64::MAX)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(Lag {
             events: events.unsigned_abs(),
             first_recorded_at,
@@ -410,11 +438,10 @@ impl EventReader {
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
     pub async fn cursor_of(&self, position: i64) -> Result<Option<LogCursor>, StoreError> {
-        let tx_id: Option<i64> =
-            sqlx::query_scalar("SELECT tx_id::text::bigint FROM events WHERE position = $1")
-                .bind(position)
-                .fetch_optional(&self.pool)
-                .await?;
+        let tx_id: Option<i64> = sqlx::query_scalar(CURSOR_OF)
+            .bind(position)
+            .fetch_optional(&self.pool)
+            .await?;
         // Transaction ids are never negative (`xid8` values fit in 63 bits for ages to come).
         Ok(tx_id.map(|tx_id| LogCursor {
             tx_id: tx_id.unsigned_abs(),
@@ -434,21 +461,17 @@ impl EventReader {
     }
 
     /// How many committed events lie after `cursor` but behind the oldest running transaction:
-    /// the events a reader is kept from by a long-open writer (a lag metric). Both bounds are on
-    /// the index's leading column, so the count reads only those events' index entries.
+    /// the events a reader is kept from by a long-open writer (a lag metric).
     ///
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
     pub async fn blocked_events(&self, after: LogCursor) -> Result<i64, StoreError> {
-        let blocked: i64 = sqlx::query_scalar(concat!(
-            "SELECT count(*) FROM events WHERE ",
-            after_cursor!(),
-            " AND tx_id >= pg_snapshot_xmin(pg_current_snapshot())"
-        ))
-        .bind(after.tx_id.to_string())
-        .bind(after.position)
-        .fetch_one(&self.pool)
-        .await?;
+        let blocked: i64 = sqlx::query_scalar(BLOCKED)
+            .bind(after.tx_id.to_string())
+            .bind(after.position)
+            .bind(i64::MAX)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(blocked)
     }
 }
