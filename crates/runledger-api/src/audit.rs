@@ -6,8 +6,6 @@
 //! sees what the command path and the projections would have seen.
 
 use std::convert::Infallible;
-use std::future;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -20,8 +18,7 @@ pub use runledger_audit::AuditEvent;
 use runledger_audit::format::rfc3339;
 use runledger_audit::replay::{PointInTime, ReplayError, state_at};
 use runledger_core::TenantId;
-use runledger_store::tail::tail;
-use runledger_store::{EventReader, LogCursor, RecordedEvent};
+use runledger_store::{LogCursor, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -32,6 +29,7 @@ use crate::AppState;
 use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
+use crate::live::{resume_cursor, tenant_log};
 use crate::run_json::run_json;
 
 /// The routes of this module.
@@ -41,9 +39,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(run_state))
         .routes(routes!(tenant_events))
 }
-
-/// How often a live tail looks at the log when no `NOTIFY` woke it (notifications can be lost).
-const LIVE_POLL: Duration = Duration::from_secs(1);
 
 /// Page size of the tenant log when `limit` is not given, and the largest one allowed.
 const DEFAULT_LIMIT: u32 = 100;
@@ -228,19 +223,8 @@ async fn tenant_events(
                 "applies to pages, not to the live stream",
             ));
         }
-        // A reconnecting EventSource repeats the URL it first opened (with its `after`) and adds
-        // the id of the last event it received: that header is where it really is.
-        let last_event_id = headers
-            .get("last-event-id")
-            .map(|value| {
-                value
-                    .to_str()
-                    .map_err(|_| ApiError::bad_field("Last-Event-ID", "is not a log cursor"))
-                    .and_then(|text| parse_cursor("Last-Event-ID", text))
-            })
-            .transpose()?;
-        let from = last_event_id.unwrap_or(after);
-        return Ok(live_events(state.reader.clone(), from, tenant_id).into_response());
+        let from = resume_cursor(&headers, Some(after))?.unwrap_or(after);
+        return Ok(live_events(&state, from, tenant_id).into_response());
     }
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,
@@ -288,21 +272,14 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
 /// Each event's SSE `id` is its cursor, so a client that connections with `Last-Event-ID`
 /// resumes exactly after the last event it received: the safe log order guarantees that
 /// nothing committed later can appear behind that cursor, so it misses and repeats nothing.
-/// A failed read ends the response (logged); the client connections and resumes the same way.
+/// A failed read ends the response (logged); the client reconnects and resumes the same way.
+/// The stream is a subscriber of the process's live hub: it holds no connection while it waits.
 fn live_events(
-    reader: EventReader,
+    state: &AppState,
     from: LogCursor,
     tenant: TenantId,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let events = tail(reader, from, Some(tenant), LIVE_POLL).scan((), |(), next| {
-        future::ready(match next {
-            Ok(event) => Some(Ok(sse_event(&event))),
-            Err(error) => {
-                tracing::error!(error.cause_chain = ?error, error.message = %error, "live tail failed");
-                None
-            }
-        })
-    });
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+    let events = tenant_log(state, tenant, from).map(|event| Ok(sse_event(&event)));
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 

@@ -22,6 +22,7 @@
 //! - [`page`]: opaque keyset page tokens (the one owner of their encoding).
 //! - [`notifications`]: the signed-in user's notices.
 //! - [`projections`]: projection status and rebuilds.
+//! - [`live`]: the process's live hub fanned out to SSE streams (no connection per client).
 //! - [`audit`]: a run's events, its state as of a version or time, the tenant's log (live: SSE).
 //! - [`evidence`]: a run's chain verified, the tenant's log exported as NDJSON.
 //! - [`ui`]: the monitoring pages under `/ui`, over the same queries.
@@ -33,6 +34,7 @@ pub mod error;
 pub mod evidence;
 pub mod extract;
 pub mod idempotency;
+pub mod live;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
@@ -52,6 +54,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use runledger_core::{Clock, RunId, TenantId};
+use runledger_projections::LiveLog;
 use runledger_store::{CommandHandler, EventReader, EventWriter};
 use sqlx::PgPool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -71,6 +74,9 @@ pub struct ApiConfig {
     /// How long a token's lookup is reused: the longest a revoked token may still be accepted
     /// (docs/adr/0010). Zero looks the token up on every request.
     pub token_staleness: Duration,
+    /// The longest the process's live hub goes without looking at the log and the projections'
+    /// positions when no notification came (docs/adr/0017).
+    pub live_poll: Duration,
 }
 
 impl ApiConfig {
@@ -81,10 +87,12 @@ impl ApiConfig {
             max_read_wait: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,
             token_staleness: Duration::from_secs(5),
+            live_poll: Duration::from_secs(1),
         }
     }
 
-    /// The projections' settings that must agree with the API's (the notices' links).
+    /// The projections' settings that must agree with the API's (the notices' links). (A process
+    /// that serves the API also gives its projectors its [`AppState::live`].)
     pub fn projections(&self) -> runledger_projections::ProjectionsConfig {
         runledger_projections::ProjectionsConfig {
             base_url: self.view_base_url.clone(),
@@ -116,6 +124,9 @@ pub struct AppState {
     pub callers: CallerCache,
     /// Settings.
     pub config: ApiConfig,
+    /// The process's one listener and log follower, and the projections' published positions:
+    /// what every live client (SSE streams, read-your-writes waits) subscribes to.
+    pub live: LiveLog,
     /// Where the time of commands (and of the pages' "3 minutes ago") comes from: the binary's
     /// system clock, or a test's manual one. The API reads no other clock for them.
     pub clock: Arc<dyn Clock>,
@@ -123,10 +134,11 @@ pub struct AppState {
 
 impl AppState {
     /// The state of an API over the ledger database `pool`, with its reader and its command
-    /// path, reading time from `clock`.
+    /// path, reading time from `clock`; starts the process's live hub.
     pub fn new(pool: PgPool, config: ApiConfig, clock: Arc<dyn Clock>) -> Self {
         let reader = EventReader::new(pool.clone());
         Self {
+            live: LiveLog::start(&pool, config.live_poll),
             commands: CommandHandler::new(reader.clone(), EventWriter::new(pool.clone())),
             reader,
             pool,

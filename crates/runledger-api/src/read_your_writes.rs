@@ -1,5 +1,6 @@
 //! Read-your-writes: a query with `min_position` waits (bounded) until the OperationRun read
-//! model has applied that log position, else answers 503 `projection-behind`.
+//! model has applied that log position, else answers 503 `projection-behind`. The wait costs no
+//! query while it waits: it wakes on the read model's published position (docs/adr/0017).
 
 use runledger_projections::{OPERATION_RUNS, status, wait_until_passed};
 
@@ -23,6 +24,7 @@ pub async fn wait_for(state: &AppState, position: Option<i64>) -> Result<(), Api
     }
     let passed = wait_until_passed(
         &state.pool,
+        &state.live.published,
         OPERATION_RUNS,
         position,
         state.config.max_read_wait,

@@ -34,6 +34,7 @@ impl ProjectionConfigArgs {
                 poll: Duration::from_secs_f64(self.poll_seconds.max(0.01)),
                 ..ProjectorOptions::default()
             },
+            live: None,
         }
     }
 }

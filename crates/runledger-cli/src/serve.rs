@@ -15,7 +15,7 @@ use runledger_api::tokens::{NewToken, create_token};
 use runledger_api::{ApiConfig, AppState};
 use runledger_audit::{AnchorPolicy, run_anchoring};
 use runledger_core::TenantId;
-use runledger_projections::run_projectors;
+use runledger_projections::{ProjectionsConfig, run_projectors};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -54,6 +54,12 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
     };
     let projections = config.projections();
     let state = AppState::new(pool.clone(), config, Arc::new(SystemClock));
+    // One listener for the whole process: the projectors wake on the API's hub and publish to
+    // the positions its live clients wait on.
+    let projections = ProjectionsConfig {
+        live: Some(state.live.clone()),
+        ..projections
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -23,6 +23,8 @@
 //! - [`projection`]: the [`Projection`] trait, [`Definition`] and fingerprints, fail points.
 //! - [`projector`]: [`Projector`]: step, catch up, run; with its leadership, batch application
 //!   and poison events in files of their own.
+//! - [`published`]: [`Published`] positions of each projection after every committed batch (in
+//!   process and by `NOTIFY`), and [`LiveLog`], a process's hub and positions together.
 //! - [`registry`]: versions and their schemas; switch, rebuild, cancel, skip.
 //! - [`status`](mod@status): [`status`](status::status) and lag; [`has_passed`] for read-your-writes.
 //! - [`operation_runs`]: the OperationRun read model, its rows and its queries.
@@ -37,6 +39,7 @@ pub mod notifications;
 pub mod operation_runs;
 pub mod projection;
 pub mod projector;
+pub mod published;
 pub mod registry;
 pub mod runtime;
 pub mod status;
@@ -48,6 +51,7 @@ pub use projection::{
     ApplyTx, Definition, FailPoint, Injected, ProjectedEvent, Projection, PublicView,
 };
 pub use projector::{Projector, ProjectorOptions, ProjectorStats, StepOutcome};
+pub use published::{Applied, LiveLog, POSITIONS_CHANNEL, Position, Published};
 pub use registry::{
     ProjectionVersion, RebuildStarted, VersionStatus, cancel_rebuild, rebuild, skip, version,
 };

@@ -24,12 +24,12 @@ use std::future::Future;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use runledger_store::{EVENTS_CHANNEL, EventReader, LogWalk};
+use runledger_store::{EventReader, HubConfig, LogHub, LogWalk};
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 
 use crate::error::Result;
 use crate::projection::{Definition, FailPoint, Projection};
+use crate::published::{LiveLog, Published};
 use crate::registry::{self, Prepared, ProjectionVersion, VersionStatus};
 use batch::BatchResult;
 use leadership::{Lead, Leadership};
@@ -146,6 +146,10 @@ pub struct Projector<P> {
     /// Each live version's walk of the log, by version id; it is where the version's
     /// checkpoint is, unless another projector moved the checkpoint (then it starts afresh).
     walks: HashMap<i64, LogWalk>,
+    /// Where committed batches of the active version are published.
+    published: Published,
+    /// The process's hub, whose wakes the run loop waits on (else it starts one of its own).
+    hub: Option<LogHub>,
     stats: ProjectorStats,
 }
 
@@ -153,6 +157,7 @@ impl<P: Projection> Projector<P> {
     /// A projector of `projection` on `pool`; it does nothing until stepped or run.
     pub fn new(pool: PgPool, projection: P, options: ProjectorOptions) -> Self {
         let definition = projection.definition();
+        let reader_pool = pool.clone();
         Self {
             reader: EventReader::new(pool.clone()),
             pool,
@@ -163,8 +168,19 @@ impl<P: Projection> Projector<P> {
             prepared: false,
             housekeeping_at: None,
             walks: HashMap::new(),
+            published: Published::new(reader_pool),
+            hub: None,
             stats: ProjectorStats::default(),
         }
+    }
+
+    /// This projector, woken by the process's hub and publishing its batches to the process's
+    /// positions (instead of a listener and positions of its own).
+    #[must_use]
+    pub fn live(mut self, live: &LiveLog) -> Self {
+        self.published = live.published.clone();
+        self.hub = Some(live.hub.clone());
+        self
     }
 
     /// The projection's definition (name, fingerprint, views).
@@ -281,6 +297,10 @@ impl<P: Projection> Projector<P> {
         if let Some(building) = caught_up_building
             && registry::switch(&self.pool, &self.definition, building).await?
         {
+            // Waiters now wait on the new version's checkpoint.
+            if let Err(error) = self.published.refresh(self.definition.name).await {
+                tracing::warn!(projection = self.definition.name, %error, "could not publish a switch");
+            }
             return Ok(StepOutcome::Switched { version: building });
         }
         Ok(match (applied, halted) {
@@ -314,21 +334,31 @@ impl<P: Projection> Projector<P> {
         Ok(false)
     }
 
-    /// Runs until `shutdown` completes: catches up, then waits for the store's notification or
-    /// the poll interval; a standby projector takes over within the poll interval when the
-    /// leader goes away. A step under way when `shutdown` completes finishes (commits or rolls
-    /// back) first. Gives up the leader lock before it returns.
+    /// Runs until `shutdown` completes: catches up, then waits for a wake of the process's hub
+    /// (an append's notification, or its poll interval) or its own poll interval; a standby
+    /// projector takes over within the poll interval when the leader goes away. A step under
+    /// way when `shutdown` completes finishes (commits or rolls back) first. Gives up the leader
+    /// lock before it returns.
     ///
     /// # Errors
-    /// [`ProjectionError::Database`](crate::ProjectionError::Database) when it cannot listen for
-    /// notifications at the start; failures of steps are logged and retried.
+    /// None so far: failures of steps are logged and retried.
     pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let mut shutdown = pin!(shutdown);
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(EVENTS_CHANNEL).await?;
         let poll = self.options.poll;
+        let hub = self.hub.clone().unwrap_or_else(|| {
+            LogHub::start(
+                self.reader.clone(),
+                HubConfig {
+                    poll,
+                    ..HubConfig::default()
+                },
+            )
+        });
+        let mut wakes = hub.wakes();
         let mut held_back_pause = HELD_BACK_PAUSE;
         loop {
+            // Seen before the step: a wake during it leads to another step at once.
+            wakes.borrow_and_update();
             // Shutdown is checked between steps, never during one: a step cancelled while its
             // commit is in flight may have committed without this projector knowing it (its
             // stats would miss the batch); a step is one bounded batch, so it ends soon.
@@ -363,9 +393,8 @@ impl<P: Projection> Projector<P> {
             };
             tokio::select! {
                 () = &mut shutdown => break,
-                // A notification, a listener error (it reconnects on the next call) or the
-                // timeout: each leads to one more step.
-                _ = tokio::time::timeout(wait, listener.try_recv()) => {}
+                // A wake or the timeout: each leads to one more step.
+                _ = tokio::time::timeout(wait, wakes.changed()) => {}
             }
         }
         self.release().await;

@@ -163,19 +163,19 @@ pub(crate) async fn versions(
     Ok(rows.into_iter().map(ProjectionVersion::from).collect())
 }
 
-/// The checkpoint of `projection`'s active version, if it has one.
+/// The registry id and checkpoint of `projection`'s active version, if it has one.
 pub(crate) async fn active_checkpoint(
     pool: &PgPool,
     projection: &str,
-) -> Result<Option<LogCursor>> {
-    let checkpoint: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT checkpoint_tx_id, checkpoint_position FROM projection_versions \
+) -> Result<Option<(i64, LogCursor)>> {
+    let checkpoint: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT id, checkpoint_tx_id, checkpoint_position FROM projection_versions \
          WHERE projection = $1 AND status = 'active'",
     )
     .bind(projection)
     .fetch_optional(pool)
     .await?;
-    Ok(checkpoint.map(|(tx_id, position)| cursor(tx_id, position)))
+    Ok(checkpoint.map(|(id, tx_id, position)| (id, cursor(tx_id, position))))
 }
 
 /// Runs SQL built at run time (DDL, with identifiers this crate made), possibly several

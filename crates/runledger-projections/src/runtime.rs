@@ -10,6 +10,7 @@ use crate::notifications::Notifications;
 use crate::operation_runs::OperationRuns;
 use crate::projection::{Definition, Projection};
 use crate::projector::{Projector, ProjectorOptions};
+use crate::published::LiveLog;
 
 /// How the projections are configured.
 #[derive(Debug, Clone)]
@@ -18,6 +19,9 @@ pub struct ProjectionsConfig {
     pub base_url: String,
     /// How each projector runs.
     pub options: ProjectorOptions,
+    /// The process's hub and positions, when the process has one (`serve` shares its API's);
+    /// else [`run_projectors`] starts one for its projectors.
+    pub live: Option<LiveLog>,
 }
 
 /// The notification feed's base URL when none is configured.
@@ -28,6 +32,7 @@ impl Default for ProjectionsConfig {
         Self {
             base_url: DEFAULT_BASE_URL.to_owned(),
             options: ProjectorOptions::default(),
+            live: None,
         }
     }
 }
@@ -75,13 +80,19 @@ pub async fn run_projectors(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let (stop, stopped) = watch::channel(false);
+    // One listener for both projectors (and the API's live clients, when it is `serve`'s).
+    let live = config
+        .live
+        .clone()
+        .unwrap_or_else(|| LiveLog::start(&pool, config.options.poll));
     let tasks = [
         spawn(
             Projector::new(
                 pool.clone(),
                 config.operation_runs(),
                 config.options.clone(),
-            ),
+            )
+            .live(&live),
             stopped.clone(),
         ),
         spawn(
@@ -89,7 +100,8 @@ pub async fn run_projectors(
                 pool.clone(),
                 config.notifications(&pool),
                 config.options.clone(),
-            ),
+            )
+            .live(&live),
             stopped,
         ),
     ];

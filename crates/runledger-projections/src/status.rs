@@ -9,6 +9,7 @@ use sqlx::PgPool;
 
 use crate::error::Result;
 use crate::projector::leadership::is_led;
+use crate::published::Published;
 use crate::registry::{self, ProjectionVersion, VersionRow, VersionStatus, version_columns};
 
 /// The state of a projection, as its status shows it.
@@ -208,39 +209,44 @@ pub async fn has_passed(pool: &PgPool, projection: &str, position: i64) -> Resul
 async fn has_passed_cursor(pool: &PgPool, projection: &str, event: LogCursor) -> Result<bool> {
     Ok(registry::active_checkpoint(pool, projection)
         .await?
-        .is_some_and(|checkpoint| event <= checkpoint))
+        .is_some_and(|(_, checkpoint)| event <= checkpoint))
 }
 
-/// How often [`wait_until_passed`] looks again.
-const PASSED_POLL: Duration = Duration::from_millis(10);
-
 /// Waits, at most `timeout`, until [`has_passed`] is true; returns whether it became true.
+///
+/// It finds the event's place in the log once (one read), then waits on the projection's
+/// position as `published` has it, without a query while it waits: it wakes when a projector
+/// commits the batch (in this process at once, from another one by its notice).
 ///
 /// # Errors
 /// [`crate::ProjectionError::Database`] when the database fails.
 pub async fn wait_until_passed(
     pool: &PgPool,
+    published: &Published,
     projection: &str,
     position: i64,
     timeout: Duration,
 ) -> Result<bool> {
     let reader = EventReader::new(pool.clone());
     let deadline = Instant::now() + timeout;
-    // An event's place in the log never changes: once found, only the checkpoint is looked at.
-    let mut event = None;
-    loop {
-        if event.is_none() {
-            event = reader.cursor_of(position).await?;
+    let mut applied = published.applied();
+    // A position no committed event has yet: look again whenever a projection moves.
+    let event = loop {
+        if let Some(event) = reader.cursor_of(position).await? {
+            break event;
         }
-        if let Some(event) = event
-            && has_passed_cursor(pool, projection, event).await?
+        if tokio::time::timeout_at(deadline.into(), applied.recv())
+            .await
+            .is_err()
         {
-            return Ok(true);
-        }
-        let now = Instant::now();
-        if now >= deadline {
             return Ok(false);
         }
-        tokio::time::sleep(PASSED_POLL.min(deadline - now)).await;
-    }
+    };
+    published
+        .wait_for(
+            projection,
+            event,
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .await
 }

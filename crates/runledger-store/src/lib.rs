@@ -18,7 +18,9 @@
 //!   counts and probes of the log, each answered from its indexes.
 //! - [`walk`]: [`LogWalk`]: the log batch by batch with the next batch read ahead, up to a
 //!   [`Horizon`] or on as it grows (projectors, the tail, verifications, exports, anchors).
-//! - [`tail`]: a live stream of the log, woken by `LISTEN/NOTIFY` with a polling fallback.
+//! - [`hub`]: [`LogHub`], the process's one listener (`LISTEN/NOTIFY` with a polling fallback)
+//!   and one follower of the log, fanned out to every live reader of the process.
+//! - [`tail`]: a live stream of the log for one reader on its own, through a hub of its own.
 //! - [`dedupe`]: rebuilding the inline dedupe index (`active_runs`) from the log.
 //! - [`command`]: the command path: load, decide, append, retry on conflicts.
 //! - [`error`]: [`StoreError`] and [`CommandError`].
@@ -28,6 +30,7 @@ pub mod chain;
 pub mod command;
 pub mod dedupe;
 pub mod error;
+pub mod hub;
 pub mod read;
 pub mod schema;
 pub mod tail;
@@ -37,6 +40,7 @@ pub use append::{AppendOutcome, EventWriter, NewEvent, WriterConfig, WriterStats
 pub use command::{CommandHandler, CommandOutcome, CommandRequest, ExpectedVersion};
 pub use dedupe::{DedupeRebuild, rebuild_dedupe_index};
 pub use error::{CommandError, StoreError};
+pub use hub::{HubConfig, LogHub, Notice};
 pub use read::{EventReader, Lag, LogCursor};
 pub use schema::{EventMetadata, RecordedEvent};
 pub use walk::{Horizon, LogWalk};

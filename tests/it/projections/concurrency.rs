@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use runledger_core::{Run, decide};
 use runledger_projections::{
-    NOTIFICATIONS, Notifications, OPERATION_RUNS, Projector, has_passed, wait_until_passed,
+    LiveLog, NOTIFICATIONS, Notifications, OPERATION_RUNS, Projector, has_passed, wait_until_passed,
 };
 use runledger_store::chain::GENESIS;
 use serde_json::json;
@@ -108,9 +108,11 @@ async fn every_committed_event_is_projected_exactly_once_under_concurrent_writer
         .fetch_one(&store.pool)
         .await
         .unwrap();
+    // The projectors publish to positions of their own; these hear them by their notices.
+    let published = LiveLog::start(&store.pool, Duration::from_secs(1)).published;
     for projection in [OPERATION_RUNS, NOTIFICATIONS] {
         assert!(
-            wait_until_passed(&store.pool, projection, last, LOG_WAIT)
+            wait_until_passed(&store.pool, &published, projection, last, LOG_WAIT)
                 .await
                 .unwrap(),
             "{projection} passed the last event"

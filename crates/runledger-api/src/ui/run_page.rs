@@ -21,7 +21,7 @@ use runledger_store::LogCursor;
 use serde::Deserialize;
 
 use super::Nav;
-use super::live::{projected_events, start_cursor};
+use super::live::start_cursor;
 use super::page_error::{ForPage, PageError};
 use super::read_model::{Banner, ReadModel};
 use super::runs_page::run_view;
@@ -31,6 +31,7 @@ use crate::AppState;
 use crate::auth::{Authorized, Role, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath};
+use crate::live::projected_events;
 
 /// The verifier's verdict on the run's chain.
 #[derive(Debug)]
@@ -185,7 +186,7 @@ pub async fn live_run(
     let from = start_cursor(&headers, query.after.as_deref())?;
     let RunPath { tenant_id, run_id } = path;
     let updates = async_stream::stream! {
-        let events = projected_events(state.clone(), tenant_id, from)
+        let events = projected_events(&state, tenant_id, from)
             .filter(move |event| std::future::ready(event.run_id == run_id));
         futures_util::pin_mut!(events);
         while let Some(event) = events.next().await {

@@ -19,7 +19,7 @@ use runledger_projections::OperationRunRow;
 use runledger_projections::operation_runs::{RunFilter, RunOrder, run_if_listed};
 use serde::{Deserialize, Serialize};
 
-use super::live::{projected_events, start_cursor};
+use super::live::start_cursor;
 use super::page_error::{ForPage, PageError};
 use super::read_model::{Banner, ReadModel};
 use super::session::Viewer;
@@ -29,6 +29,7 @@ use crate::AppState;
 use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, TenantPath};
+use crate::live::projected_events;
 use crate::runs_queries::{RunList, initiator, snapshot_of_row, type_prefix};
 
 /// How many runs a page shows.
@@ -255,7 +256,7 @@ pub async fn live_runs(
             .filter(|a| !a.is_empty())
             .map(String::as_str),
     )?;
-    let updates = projected_events(state.clone(), tenant_id, from).then(move |event| {
+    let updates = projected_events(&state, tenant_id, from).then(move |event| {
         let state = state.clone();
         let filter = filter.clone();
         async move {

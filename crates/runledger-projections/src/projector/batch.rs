@@ -9,6 +9,9 @@
 use runledger_store::{LogCursor, RecordedEvent};
 use sqlx::PgConnection;
 
+use crate::published::{self, Applied, Position};
+use crate::registry::VersionStatus;
+
 use super::Projector;
 use crate::error::{ApplyError, ProjectionError, Result};
 use crate::projection::{ApplyTx, ProjectedEvent, Projection, fail_at};
@@ -127,13 +130,40 @@ impl<P: Projection> Projector<P> {
         .await
         .map_err(ProjectionError::from)?;
         fail_at(fail_point, "checkpoint")?;
+        // Only the active version's progress is visible to readers.
+        let applied = (version.status == VersionStatus::Active).then(|| Applied {
+            projection: self.definition.name.to_owned(),
+            position: Position {
+                version: version.id,
+                checkpoint: last,
+            },
+            runs: Some(changed_runs(events)),
+        });
+        if let Some(applied) = &applied {
+            published::notify(&mut tx, applied).await?;
+        }
         tx.commit().await.map_err(ProjectionError::from)?;
+        if let Some(applied) = applied {
+            self.published.publish(applied);
+        }
         self.stats.events_applied += events.len() as u64;
         self.stats.batches += 1;
         // After the commit: a crash here must not apply the batch again.
         fail_at(fail_point, "committed")?;
         Ok(true)
     }
+}
+
+/// The runs `events` belong to, each once, in the order they first appear.
+fn changed_runs(
+    events: &[ProjectedEvent],
+) -> Vec<(runledger_core::TenantId, runledger_core::RunId)> {
+    let mut seen = std::collections::HashSet::new();
+    events
+        .iter()
+        .map(|event| (event.recorded.tenant_id, event.recorded.run_id))
+        .filter(|run| seen.insert(*run))
+        .collect()
 }
 
 /// Locks `version`'s registry row, checks its checkpoint is still `from` (and that it is live
