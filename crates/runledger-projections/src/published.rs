@@ -72,12 +72,14 @@ struct Shared {
     pool: PgPool,
     positions: Mutex<HashMap<String, watch::Sender<Option<Position>>>>,
     applied: broadcast::Sender<Arc<Applied>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// The hub other processes' notices come through (kept alive with the positions), and the
+    /// task that takes them.
+    listening: Mutex<Option<(LogHub, JoinHandle<()>)>>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Some(task) = self.task.get_mut().ok().and_then(Option::take) {
+        if let Some((_, task)) = self.listening.get_mut().ok().and_then(Option::take) {
             task.abort();
         }
     }
@@ -91,7 +93,7 @@ impl Published {
                 pool,
                 positions: Mutex::default(),
                 applied: broadcast::channel(256).0,
-                task: Mutex::new(None),
+                listening: Mutex::new(None),
             }),
         }
     }
@@ -105,7 +107,7 @@ impl Published {
             hub.notices(),
             poll,
         ));
-        *lock(&published.shared.task) = Some(task);
+        *lock(&published.shared.listening) = Some((hub.clone(), task));
         published
     }
 
