@@ -19,6 +19,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`runs_commands`]: queue, start, progress, complete, dispatch-failed.
 //! - [`runs_queries`]: list, get, count, over the OperationRun read model's typed queries.
+//! - [`runs_watch`]: `?watch=true` on a run and on the list: server-sent changes.
 //! - [`page`]: opaque keyset page tokens (the one owner of their encoding).
 //! - [`notifications`]: the signed-in user's notices.
 //! - [`projections`]: projection status and rebuilds.
@@ -45,6 +46,7 @@ pub mod read_your_writes;
 pub mod run_json;
 pub mod runs_commands;
 pub mod runs_queries;
+pub mod runs_watch;
 pub mod tokens;
 pub mod ui;
 

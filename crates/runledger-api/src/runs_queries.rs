@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A row of the read model as the API shows it.
-fn run_of_row(config: &crate::ApiConfig, row: &OperationRunRow) -> Result<Value, ApiError> {
+pub(crate) fn run_of_row(config: &crate::ApiConfig, row: &OperationRunRow) -> Result<Value, ApiError> {
     Ok(run_json(config, &snapshot_of_row(row)?))
 }
 
@@ -83,6 +83,10 @@ pub struct RunQuery {
     pub group_by: Option<String>,
     /// Wait until the read model has applied this log position (read-your-writes).
     pub min_position: Option<i64>,
+    /// List only: `true` keeps the response open as server-sent events (`entered`, `changed`,
+    /// `left`) for the runs entering, changing in and leaving the filter from now on (or after
+    /// `Last-Event-ID`); page, sort and count parameters do not apply.
+    pub watch: Option<bool>,
 }
 
 impl RunQuery {
@@ -109,6 +113,12 @@ impl RunQuery {
 
     /// The page of the list these parameters ask for.
     pub(crate) fn page(&self) -> Result<ListPage, ApiError> {
+        if self.watch.is_some() {
+            return Err(ApiError::bad_field(
+                "watch",
+                "belongs to the list, not runs:count",
+            ));
+        }
         if self.group_by.is_some() {
             return Err(ApiError::bad_field(
                 "group_by",
@@ -262,7 +272,9 @@ pub struct RunPage {
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs", tag = "queries",
     params(("tenant_id" = i64, Path), RunQuery),
-    responses((status = 200, body = RunPage), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503, description = "min_position not reached in time")),
+    responses((status = 200, description = "A page of runs; with `watch=true`, server-sent events (`entered`, `changed`: `{\"run\": …}`; `left`: `{\"id\": …}`; `id` = a log cursor for `Last-Event-ID`)",
+            content((RunPage = "application/json"), (String = "text/event-stream"))),
+        (status = 400), (status = 401), (status = 403), (status = 404), (status = 503, description = "min_position not reached in time")),
     security(("bearer" = [])))]
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
@@ -271,8 +283,26 @@ pub(crate) async fn list_runs(
         ..
     }: Authorized<TenantPath, needs::Reader>,
     Query(params): Query<RunQuery>,
-) -> Result<Json<RunPage>, ApiError> {
-    let page = params.page()?;
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if params.watch == Some(true) {
+        let paged = [
+            ("sort", params.sort.is_some()),
+            ("page_size", params.page_size.is_some()),
+            ("page_token", params.page_token.is_some()),
+            ("group_by", params.group_by.is_some()),
+            ("min_position", params.min_position.is_some()),
+        ];
+        if let Some(&(field, _)) = paged.iter().find(|(_, given)| *given) {
+            return Err(ApiError::bad_field(field, "does not apply to a watch"));
+        }
+        return crate::runs_watch::watch_list(state, tenant_id, params.filter()?, &headers).await;
+    }
+    let page = RunQuery {
+        watch: None,
+        ..params.clone()
+    }
+    .page()?;
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
     let (page, next_page_token) = page.fetch(&state, tenant_id).await?;
     let runs = page
@@ -283,7 +313,8 @@ pub(crate) async fn list_runs(
     Ok(Json(RunPage {
         runs,
         next_page_token,
-    }))
+    })
+    .into_response())
 }
 
 /// `GET /v1/tenants/{tenant_id}/runs/{run_id}` parameters.
@@ -293,11 +324,14 @@ pub(crate) async fn list_runs(
 pub struct GetParams {
     /// Wait until the read model has applied this log position (read-your-writes).
     pub min_position: Option<i64>,
+    /// `true` keeps the response open as server-sent events: a `run` event with the run now,
+    /// then one each time it changes, ending after it completes.
+    pub watch: Option<bool>,
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs/{run_id}", tag = "queries",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), GetParams, ("If-None-Match" = Option<String>, Header)),
-    responses((status = 200, description = "The OperationRun, with done, version and view_url; ETag is the version"), (status = 304), (status = 404), (status = 503)),
+    responses((status = 200, description = "The OperationRun, with done, version and view_url; ETag is the version. With `watch=true`, server-sent `run` events (the run now, then at each change; the stream ends after completion; `id` = a log cursor for `Last-Event-ID`)"), (status = 304), (status = 404), (status = 503)),
     security(("bearer" = [])))]
 pub(crate) async fn get_run(
     State(state): State<AppState>,
@@ -306,6 +340,9 @@ pub(crate) async fn get_run(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
+    if params.watch == Some(true) {
+        return crate::runs_watch::watch_run(state, path.tenant_id, path.run_id, &headers).await;
+    }
     let row = query::find_run(&state.pool, path.tenant_id, path.run_id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -140,6 +140,19 @@ impl Published {
         Ok(matches!(passed, Ok(Ok(_))))
     }
 
+    /// The checkpoint of `projection`'s active version as this process knows it (read once when
+    /// it knows none yet); it may be a little behind, never ahead.
+    ///
+    /// # Errors
+    /// [`crate::ProjectionError::Database`] when that read fails.
+    pub async fn checkpoint(&self, projection: &str) -> Result<Option<LogCursor>> {
+        let known = *self.subscribe(projection).borrow();
+        if known.is_none() {
+            self.refresh(projection).await?;
+        }
+        Ok((*self.subscribe(projection).borrow()).map(|known| known.checkpoint))
+    }
+
     /// Publishes a committed batch in process: to the position's waiters and the batches'
     /// subscribers.
     pub(crate) fn publish(&self, applied: Applied) {
