@@ -4,7 +4,7 @@
 
 // Audit routes: a run's events and its state as of a version or time; the tenant's log, paged
 // and live (SSE), resumable with Last-Event-ID.
-mod audit;
+pub(crate) mod audit;
 // Shared set-up of the API tests: requests, tokens of each role, projectors, a real port.
 pub(crate) mod support;
 // Command routes: the lifecycle, dedupe by identity, 409/412, idempotency keys.

@@ -39,7 +39,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A row of the read model as the API shows it.
-pub(crate) fn run_of_row(config: &crate::ApiConfig, row: &OperationRunRow) -> Result<Value, ApiError> {
+pub(crate) fn run_of_row(
+    config: &crate::ApiConfig,
+    row: &OperationRunRow,
+) -> Result<Value, ApiError> {
     Ok(run_json(config, &snapshot_of_row(row)?))
 }
 

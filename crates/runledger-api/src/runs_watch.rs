@@ -63,9 +63,8 @@ pub(crate) async fn watch_run(
         .await?
         .ok_or(ApiError::NotFound)?;
     let first = (run_of_row(&state.config, &first)?, is_done(&first));
-    let changes = projected_events(&state, tenant, from).filter(move |event| {
-        std::future::ready(event.run_id == run)
-    });
+    let changes = projected_events(&state, tenant, from)
+        .filter(move |event| std::future::ready(event.run_id == run));
     let stream = async_stream::stream! {
         let (json, done) = first;
         yield Ok::<_, Infallible>(Event::default().event("run").id(from.to_string()).data(json.to_string()));

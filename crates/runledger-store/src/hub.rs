@@ -90,6 +90,9 @@ struct Shared {
     batches: broadcast::Sender<Arc<[RecordedEvent]>>,
     notices: broadcast::Sender<Notice>,
     poll: Duration,
+    /// True once the follower knows where it starts: a subscriber catches up only after that,
+    /// so its catch-up covers everything before the follower's start.
+    follower_started: watch::Sender<bool>,
     listener: JoinHandle<()>,
     /// Started by the first subscriber: a process that only wakes projectors reads nothing.
     follower: OnceLock<JoinHandle<()>>,
@@ -111,6 +114,7 @@ impl LogHub {
         let (wake, wakes) = watch::channel(0);
         let (batches, _) = broadcast::channel(config.capacity.max(1));
         let (notices, _) = broadcast::channel(config.capacity.max(1));
+        let (follower_started, _) = watch::channel(false);
         let listener = tokio::spawn(listen(
             reader.clone(),
             config.channels.clone(),
@@ -125,6 +129,7 @@ impl LogHub {
                 batches,
                 notices,
                 poll: config.poll,
+                follower_started,
                 listener,
                 follower: OnceLock::new(),
             }),
@@ -160,14 +165,19 @@ impl LogHub {
             // every one broadcast before is in what the catch-up reads.
             let mut batches = hub.shared.batches.subscribe();
             let shared = &hub.shared;
+            let mut follower_started = shared.follower_started.subscribe();
             shared.follower.get_or_init(|| {
                 tokio::spawn(follow_log(
                     shared.reader.clone(),
                     shared.wakes.clone(),
                     shared.batches.clone(),
                     shared.poll,
+                    shared.follower_started.clone(),
                 ))
             });
+            // Everything the follower will not broadcast lies before its start, and was
+            // committed when it read its start: the catch-up below, read later, has it.
+            let _ = follower_started.wait_for(|started| *started).await;
             let mut cursor = from;
             loop {
                 loop {
@@ -267,6 +277,7 @@ async fn follow_log(
     mut wakes: watch::Receiver<u64>,
     batches: broadcast::Sender<Arc<[RecordedEvent]>>,
     poll: Duration,
+    started: watch::Sender<bool>,
 ) {
     let start = loop {
         match reader.horizon().await {
@@ -284,6 +295,7 @@ async fn follow_log(
             }
         }
     };
+    started.send_replace(true);
     let mut walk = reader.walk(start, None, BATCH);
     let mut held_back_pause = HELD_BACK_PAUSE;
     loop {

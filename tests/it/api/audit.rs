@@ -405,14 +405,14 @@ async fn serve(api: &TestApi) -> (SocketAddr, JoinHandle<()>) {
 
 /// One server-sent event.
 #[derive(Debug)]
-struct SseEvent {
-    id: String,
-    event: String,
-    data: Value,
+pub(crate) struct SseEvent {
+    pub(crate) id: String,
+    pub(crate) event: String,
+    pub(crate) data: Value,
 }
 
 /// An open `text/event-stream` response, read over a real HTTP/1.1 connection.
-struct EventStream {
+pub(crate) struct EventStream {
     body: hyper::body::Incoming,
     buffer: Vec<u8>,
     connection: JoinHandle<()>,
@@ -426,7 +426,7 @@ impl Drop for EventStream {
 }
 
 impl EventStream {
-    async fn open(
+    pub(crate) async fn open(
         address: SocketAddr,
         path: &str,
         token: &str,
@@ -473,29 +473,30 @@ impl EventStream {
     }
 
     /// The next event (keep-alive comments skipped), waiting at most [`LOG_WAIT`].
-    async fn next(&mut self) -> SseEvent {
+    pub(crate) async fn next(&mut self) -> SseEvent {
+        self.next_or_end().await.expect("the stream stays open")
+    }
+
+    /// The next event (comments skipped), or `None` when the server ended the response;
+    /// waiting at most [`LOG_WAIT`].
+    pub(crate) async fn next_or_end(&mut self) -> Option<SseEvent> {
         tokio::time::timeout(LOG_WAIT, async {
             loop {
                 if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
                     let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
                     if let Some(event) = parse_sse_block(&String::from_utf8(block).unwrap()) {
-                        return event;
+                        return Some(event);
                     }
                     continue;
                 }
-                let frame = self
-                    .body
-                    .frame()
-                    .await
-                    .expect("the stream stays open")
-                    .expect("read the stream");
+                let frame = self.body.frame().await?.expect("read the stream");
                 if let Ok(data) = frame.into_data() {
                     self.buffer.extend_from_slice(&data);
                 }
             }
         })
         .await
-        .expect("an event arrives within the wait")
+        .expect("an event or the end arrives within the wait")
     }
 }
 

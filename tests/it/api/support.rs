@@ -346,6 +346,11 @@ impl Drop for Served {
 }
 
 impl Served {
+    /// The server's address.
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
+    }
+
     /// The server's base URL, e.g. `http://127.0.0.1:41234`.
     pub(crate) fn url(&self) -> String {
         format!("http://{}", self.address)
