@@ -7,13 +7,13 @@
 //! append-only `anchors` and `verifications` tables.
 //!
 //! # Layout
-//! - [`format`]: the export format: header, [`AuditEvent`] lines (also the audit routes' JSON),
-//!   end line; scopes and bounds.
+//! - [`format`](mod@format): the export format: header, [`AuditEvent`] lines (also the audit
+//!   routes' JSON), end line; scopes and bounds.
 //! - [`walk`]: reading the log in safe order up to a fixed horizon, batch by batch.
 //! - [`verify`]: the [`Verifier`], and verifying the database, one run, or an export file.
 //! - [`anchor`]: anchors: digests of the log up to a cursor, recorded, chained and checked.
 //! - [`export`]: the NDJSON export as a stream of chunks.
-//! - [`file`]: reading export and anchor files.
+//! - [`file`](mod@file): reading export and anchor files.
 //! - `parallel`: per-event work spread over every core.
 //! - [`replay`]: a run's state as of a version or a time.
 //! - [`status`]: recorded verifications and the audit status.

@@ -21,7 +21,7 @@
 //! - [`projection`]: the [`Projection`] trait, [`Definition`] and fingerprints, fail points.
 //! - [`projector`]: [`Projector`]: step, catch up, run; leadership; poison events.
 //! - [`registry`]: versions and their schemas; switch, rebuild, cancel, skip.
-//! - [`status`]: [`status`](status::status) and lag; [`has_passed`] for read-your-writes.
+//! - [`status`](mod@status): [`status`](status::status) and lag; [`has_passed`] for read-your-writes.
 //! - [`operation_runs`]: the OperationRun read model.
 //! - [`notifications`]: the notification feed.
 //! - [`dedupe`]: rebuilding the inline dedupe index from the log.

@@ -3,7 +3,7 @@
 //! poison events and dropping the schemas of retired versions.
 //!
 //! Every change of a projection's set of versions takes the transaction-scoped advisory lock
-//! [`registry_key`], so processes running different code (a rolling deploy) and operators'
+//! `registry_key`, so processes running different code (a rolling deploy) and operators'
 //! commands never interleave them.
 
 use std::time::Duration;

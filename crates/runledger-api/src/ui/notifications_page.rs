@@ -1,5 +1,5 @@
 //! The signed-in user's notices: unread first, each marked read with a form, each linking to
-//! its run. It reads the feed route's own query ([`crate::notifications::notice_page`]), so it
+//! its run. It reads the feed route's own query (`crate::notifications::notice_page`), so it
 //! shows exactly what `GET /v1/notifications` would: the user's own notices, in its tenant.
 
 use askama::Template;

@@ -1,6 +1,6 @@
 //! The runs of a tenant: filters, newest first, cursor pages, and live rows.
 //!
-//! The page runs the list route's own query ([`crate::runs_queries::run_page`]); its filter form
+//! The page runs the list route's own query (`crate::runs_queries::run_page`); its filter form
 //! speaks the browser's language (empty fields, calendar dates) and is turned into the list
 //! route's parameters here. The type field matches run types by prefix, so `inventory` finds
 //! every `inventory.*` run.
