@@ -1,4 +1,5 @@
-//! What the runledger binaries share: which database they use and where their logs go.
+//! What the runledger binaries share: which database they use, where their logs go, and their
+//! runtime.
 //!
 //! The `runledger` binary (`main.rs`) and the benchmarks' binary (`runledger-bench`, in
 //! `crates/runledger-bench`) open the ledger's database server alike, from the same flags and
@@ -10,3 +11,13 @@
 
 pub mod database;
 pub mod logging;
+
+/// The binaries' tokio runtime: multi-threaded, with every driver (I/O, time, signals).
+///
+/// # Errors
+/// When the operating system refuses its threads or its I/O driver.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
