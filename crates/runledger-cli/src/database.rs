@@ -148,8 +148,19 @@ impl Database {
         let database = Database::open(args)?;
         let result = runtime.block_on(work(&database));
         drop(runtime);
-        database.close()?;
-        result
+        match (result, database.close()) {
+            (result, Ok(())) => result,
+            (Ok(_), Err(stop)) => Err(stop),
+            // The work's failure is the one to report (a full disk, say, fails the work and
+            // then the shutdown's checkpoint): the shutdown's is only logged.
+            (Err(error), Err(stop)) => {
+                tracing::error!(
+                    error = format!("{stop:#}"),
+                    "the database did not stop cleanly either"
+                );
+                Err(error)
+            }
+        }
     }
 
     /// Stops the embedded server, if we started one.
