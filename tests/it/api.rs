@@ -36,10 +36,12 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use runledger_api::auth::Role;
 use runledger_api::tokens::{NewToken, create_token};
 use runledger_api::{ApiConfig, AppState, app};
-use runledger_core::TenantId;
+use std::sync::Arc;
+
+use runledger_core::{Clock, TenantId};
 use serde_json::Value;
 
-use crate::helpers::TestStore;
+use crate::helpers::{TestStore, WallClock};
 
 /// The base URL the tests' API is configured with (it only shapes `view_url`s).
 pub(crate) const PUBLIC_URL: &str = "http://test";
@@ -49,6 +51,8 @@ pub(crate) struct TestApi {
     pub(crate) store: TestStore,
     pub(crate) app: Router,
     pub(crate) config: ApiConfig,
+    /// The clock the app reads (the wall clock unless a test set another).
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// An answer of the API, its body read whole.
@@ -62,10 +66,24 @@ pub(crate) struct Answer {
 
 impl TestApi {
     pub(crate) async fn new() -> Self {
+        Self::with_clock(Arc::new(WallClock)).await
+    }
+
+    /// A fresh API that reads time from `clock`.
+    pub(crate) async fn with_clock(clock: Arc<dyn Clock>) -> Self {
         let store = TestStore::new().await;
         let config = ApiConfig::new(PUBLIC_URL);
-        let app = app(AppState::new(store.pool.clone(), config.clone()));
-        Self { store, app, config }
+        let app = app(AppState::new(
+            store.pool.clone(),
+            config.clone(),
+            Arc::clone(&clock),
+        ));
+        Self {
+            store,
+            app,
+            config,
+            clock,
+        }
     }
 
     /// A new bearer secret for `tenant` in `role`.

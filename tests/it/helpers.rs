@@ -132,6 +132,17 @@ pub(crate) async fn fresh_pool() -> PgPool {
         .expect("connect to the test database")
 }
 
+/// The machine's clock, for the tests' apps (the binary has its own; a test that steers time
+/// uses a `runledger_core::ManualClock` instead).
+#[derive(Debug)]
+pub(crate) struct WallClock;
+
+impl runledger_core::Clock for WallClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}
+
 /// The store's handles on one fresh database.
 pub(crate) struct TestStore {
     pub(crate) pool: PgPool,
@@ -243,12 +254,35 @@ pub(crate) async fn insert_raw_event(
     prev_hash: [u8; 32],
     event: &RunEvent,
 ) -> RawEvent {
+    let stored = StoredPayload {
+        event_type: event.event_type(),
+        schema_version: event.schema_version(),
+        payload: &event.payload(),
+    };
+    insert_stored_row(conn, tenant, run, version, prev_hash, &stored).await
+}
+
+/// A payload as a row stores it: of any schema version, such as one older code wrote.
+pub(crate) struct StoredPayload<'a> {
+    pub(crate) event_type: &'a str,
+    pub(crate) schema_version: i32,
+    pub(crate) payload: &'a serde_json::Value,
+}
+
+/// [`insert_raw_event`] of a payload as stored, not as today's code writes it.
+pub(crate) async fn insert_stored_row(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    run: RunId,
+    version: u64,
+    prev_hash: [u8; 32],
+    stored: &StoredPayload<'_>,
+) -> RawEvent {
     let event_id = verbs::new_event_id();
     let recorded_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
         .fetch_one(&mut *conn)
         .await
         .expect("read the database clock");
-    let payload = event.payload();
     let metadata = EventMetadata::actor("raw-sql").to_json();
     let hash = event_hash(
         &prev_hash,
@@ -257,9 +291,9 @@ pub(crate) async fn insert_raw_event(
             run_id: run.as_uuid(),
             tenant_id: tenant.get(),
             version,
-            event_type: event.event_type(),
-            schema_version: RunEvent::SCHEMA_VERSION,
-            payload: &payload,
+            event_type: stored.event_type,
+            schema_version: stored.schema_version,
+            payload: stored.payload,
             metadata: &metadata,
             recorded_at,
         },
@@ -274,9 +308,9 @@ pub(crate) async fn insert_raw_event(
     .bind(tenant.get())
     .bind(run.as_uuid())
     .bind(i64::try_from(version).expect("small version"))
-    .bind(event.event_type())
-    .bind(RunEvent::SCHEMA_VERSION)
-    .bind(&payload)
+    .bind(stored.event_type)
+    .bind(stored.schema_version)
+    .bind(stored.payload)
     .bind(&metadata)
     .bind(recorded_at)
     .bind(prev_hash.to_vec())
@@ -326,12 +360,16 @@ pub(crate) mod verbs {
             identity: RunIdentity::new(identity).expect("valid identity"),
             initiator: Initiator::system(),
             context: serde_json::json!({}),
+            limits: runledger_core::RunLimits::default(),
             at: at(0),
         })
     }
 
     pub(crate) fn start() -> RunCommand {
-        RunCommand::Start(Start { at: at(1) })
+        RunCommand::Start(Start {
+            worker: None,
+            at: at(1),
+        })
     }
 
     pub(crate) fn progress(success: u64, failed: u64) -> RunCommand {
@@ -375,6 +413,8 @@ pub(crate) mod verbs {
     pub(crate) fn complete() -> RunCommand {
         RunCommand::Complete(Complete {
             outcome: None,
+            final_counts: None,
+            failures: Vec::new(),
             at: at(3),
         })
     }
@@ -407,6 +447,7 @@ pub(crate) mod verbs {
     pub(crate) fn started_event(seconds: i64) -> RunEvent {
         RunEvent::Started(RunStarted {
             started_at: at(seconds),
+            worker: None,
         })
     }
 
@@ -422,6 +463,22 @@ pub(crate) mod verbs {
             failures: Vec::new(),
             reported_at: at(2),
         })
+    }
+
+    /// The events (with fresh ids) of a new run's `Queue`, as the writer takes them.
+    pub(crate) fn queue_events(
+        tenant_id: TenantId,
+        run_id: RunId,
+        identity: serde_json::Value,
+    ) -> Vec<NewEvent> {
+        runledger_core::decide(
+            &runledger_core::Run::Unqueued,
+            queue(tenant_id, run_id, identity),
+        )
+        .expect("a new run may be queued")
+        .into_iter()
+        .map(new_event)
+        .collect()
     }
 
     /// `event` with a fresh event id, as the writer takes it.

@@ -6,10 +6,18 @@ mod smoke;
 mod occ;
 // The inline dedupe index: one active run per tenant and identity, freed on completion.
 mod dedupe;
+// The inline dedupe index rebuilt from the log while appends go on.
+mod dedupe_rebuild;
 // Re-sent appends and commands (same event ids) return the first result and write nothing.
 mod idempotency;
 // The command path under contention: unpinned retries add up exactly; pinned versions conflict.
 mod command_concurrency;
+// Group commit: appends that share a group each keep their own outcome; lost connections.
+mod group_commit;
+// The writer's connection lost mid-group: killed, its answer cut, the database out of reach.
+mod lost_connection;
+// No hot statement is planned as a sequential scan of the log, on a small or a large log.
+mod plans;
 // Safe log order, deterministically: a reader never passes a writer that is still open.
 mod ordering;
 // Safe log order under stress: racing writers, late commits and rollbacks; a live tail reads all.
@@ -20,5 +28,7 @@ mod immutability;
 mod chain;
 // Every event variant and its metadata read back from the store as written.
 mod roundtrip;
+// Rows of older schema versions, as older code wrote them, upcast on read: same meaning, same fold.
+mod upcast;
 // The live tail: woken by NOTIFY, in order, per tenant.
 mod tail;

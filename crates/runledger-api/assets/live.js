@@ -12,7 +12,7 @@
     const source = new EventSource(url);
     source.onopen = function () { setLive("open"); };
     source.onerror = function () {
-      // EventSource reconnects by itself, sending Last-Event-ID; CLOSED means it gave up.
+      // EventSource connections by itself, sending Last-Event-ID; CLOSED means it gave up.
       setLive(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
     };
     for (const [name, handler] of Object.entries(handlers)) {

@@ -9,12 +9,11 @@ use std::convert::Infallible;
 use std::future;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 pub use runledger_audit::AuditEvent;
@@ -26,25 +25,21 @@ use runledger_store::{EventReader, LogCursor, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::{Caller, Role};
+use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
 use crate::run_json::run_json;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/tenants/{tenant_id}/runs/{run_id}/events",
-            get(run_events),
-        )
-        .route(
-            "/v1/tenants/{tenant_id}/runs/{run_id}/state",
-            get(run_state),
-        )
-        .route("/v1/tenants/{tenant_id}/events", get(tenant_events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(run_events))
+        .routes(routes!(run_state))
+        .routes(routes!(tenant_events))
 }
 
 /// How often a live tail looks at the log when no `NOTIFY` woke it (notifications can be lost).
@@ -67,10 +62,8 @@ pub struct RunEvents {
     security(("bearer" = [])))]
 async fn run_events(
     State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
+    Authorized { path, .. }: Authorized<RunPath, needs::Auditor>,
 ) -> Result<Json<RunEvents>, ApiError> {
-    caller.authorize(path.tenant_id, Role::Auditor)?;
     let stored = state
         .reader
         .read_stream(path.tenant_id, path.run_id)
@@ -124,11 +117,9 @@ pub struct RunStateAt {
     security(("bearer" = [])))]
 async fn run_state(
     State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
+    Authorized { path, .. }: Authorized<RunPath, needs::Auditor>,
     Query(params): Query<StateParams>,
 ) -> Result<Json<RunStateAt>, ApiError> {
-    caller.authorize(path.tenant_id, Role::Auditor)?;
     let at_version = params
         .at_version
         .as_deref()
@@ -217,12 +208,13 @@ pub struct EventPage {
     security(("bearer" = [])))]
 async fn tenant_events(
     State(state): State<AppState>,
-    caller: Caller,
-    TenantPath { tenant_id }: TenantPath,
+    Authorized {
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Auditor>,
     Query(params): Query<LogParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.authorize(tenant_id, Role::Auditor)?;
     let after = params
         .after
         .as_deref()
@@ -293,10 +285,10 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
 
 /// The tenant's events after `from`, forever, as server-sent events.
 ///
-/// Each event's SSE `id` is its cursor, so a client that reconnects with `Last-Event-ID`
+/// Each event's SSE `id` is its cursor, so a client that connections with `Last-Event-ID`
 /// resumes exactly after the last event it received: the safe log order guarantees that
 /// nothing committed later can appear behind that cursor, so it misses and repeats nothing.
-/// A failed read ends the response (logged); the client reconnects and resumes the same way.
+/// A failed read ends the response (logged); the client connections and resumes the same way.
 fn live_events(
     reader: EventReader,
     from: LogCursor,

@@ -4,6 +4,8 @@
 //! database does not leak working tokens. Another tenant's resources answer 404, exactly as
 //! missing ones, so a caller never learns what exists outside its tenant.
 
+use std::marker::PhantomData;
+
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -14,6 +16,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::TenantScoped;
 
 /// What a token may do; each role includes the ones before it in its line:
 /// reader ⊂ writer, reader ⊂ auditor, and admin includes all.
@@ -159,4 +162,76 @@ pub(crate) fn caller_of_token(
             .transpose()
             .map_err(|_| corrupt("user"))?,
     })
+}
+
+/// The roles as types, for [`Authorized`]: `Authorized<RunPath, needs::Auditor>`.
+pub mod needs {
+    use super::Role;
+
+    /// A role a route needs.
+    pub trait NeededRole {
+        /// The role.
+        const ROLE: Role;
+    }
+
+    /// Routes that read runs.
+    #[derive(Debug)]
+    pub struct Reader;
+    /// Routes that record run commands.
+    #[derive(Debug)]
+    pub struct Writer;
+    /// Routes that read event history and evidence.
+    #[derive(Debug)]
+    pub struct Auditor;
+
+    impl NeededRole for Reader {
+        const ROLE: Role = Role::Reader;
+    }
+    impl NeededRole for Writer {
+        const ROLE: Role = Role::Writer;
+    }
+    impl NeededRole for Auditor {
+        const ROLE: Role = Role::Auditor;
+    }
+}
+
+/// A caller (`W`: the bearer token's [`Caller`], or a page's signed-in viewer) authorized for
+/// the tenant its route's path (`P`) names in the role `R` needs. As an extractor it runs
+/// before the query string, the headers and the body are read, so another tenant's route
+/// answers exactly like a missing one whatever the request holds: the token (401), the path's
+/// ids (400), then the tenant (404) and the role (403).
+#[derive(Debug)]
+pub struct Authorized<P, R, W = Caller> {
+    /// Who asks.
+    pub caller: W,
+    /// The ids the route names.
+    pub path: P,
+    role: PhantomData<R>,
+}
+
+impl<P, R, W> FromRequestParts<AppState> for Authorized<P, R, W>
+where
+    W: FromRequestParts<AppState> + AsRef<Caller> + Send,
+    W::Rejection: From<ApiError>,
+    P: FromRequestParts<AppState, Rejection = ApiError> + TenantScoped + Send,
+    R: needs::NeededRole,
+{
+    type Rejection = W::Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, W::Rejection> {
+        let caller = W::from_request_parts(parts, state).await?;
+        let path = P::from_request_parts(parts, state).await?;
+        caller.as_ref().authorize(path.tenant_id(), R::ROLE)?;
+        Ok(Self {
+            caller,
+            path,
+            role: PhantomData,
+        })
+    }
+}
+
+impl AsRef<Caller> for Caller {
+    fn as_ref(&self) -> &Caller {
+        self
+    }
 }

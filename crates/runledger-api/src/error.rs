@@ -265,7 +265,9 @@ impl From<RunRejection> for ApiError {
                 detail,
                 current_status: Some(status),
             },
-            RunRejection::AlreadyExists { .. } => ApiError::InvalidTransition {
+            RunRejection::AlreadyExists { .. }
+            | RunRejection::HeldByAnotherWorker { .. }
+            | RunRejection::NotOverdue { .. } => ApiError::InvalidTransition {
                 detail,
                 current_status: None,
             },
@@ -273,6 +275,8 @@ impl From<RunRejection> for ApiError {
             | RunRejection::TotalDecreased { .. }
             | RunRejection::CountsExceedTotal { .. }
             | RunRejection::CountOverflow
+            | RunRejection::CountDecreased { .. }
+            | RunRejection::CancelNotRequested
             | RunRejection::OutcomeNotAllowed { .. } => ApiError::Unprocessable {
                 kind: "rule-violated",
                 detail,

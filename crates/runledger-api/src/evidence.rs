@@ -4,12 +4,11 @@
 //! Both read the event log itself through `runledger_audit`, the code the CLI runs, so an
 //! auditor gets the same answer over HTTP as from `runledger verify` and `runledger export`.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use futures_util::StreamExt;
 use runledger_audit::export::export;
 use runledger_audit::format::NDJSON;
@@ -17,21 +16,20 @@ use runledger_audit::verify::{RunFailure, verify_run};
 use runledger_audit::{AuditError, LogBound, Scope};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::{Caller, Role};
+use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/tenants/{tenant_id}/runs/{run_id}/verify",
-            get(verify_run_chain),
-        )
-        .route("/v1/tenants/{tenant_id}/export", get(export_tenant))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(verify_run_chain))
+        .routes(routes!(export_tenant))
 }
 
 /// A run's chain, verified.
@@ -92,10 +90,8 @@ impl From<AuditError> for ApiError {
     security(("bearer" = [])))]
 async fn verify_run_chain(
     State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
+    Authorized { path, .. }: Authorized<RunPath, needs::Auditor>,
 ) -> Result<Json<RunVerificationBody>, ApiError> {
-    caller.authorize(path.tenant_id, Role::Auditor)?;
     let verification = verify_run(&state.reader, path.tenant_id, path.run_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -136,11 +132,12 @@ fn parse_bound(field: &'static str, text: Option<&str>) -> Result<Option<LogBoun
     security(("bearer" = [])))]
 async fn export_tenant(
     State(state): State<AppState>,
-    caller: Caller,
-    TenantPath { tenant_id }: TenantPath,
+    Authorized {
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Auditor>,
     Query(params): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
-    caller.authorize(tenant_id, Role::Auditor)?;
     let scope = Scope {
         tenant_id: Some(tenant_id),
         run_id: None,

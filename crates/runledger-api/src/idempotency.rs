@@ -1,22 +1,23 @@
 //! `Idempotency-Key` on command routes: a retried request (same key, same body) gets the first
 //! answer without appending again; the same key with another request is refused (422).
 //!
-//! The key also seeds the command's event id (and a queued run's id), so even two concurrent
-//! first sends append once: the store deduplicates by event id.
-
-use std::time::{Duration, Instant};
+//! The key seeds the command's event id (and a queued run's id), and its first send claims it:
+//! the claim records the request and the time the command is stamped with. Every other send of
+//! the key, concurrent or later, takes its time from the claim, so concurrent sends decide the
+//! same events and the store appends them once (it deduplicates by event id); each send then
+//! answers with the first answer remembered. No send waits for another. A send whose command
+//! is refused releases the claim: refusals are not remembered, so a retry is a new attempt
+//! (docs/adr/0012).
 
 use axum::http::{HeaderMap, Method, StatusCode};
-use runledger_core::{EventId, RunId, TenantId};
+use chrono::{DateTime, Utc};
+use runledger_core::{Clock, EventId, RunId, TenantId};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-
-/// How often [`Idempotency::recall_within`] looks again.
-const RECALL_POLL: Duration = Duration::from_millis(10);
 
 /// The longest accepted key.
 const MAX_KEY_LEN: usize = 200;
@@ -30,6 +31,25 @@ pub struct Idempotency {
     key: Option<String>,
     request_hash: [u8; 32],
     tenant: TenantId,
+}
+
+/// What a command send does, once its key has been looked at.
+#[derive(Debug)]
+pub enum Begun {
+    /// An earlier send of the key was answered: answer the same.
+    Answered(StatusCode, Value),
+    /// Run the command, stamped with this time (the claim's, for a keyed request).
+    Execute(DateTime<Utc>),
+}
+
+/// What is stored under a key: its first answer and its claim, each if there is one.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    answer_hash: Option<Vec<u8>>,
+    status: Option<i16>,
+    body: Option<Value>,
+    claim_hash: Option<Vec<u8>>,
+    command_at: Option<DateTime<Utc>>,
 }
 
 impl Idempotency {
@@ -94,73 +114,77 @@ impl Idempotency {
         ))
     }
 
-    /// The stored first answer to this key, if any.
+    /// Looks at the key before its command runs: the first answer when there is one; else the
+    /// time to stamp the command with, the claim's (claiming the key now with `clock`'s time
+    /// when no send has yet). A request without a key simply runs at `clock`'s time.
     ///
     /// # Errors
     /// [`ApiError::Unprocessable`] when the key was used for a different request.
-    pub async fn recall(&self, pool: &PgPool) -> Result<Option<(StatusCode, Value)>, ApiError> {
+    pub async fn begin(&self, pool: &PgPool, clock: &dyn Clock) -> Result<Begun, ApiError> {
         let Some(key) = &self.key else {
-            return Ok(None);
+            return Ok(Begun::Execute(clock.now()));
         };
-        let stored: Option<(Vec<u8>, i16, Value)> = sqlx::query_as(
-            "SELECT request_hash, status, body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+        let stored: Stored = sqlx::query_as(
+            "SELECT k.request_hash AS answer_hash, k.status, k.body, \
+                    c.request_hash AS claim_hash, c.command_at \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN idempotency_keys k ON k.tenant_id = $1 AND k.key = $2 \
+             LEFT JOIN idempotency_claims c ON c.tenant_id = $1 AND c.key = $2",
         )
         .bind(self.tenant.get())
         .bind(key)
+        .fetch_one(pool)
+        .await?;
+        if let (Some(hash), Some(status), Some(body)) =
+            (stored.answer_hash, stored.status, stored.body)
+        {
+            self.check(&hash)?;
+            return Ok(Begun::Answered(stored_status(status)?, body));
+        }
+        if let (Some(hash), Some(at)) = (stored.claim_hash, stored.command_at) {
+            self.check(&hash)?;
+            return Ok(Begun::Execute(at));
+        }
+        let at = clock.now();
+        let claimed: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "INSERT INTO idempotency_claims (tenant_id, key, request_hash, command_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING command_at",
+        )
+        .bind(self.tenant.get())
+        .bind(key)
+        .bind(self.request_hash.to_vec())
+        .bind(at)
         .fetch_optional(pool)
         .await?;
-        match stored {
-            None => Ok(None),
-            Some((hash, _, _)) if hash != self.request_hash => Err(ApiError::Unprocessable {
-                kind: "idempotency-key-reused",
-                detail: "the idempotency key was used for a different request".to_owned(),
-            }),
-            Some((_, status, body)) => {
-                let status = u16::try_from(status)
-                    .ok()
-                    .and_then(|s| StatusCode::from_u16(s).ok())
-                    .ok_or_else(|| {
-                        ApiError::Internal(anyhow::anyhow!("stored idempotent status is invalid"))
-                    })?;
-                Ok(Some((status, body)))
-            }
+        if let Some(at) = claimed {
+            return Ok(Begun::Execute(at));
         }
+        // A concurrent send claimed the key a moment ago (the insert waited for its commit).
+        let (hash, at): (Vec<u8>, DateTime<Utc>) = sqlx::query_as(
+            "SELECT request_hash, command_at FROM idempotency_claims WHERE tenant_id = $1 AND key = $2",
+        )
+        .bind(self.tenant.get())
+        .bind(key)
+        .fetch_one(pool)
+        .await?;
+        self.check(&hash)?;
+        Ok(Begun::Execute(at))
     }
 
-    /// The stored first answer to this key, waiting at most `wait` for a concurrent first send
-    /// to store it.
-    ///
-    /// # Errors
-    /// As [`Idempotency::recall`].
-    pub async fn recall_within(
-        &self,
-        pool: &PgPool,
-        wait: Duration,
-    ) -> Result<Option<(StatusCode, Value)>, ApiError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            if let Some(answer) = self.recall(pool).await? {
-                return Ok(Some(answer));
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(RECALL_POLL).await;
-        }
-    }
-
-    /// Remembers the first answer to this key (a concurrent first answer wins; both are equal).
+    /// Remembers `answer` as the key's first answer, and returns the first answer: this one,
+    /// or the one a concurrent send remembered first (they answer the same).
     ///
     /// # Errors
     /// [`ApiError::Internal`] when the database fails.
-    pub async fn remember(
+    pub async fn finish(
         &self,
         pool: &PgPool,
-        status: StatusCode,
-        body: &Value,
-    ) -> Result<(), ApiError> {
-        let Some(key) = &self.key else { return Ok(()) };
-        sqlx::query(
+        (status, body): (StatusCode, Value),
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let Some(key) = &self.key else {
+            return Ok((status, body));
+        };
+        let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, body)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, key) DO NOTHING",
         )
@@ -168,9 +192,58 @@ impl Idempotency {
         .bind(key)
         .bind(self.request_hash.to_vec())
         .bind(i16::try_from(status.as_u16()).unwrap_or(i16::MAX))
-        .bind(body)
+        .bind(&body)
         .execute(pool)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok((status, body));
+        }
+        let (first_status, first_body): (i16, Value) = sqlx::query_as(
+            "SELECT status, body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+        )
+        .bind(self.tenant.get())
+        .bind(key)
+        .fetch_one(pool)
         .await?;
-        Ok(())
+        Ok((stored_status(first_status)?, first_body))
     }
+
+    /// Releases the key's claim made at `at` after its command was refused, so that a retry
+    /// is a new attempt at its own time (a concurrent send that read the claim still runs with
+    /// it). Best effort: a claim left behind only fixes the time of a retry.
+    pub async fn release(&self, pool: &PgPool, at: DateTime<Utc>) {
+        let Some(key) = &self.key else { return };
+        let released = sqlx::query(
+            "DELETE FROM idempotency_claims              WHERE tenant_id = $1 AND key = $2 AND request_hash = $3 AND command_at = $4",
+        )
+        .bind(self.tenant.get())
+        .bind(key)
+        .bind(self.request_hash.to_vec())
+        .bind(at)
+        .execute(pool)
+        .await;
+        if let Err(error) = released {
+            tracing::warn!(%error, "an idempotency claim could not be released");
+        }
+    }
+
+    /// Refuses a key stored for another request than this one.
+    fn check(&self, stored_hash: &[u8]) -> Result<(), ApiError> {
+        if stored_hash == self.request_hash {
+            Ok(())
+        } else {
+            Err(ApiError::Unprocessable {
+                kind: "idempotency-key-reused",
+                detail: "the idempotency key was used for a different request".to_owned(),
+            })
+        }
+    }
+}
+
+fn stored_status(status: i16) -> Result<StatusCode, ApiError> {
+    u16::try_from(status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("stored idempotent status is invalid")))
 }

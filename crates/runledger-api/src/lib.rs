@@ -2,22 +2,24 @@
 //! queries over the projections.
 //!
 //! [`app`] builds the whole router; the binary and the tests call the same function.
-//! Queries read projections (never fold events at request time, except the audit routes that
-//! replay on purpose); commands go through `runledger_store::CommandHandler`.
+//! Queries read projections through the read models' own typed queries (never fold events at
+//! request time, except the audit routes that replay on purpose); commands go through
+//! `runledger_store::CommandHandler`, stamped with the time of [`AppState::clock`].
 //!
 //! # Layout
-//! - [`auth`]: bearer tokens, roles, tenant checks.
+//! - [`auth`]: bearer tokens, roles, tenant checks ([`auth::Authorized`]).
 //! - [`caller_cache`]: token lookups remembered for a few seconds (docs/adr/0010).
 //! - [`tokens`]: creating and revoking tokens.
 //! - [`error`]: `ApiError` and the problem+json middleware.
 //! - [`extract`]: extractors whose rejections are problems.
 //! - [`idempotency`]: the `Idempotency-Key` header.
 //! - [`run_json`]: the JSON of a run.
-//! - [`operations`]: health, readiness, metrics, the OpenAPI document ([`openapi`]).
+//! - [`openapi`]: every documented route listed once: the router and the OpenAPI document.
+//! - [`operations`]: health, readiness, metrics, and serving the OpenAPI document.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`runs_commands`]: queue, start, progress, complete, dispatch-failed.
-//! - [`runs_queries`]: list, get, count.
-//! - [`page`]: opaque keyset page tokens.
+//! - [`runs_queries`]: list, get, count, over the OperationRun read model's typed queries.
+//! - [`page`]: opaque keyset page tokens (the one owner of their encoding).
 //! - [`notifications`]: the signed-in user's notices.
 //! - [`projections`]: projection status and rebuilds.
 //! - [`audit`]: a run's events, its state as of a version or time, the tenant's log (live: SSE).
@@ -44,11 +46,12 @@ pub mod runs_queries;
 pub mod tokens;
 pub mod ui;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use runledger_core::{RunId, TenantId};
+use runledger_core::{Clock, RunId, TenantId};
 use runledger_store::{CommandHandler, EventReader, EventWriter};
 use sqlx::PgPool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -113,11 +116,15 @@ pub struct AppState {
     pub callers: CallerCache,
     /// Settings.
     pub config: ApiConfig,
+    /// Where the time of commands (and of the pages' "3 minutes ago") comes from: the binary's
+    /// system clock, or a test's manual one. The API reads no other clock for them.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AppState {
-    /// The state of an API over the ledger database `pool`: its reader and its command path.
-    pub fn new(pool: PgPool, config: ApiConfig) -> Self {
+    /// The state of an API over the ledger database `pool`, with its reader and its command
+    /// path, reading time from `clock`.
+    pub fn new(pool: PgPool, config: ApiConfig, clock: Arc<dyn Clock>) -> Self {
         let reader = EventReader::new(pool.clone());
         Self {
             commands: CommandHandler::new(reader.clone(), EventWriter::new(pool.clone())),
@@ -125,24 +132,20 @@ impl AppState {
             pool,
             callers: CallerCache::new(config.token_staleness),
             config,
+            clock,
         }
     }
 }
 
-/// The whole API.
+/// The whole API: the documented routes (listed once, in [`openapi::routes`], which also makes
+/// the OpenAPI document) and the pages.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     // Metrics recorded before a recorder is installed are dropped: install it before the first
     // request rather than at the first scrape.
     let _ = metrics::handle();
-    Router::new()
-        .merge(runs_commands::router())
-        .merge(runs_queries::router())
-        .merge(audit::router())
-        .merge(evidence::router())
-        .merge(operations::router())
-        .merge(notifications::router())
-        .merge(projections::router())
+    let (api, document) = openapi::routes().split_for_parts();
+    api.route_layer(axum::Extension(Arc::new(document)))
         .nest("/ui", ui::router())
         // Unknown paths and methods answer problems too (axum's defaults have empty bodies).
         .fallback(error::no_route)

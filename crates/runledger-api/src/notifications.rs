@@ -1,33 +1,38 @@
 //! The signed-in user's notices: `GET /v1/notifications` (newest first, cursor pages,
 //! `unread_only`) and `POST /v1/notifications/{id}/read`. Only a token bound to a user has a
 //! feed, and it sees only its own notices, in its own tenant.
+//!
+//! The routes parse the request into the feed's typed query
+//! (`runledger_projections::notifications::query`) and render its rows.
 
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use runledger_core::UserId;
+use runledger_projections::notifications::{
+    NoticePageQuery, NoticePosition, NoticeRow, mark_read as mark_notice_read, notice_page,
+};
 use serde::{Deserialize, Serialize};
-use sqlx::{Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::page::{Direction, PageToken, push_past_page};
+use crate::page::PageToken;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/notifications", get(list_notifications))
-        .route("/v1/notifications/{id}/read", post(mark_read))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_notifications))
+        .routes(routes!(mark_read))
 }
 
-const NOTICE_COLUMNS: &str = "id, tenant_id, user_id, run_id, kind, title, body, outcome, view_url, created_at, position, read_at";
-
 /// A notice, as `public.notifications` shows it.
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Notice {
     /// Deterministic: the same run and kind give the same id.
     pub id: uuid::Uuid,
@@ -55,6 +60,39 @@ pub struct Notice {
     pub read_at: Option<DateTime<Utc>>,
 }
 
+impl From<NoticeRow> for Notice {
+    fn from(row: NoticeRow) -> Self {
+        let NoticeRow {
+            id,
+            tenant_id,
+            user_id,
+            run_id,
+            kind,
+            title,
+            body,
+            outcome,
+            view_url,
+            created_at,
+            position,
+            read_at,
+        } = row;
+        Self {
+            id,
+            tenant_id,
+            user_id,
+            run_id,
+            kind,
+            title,
+            body,
+            outcome,
+            view_url,
+            created_at,
+            position,
+            read_at,
+        }
+    }
+}
+
 /// `GET /v1/notifications` parameters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -78,8 +116,31 @@ pub struct NoticePage {
     pub next_page_token: Option<String>,
 }
 
-fn feed_owner(caller: &Caller) -> Result<UserId, ApiError> {
+/// The user whose feed the caller reads: its own, if its token is bound to one.
+pub(crate) fn feed_owner(caller: &Caller) -> Result<UserId, ApiError> {
     caller.user_id.ok_or(ApiError::Forbidden)
+}
+
+/// The caller of a feed route and the user whose feed it reads, checked before anything else
+/// of the request is read.
+pub(crate) struct Feed {
+    caller: Caller,
+    user: UserId,
+}
+
+impl FromRequestParts<AppState> for Feed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let user = feed_owner(&caller)?;
+        Ok(Self { caller, user })
+    }
+}
+
+/// The digest of a feed's page tokens: which list (all notices, or the unread ones).
+fn feed_digest(unread_only: bool) -> &'static str {
+    if unread_only { "unread" } else { "all" }
 }
 
 #[utoipa::path(get, path = "/v1/notifications", tag = "notifications",
@@ -88,68 +149,47 @@ fn feed_owner(caller: &Caller) -> Result<UserId, ApiError> {
     security(("bearer" = [])))]
 pub(crate) async fn list_notifications(
     State(state): State<AppState>,
-    caller: Caller,
+    Feed { caller, user }: Feed,
     Query(params): Query<NoticeQuery>,
 ) -> Result<Json<NoticePage>, ApiError> {
-    Ok(Json(notice_page(&state, &caller, &params).await?))
-}
-
-/// A page of the caller's own notices, newest first: the feed route's query, which the
-/// notifications page shares.
-pub(crate) async fn notice_page(
-    state: &AppState,
-    caller: &Caller,
-    params: &NoticeQuery,
-) -> Result<NoticePage, ApiError> {
-    let user = feed_owner(caller)?;
-    let page_size = params.page_size.unwrap_or(50);
-    if !(1..=200).contains(&page_size) {
+    let size = params.page_size.unwrap_or(50);
+    if !(1..=200).contains(&size) {
         return Err(ApiError::bad_field(
             "page_size",
             "must be between 1 and 200",
         ));
     }
-    let digest = if params.unread_only { "unread" } else { "all" };
+    let digest = feed_digest(params.unread_only);
     let after = params
         .page_token
         .as_deref()
         .map(|t| PageToken::decode(t, digest))
+        .transpose()?
+        .map(|token| {
+            Ok::<_, ApiError>(NoticePosition {
+                created_at: token.t.ok_or_else(PageToken::not_of_this_list)?,
+                id: token.id,
+            })
+        })
         .transpose()?;
-    let mut query: QueryBuilder<'_, Postgres> = QueryBuilder::new(format!(
-        "SELECT {NOTICE_COLUMNS} FROM notifications WHERE tenant_id = "
-    ));
-    query
-        .push_bind(caller.tenant_id.get())
-        .push(" AND user_id = ")
-        .push_bind(user.get());
-    if params.unread_only {
-        query.push(" AND read_at IS NULL");
-    }
-    if let Some(after) = &after {
-        let t = after
-            .t
-            .ok_or_else(|| ApiError::bad_field("page_token", "is not a page token of this list"))?;
-        query.push(" AND ");
-        push_past_page(&mut query, "created_at", Direction::Descending, t, after.id);
-    }
-    query
-        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(i64::from(page_size) + 1);
-    let mut notifications: Vec<Notice> = query.build_query_as().fetch_all(&state.pool).await?;
-    let more = notifications.len() > page_size as usize;
-    notifications.truncate(page_size as usize);
-    let next_page_token = notifications.last().filter(|_| more).map(|last| {
+    let query = NoticePageQuery {
+        unread_only: params.unread_only,
+        size,
+        after,
+    };
+    let page = notice_page(&state.pool, caller.tenant_id, user, &query).await?;
+    let next_page_token = page.next.map(|next| {
         PageToken {
             f: digest.to_owned(),
-            t: Some(last.created_at),
-            id: last.id,
+            t: Some(next.created_at),
+            id: next.id,
         }
         .encode()
     });
-    Ok(NoticePage {
-        notifications,
+    Ok(Json(NoticePage {
+        notifications: page.notices.into_iter().map(Notice::from).collect(),
         next_page_token,
-    })
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/notifications/{id}/read", tag = "notifications",
@@ -158,45 +198,28 @@ pub(crate) async fn notice_page(
     security(("bearer" = [])))]
 pub(crate) async fn mark_read(
     State(state): State<AppState>,
-    caller: Caller,
+    Feed { caller, user }: Feed,
     Path(id): Path<String>,
 ) -> Result<Json<Notice>, ApiError> {
-    let id: uuid::Uuid = id
-        .parse()
-        .map_err(|_| ApiError::bad_field("id", "must be a UUID"))?;
-    Ok(Json(mark_notice_read(&state, &caller, id).await?))
+    let id = parse_notice_id(&id)?;
+    Ok(Json(read_notice(&state, &caller, user, id).await?.into()))
 }
 
-/// Marks the caller's own notice `id` read (again: no change) and returns it; another user's
-/// notice answers as a missing one.
-pub(crate) async fn mark_notice_read(
+/// A notice id of a path.
+pub(crate) fn parse_notice_id(text: &str) -> Result<uuid::Uuid, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_field("id", "must be a UUID"))
+}
+
+/// Marks `user`'s own notice `id` read: the route's work, which the notifications page shares.
+/// Another user's notice answers as a missing one.
+pub(crate) async fn read_notice(
     state: &AppState,
     caller: &Caller,
+    user: UserId,
     id: uuid::Uuid,
-) -> Result<Notice, ApiError> {
-    let user = feed_owner(caller)?;
-    let owned: Option<(i64, i64)> =
-        sqlx::query_as("SELECT tenant_id, user_id FROM notifications WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&state.pool)
-            .await?;
-    if owned != Some((caller.tenant_id.get(), user.get())) {
-        return Err(ApiError::NotFound);
-    }
-    sqlx::query(
-        "INSERT INTO notification_reads (notification_id, user_id, tenant_id, read_at) VALUES ($1, $2, $3, now())
-         ON CONFLICT (notification_id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(user.get())
-    .bind(caller.tenant_id.get())
-    .execute(&state.pool)
-    .await?;
-    let notice: Notice = sqlx::query_as(&format!(
-        "SELECT {NOTICE_COLUMNS} FROM notifications WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_one(&state.pool)
-    .await?;
-    Ok(notice)
+) -> Result<NoticeRow, ApiError> {
+    mark_notice_read(&state.pool, caller.tenant_id, user, id)
+        .await?
+        .ok_or(ApiError::NotFound)
 }

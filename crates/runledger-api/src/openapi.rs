@@ -1,37 +1,19 @@
-//! The OpenAPI 3.1 document of every route, generated from the handlers' annotations.
+//! The routes of the API, listed once: [`routes`] builds both the router and the OpenAPI 3.1
+//! document from the handlers' annotations, so the document cannot list a route the router
+//! does not serve, nor miss one it does.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::{audit, evidence, notifications, operations, projections, runs_commands, runs_queries};
+use crate::{
+    AppState, audit, evidence, notifications, operations, projections, runs_commands, runs_queries,
+};
 
-/// The document; `GET /openapi.json` serves it.
+/// What the document says besides its paths; `GET /openapi.json` serves it with them.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "runledger", description = "An event-sourced ledger of long-running operations (runs)."),
-    paths(
-        runs_commands::queue_run,
-        runs_commands::start_run,
-        runs_commands::report_progress,
-        runs_commands::complete_run,
-        runs_commands::dispatch_failed,
-        runs_queries::list_runs,
-        runs_queries::get_run,
-        runs_queries::count_runs,
-        audit::run_events,
-        audit::run_state,
-        audit::tenant_events,
-        evidence::verify_run_chain,
-        evidence::export_tenant,
-        notifications::list_notifications,
-        notifications::mark_read,
-        projections::list_projections,
-        projections::rebuild_projection,
-        operations::healthz,
-        operations::readyz,
-        operations::metrics,
-        operations::openapi,
-    ),
     modifiers(&BearerAuth),
     tags(
         (name = "commands", description = "Record a run's lifecycle (writer role)"),
@@ -42,6 +24,23 @@ use crate::{audit, evidence, notifications, operations, projections, runs_comman
     )
 )]
 pub struct ApiDoc;
+
+/// Every documented route, with its documentation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(runs_commands::router())
+        .merge(runs_queries::router())
+        .merge(audit::router())
+        .merge(evidence::router())
+        .merge(operations::router())
+        .merge(notifications::router())
+        .merge(projections::router())
+}
+
+/// The OpenAPI document of every route.
+pub fn document() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
 
 /// Declares the bearer token scheme the routes' `security` refers to.
 struct BearerAuth;

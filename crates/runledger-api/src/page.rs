@@ -1,13 +1,15 @@
 //! Opaque keyset page tokens: where a page ended, and which list it was a page of.
 //!
-//! A token holds the last row's sort key and id, and a digest of the filters and order it was
-//! issued for; a token reused with other filters is refused rather than silently skipping rows.
+//! A token holds the last row's sort key and id (a read model's page position), and a digest
+//! of the filters and order it was issued for; a token reused with other filters is refused
+//! rather than silently skipping rows. The read models' queries take and give typed positions;
+//! only this module knows the text of a token.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{Postgres, QueryBuilder};
+use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 
@@ -33,9 +35,11 @@ impl PageToken {
     /// # Errors
     /// [`ApiError::BadRequest`] naming `page_token` when it is malformed or of another list.
     pub fn decode(text: &str, digest: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::bad_field("page_token", "is not a page token of this list");
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
-        let token: PageToken = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| Self::not_of_this_list())?;
+        let token: PageToken =
+            serde_json::from_slice(&bytes).map_err(|_| Self::not_of_this_list())?;
         if token.f != digest {
             return Err(ApiError::bad_field(
                 "page_token",
@@ -44,34 +48,16 @@ impl PageToken {
         }
         Ok(token)
     }
-}
 
-/// The direction a keyset list is sorted in.
-#[derive(Debug, Clone, Copy)]
-pub enum Direction {
-    /// Largest key first: the next page holds smaller keys.
-    Descending,
-    /// Smallest key first: the next page holds larger keys.
-    Ascending,
-}
+    /// The problem of a token that is not one of the list's.
+    pub fn not_of_this_list() -> ApiError {
+        ApiError::bad_field("page_token", "is not a page token of this list")
+    }
 
-/// Pushes `(column, id) < (t, id)` (`>` when ascending): the rows past a page that ended at
-/// the row (`t`, `id`) of a list sorted by `column`, then by `id` to break ties.
-pub fn push_past_page(
-    query: &mut QueryBuilder<'_, Postgres>,
-    column: &'static str,
-    direction: Direction,
-    t: DateTime<Utc>,
-    id: uuid::Uuid,
-) {
-    let comparison = match direction {
-        Direction::Descending => "<",
-        Direction::Ascending => ">",
-    };
-    query
-        .push(format!("({column}, id) {comparison} ("))
-        .push_bind(t)
-        .push(", ")
-        .push_bind(id)
-        .push(")");
+    /// The digest of a list, from what tells it from other lists (its filters and order): the
+    /// first 8 bytes of the SHA-256 of their JSON, in hex.
+    pub fn digest(list: &impl Serialize) -> String {
+        let text = serde_json::to_string(list).unwrap_or_default();
+        hex::encode(&Sha256::digest(text.as_bytes())[..8])
+    }
 }

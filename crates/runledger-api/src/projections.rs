@@ -1,24 +1,25 @@
 //! Projection operations: `GET /v1/projections` (any token: it shows no tenant's data) and
 //! `POST /v1/projections/{name}/rebuild` (admin).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use runledger_projections::{
     ProjectionError, ProjectionStatus, RebuildStarted, VersionProgress, rebuild, statuses,
 };
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/projections", get(list_projections))
-        .route("/v1/projections/{name}/rebuild", post(rebuild_projection))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_projections))
+        .routes(routes!(rebuild_projection))
 }
 
 fn internal(error: ProjectionError) -> ApiError {

@@ -1,33 +1,41 @@
 //! Query routes (reader role): list runs with filters and keyset pages, get one run (with an
-//! ETag), and count runs by status and outcome. They read only the OperationRun read model.
+//! ETag), and count runs by status and outcome.
+//!
+//! Each route parses its query string into the OperationRun read model's typed query
+//! (`runledger_projections::operation_runs::query`), runs it, and renders the rows; the SQL is
+//! the read model's. A page token is opaque: it carries where the page ended and which list
+//! (filters and order) it is a page of ([`crate::page`]).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use runledger_core::{Outcome, RunId, RunSnapshot, RunStatus, RunType, TenantId, UserId};
-use runledger_projections::OperationRunRow;
+use runledger_core::{Outcome, RunSnapshot, RunStatus, RunType, TenantId, UserId};
+use runledger_projections::operation_runs::query;
+use runledger_projections::operation_runs::{
+    CountGroup, OperationRunRow, RunFilter, RunOrder, RunPageQuery, RunPosition, RunQueryError,
+    TypePrefix,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use sqlx::{Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::{Caller, Role};
+use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
-use crate::page::{Direction, PageToken, push_past_page};
+use crate::page::PageToken;
 use crate::run_json::run_json;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant_id}/runs", get(list_runs))
-        .route("/v1/tenants/{tenant_id}/runs:count", get(count_runs))
-        .route("/v1/tenants/{tenant_id}/runs/{run_id}", get(get_run))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_runs))
+        .routes(routes!(count_runs))
+        .routes(routes!(get_run))
 }
 
 /// A row of the read model as the API shows it.
@@ -77,134 +85,170 @@ pub struct RunQuery {
     pub min_position: Option<i64>,
 }
 
-/// Parsed filters.
-#[derive(Debug, Default, Serialize)]
-struct ValidFilters {
-    run_type: Option<String>,
-    type_prefix: Option<String>,
-    status: Vec<String>,
-    outcome: Vec<String>,
+impl RunQuery {
+    /// The filters, as the read model's typed filter.
+    pub(crate) fn filter(&self) -> Result<RunFilter, ApiError> {
+        Ok(RunFilter {
+            run_type: self.run_type.as_deref().map(RunType::parse).transpose()?,
+            type_prefix: self.type_prefix.as_deref().map(type_prefix).transpose()?,
+            statuses: self
+                .status
+                .iter()
+                .map(|s| s.parse::<RunStatus>())
+                .collect::<Result<_, _>>()?,
+            outcomes: self
+                .outcome
+                .iter()
+                .map(|o| o.parse::<Outcome>())
+                .collect::<Result<_, _>>()?,
+            initiator: self.initiator_user_id.map(initiator).transpose()?,
+            created_after: self.created_after,
+            created_before: self.created_before,
+        })
+    }
+
+    /// The page of the list these parameters ask for.
+    pub(crate) fn page(&self) -> Result<ListPage, ApiError> {
+        if self.group_by.is_some() {
+            return Err(ApiError::bad_field(
+                "group_by",
+                "belongs to runs:count, not the list",
+            ));
+        }
+        let list = RunList {
+            filter: self.filter()?,
+            order: parse_order(self.sort.as_deref())?,
+        };
+        let size = self.page_size.unwrap_or(50);
+        if !(1..=500).contains(&size) {
+            return Err(ApiError::bad_field(
+                "page_size",
+                "must be between 1 and 500",
+            ));
+        }
+        list.page(size, self.page_token.as_deref())
+    }
+}
+
+/// The run type prefix of a filter.
+pub(crate) fn type_prefix(text: &str) -> Result<TypePrefix, ApiError> {
+    TypePrefix::parse(text).map_err(|error| ApiError::bad_field("type_prefix", error.to_string()))
+}
+
+/// The initiating user of a filter.
+pub(crate) fn initiator(id: i64) -> Result<UserId, ApiError> {
+    UserId::new(id).map_err(|e| ApiError::bad_field("initiator_user_id", e.reason))
+}
+
+/// A list of a tenant's runs, as the list route and the runs page ask for one: which runs, in
+/// which order.
+pub(crate) struct RunList {
+    pub(crate) filter: RunFilter,
+    pub(crate) order: RunOrder,
+}
+
+impl RunList {
+    /// The page of `size` runs after the one `page_token` ended (the first page without one).
+    ///
+    /// # Errors
+    /// A 400 naming `page_token` when it is not a token of this list.
+    pub(crate) fn page(self, size: u32, page_token: Option<&str>) -> Result<ListPage, ApiError> {
+        let digest = list_digest(&self.filter, self.order);
+        let after = page_token
+            .map(|t| PageToken::decode(t, &digest))
+            .transpose()?
+            .map(|token| RunPosition {
+                time: token.t,
+                id: token.id,
+            });
+        let query = RunPageQuery {
+            filter: self.filter,
+            order: self.order,
+            size,
+            after,
+        };
+        Ok(ListPage { query, digest })
+    }
+}
+
+/// A page of a list, and the digest its page tokens carry.
+pub(crate) struct ListPage {
+    query: RunPageQuery,
+    digest: String,
+}
+
+impl ListPage {
+    /// The page's runs in the tenant, and the token of the next page. The caller has checked
+    /// the tenant.
+    pub(crate) async fn fetch(
+        self,
+        state: &AppState,
+        tenant_id: TenantId,
+    ) -> Result<(query::RunPage, Option<String>), ApiError> {
+        let page = query::run_page(&state.pool, tenant_id, &self.query)
+            .await
+            .map_err(|error| match error {
+                RunQueryError::PositionOutsideOrder => PageToken::not_of_this_list(),
+                RunQueryError::Database(error) => error.into(),
+            })?;
+        let digest = self.digest;
+        let next_page_token = page.next.map(|next| {
+            PageToken {
+                f: digest,
+                t: next.time,
+                id: next.id,
+            }
+            .encode()
+        });
+        Ok((page, next_page_token))
+    }
+}
+
+fn parse_order(text: Option<&str>) -> Result<RunOrder, ApiError> {
+    match text.unwrap_or("-created_at") {
+        "-created_at" => Ok(RunOrder::CreatedDesc),
+        "created_at" => Ok(RunOrder::CreatedAsc),
+        "-completed_at" => Ok(RunOrder::CompletedDesc),
+        _ => Err(ApiError::bad_field(
+            "sort",
+            "must be one of: -created_at, created_at, -completed_at",
+        )),
+    }
+}
+
+fn order_name(order: RunOrder) -> &'static str {
+    match order {
+        RunOrder::CreatedDesc => "-created_at",
+        RunOrder::CreatedAsc => "created_at",
+        RunOrder::CompletedDesc => "-completed_at",
+    }
+}
+
+/// The filters as a list's digest covers them; the field names and their order are part of
+/// every page token issued, so a token stays valid across versions of the server.
+#[derive(Serialize)]
+struct DigestedFilters<'a> {
+    run_type: Option<&'a str>,
+    type_prefix: Option<&'a str>,
+    status: Vec<&'static str>,
+    outcome: Vec<&'static str>,
     initiator_user_id: Option<i64>,
     created_after: Option<DateTime<Utc>>,
     created_before: Option<DateTime<Utc>>,
 }
 
-impl TryFrom<&RunQuery> for ValidFilters {
-    type Error = ApiError;
-
-    fn try_from(filters: &RunQuery) -> Result<Self, ApiError> {
-        let run_type = filters
-            .run_type
-            .as_deref()
-            .map(RunType::parse)
-            .transpose()?
-            .map(|t| t.to_string());
-        if let Some(prefix) = &filters.type_prefix
-            && (prefix.len() > RunType::MAX_LEN
-                || !prefix
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.'))
-        {
-            return Err(ApiError::bad_field(
-                "type_prefix",
-                "must be at most 100 characters of [a-z0-9_.]",
-            ));
-        }
-        let status = filters
-            .status
-            .iter()
-            .map(|s| s.parse::<RunStatus>().map(|s| s.as_str().to_owned()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let outcome = filters
-            .outcome
-            .iter()
-            .map(|o| o.parse::<Outcome>().map(|o| o.as_str().to_owned()))
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(user) = filters.initiator_user_id {
-            UserId::new(user).map_err(|e| ApiError::bad_field("initiator_user_id", e.reason))?;
-        }
-        Ok(ValidFilters {
-            run_type,
-            type_prefix: filters.type_prefix.clone(),
-            status,
-            outcome,
-            initiator_user_id: filters.initiator_user_id,
-            created_after: filters.created_after,
-            created_before: filters.created_before,
-        })
-    }
-}
-
-impl ValidFilters {
-    /// Appends `AND …` conditions for the filters (the tenant condition comes first).
-    fn push_conditions(&self, query: &mut QueryBuilder<'_, Postgres>) {
-        if let Some(run_type) = &self.run_type {
-            query.push(" AND type = ").push_bind(run_type.clone());
-        }
-        if let Some(prefix) = &self.type_prefix {
-            // `[a-z0-9_.]` only: escape `_`, the one LIKE wildcard it can hold.
-            query
-                .push(" AND type LIKE ")
-                .push_bind(format!("{}%", prefix.replace('_', "\\_")));
-        }
-        if !self.status.is_empty() {
-            query
-                .push(" AND status = ANY(")
-                .push_bind(self.status.clone())
-                .push(")");
-        }
-        if !self.outcome.is_empty() {
-            query
-                .push(" AND outcome = ANY(")
-                .push_bind(self.outcome.clone())
-                .push(")");
-        }
-        if let Some(user) = self.initiator_user_id {
-            query.push(" AND user_id = ").push_bind(user);
-        }
-        if let Some(after) = self.created_after {
-            query.push(" AND created_at >= ").push_bind(after);
-        }
-        if let Some(before) = self.created_before {
-            query.push(" AND created_at < ").push_bind(before);
-        }
-    }
-
-    /// A digest of the filters and sort a page token belongs to.
-    fn digest(&self, sort: Sort) -> String {
-        let text = serde_json::to_string(&(self, sort.as_str())).unwrap_or_default();
-        hex::encode(&Sha256::digest(text.as_bytes())[..8])
-    }
-}
-
-/// The orders a list can be sorted in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sort {
-    CreatedDesc,
-    CreatedAsc,
-    CompletedDesc,
-}
-
-impl Sort {
-    fn parse(text: Option<&str>) -> Result<Self, ApiError> {
-        match text.unwrap_or("-created_at") {
-            "-created_at" => Ok(Sort::CreatedDesc),
-            "created_at" => Ok(Sort::CreatedAsc),
-            "-completed_at" => Ok(Sort::CompletedDesc),
-            _ => Err(ApiError::bad_field(
-                "sort",
-                "must be one of: -created_at, created_at, -completed_at",
-            )),
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Sort::CreatedDesc => "-created_at",
-            Sort::CreatedAsc => "created_at",
-            Sort::CompletedDesc => "-completed_at",
-        }
-    }
+/// A digest of the filters and order a page token belongs to.
+fn list_digest(filter: &RunFilter, order: RunOrder) -> String {
+    let filters = DigestedFilters {
+        run_type: filter.run_type.as_ref().map(RunType::as_str),
+        type_prefix: filter.type_prefix.as_ref().map(TypePrefix::as_str),
+        status: filter.statuses.iter().map(|s| s.as_str()).collect(),
+        outcome: filter.outcomes.iter().map(|o| o.as_str()).collect(),
+        initiator_user_id: filter.initiator.map(UserId::get),
+        created_after: filter.created_after,
+        created_before: filter.created_before,
+    };
+    PageToken::digest(&(filters, order_name(order)))
 }
 
 /// A page of runs.
@@ -222,12 +266,15 @@ pub struct RunPage {
     security(("bearer" = [])))]
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
-    caller: Caller,
-    TenantPath { tenant_id }: TenantPath,
+    Authorized {
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Reader>,
     Query(params): Query<RunQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
-    caller.authorize(tenant_id, Role::Reader)?;
-    let page = run_page(&state, tenant_id, &params).await?;
+    let page = params.page()?;
+    crate::read_your_writes::wait_for(&state, params.min_position).await?;
+    let (page, next_page_token) = page.fetch(&state, tenant_id).await?;
     let runs = page
         .rows
         .iter()
@@ -235,145 +282,8 @@ pub(crate) async fn list_runs(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(RunPage {
         runs,
-        next_page_token: page.next_page_token,
-    }))
-}
-
-/// A page of read-model rows.
-#[derive(Debug, Default)]
-pub(crate) struct RowPage {
-    /// The rows, in the requested order.
-    pub rows: Vec<OperationRunRow>,
-    /// The token of the next page, if there is one.
-    pub next_page_token: Option<String>,
-}
-
-/// One page of a tenant's runs, filtered and sorted as `params` say: the list route's query,
-/// which the monitoring pages share. The caller has checked the tenant.
-pub(crate) async fn run_page(
-    state: &AppState,
-    tenant_id: TenantId,
-    params: &RunQuery,
-) -> Result<RowPage, ApiError> {
-    if params.group_by.is_some() {
-        return Err(ApiError::bad_field(
-            "group_by",
-            "belongs to runs:count, not the list",
-        ));
-    }
-    let filters = ValidFilters::try_from(params)?;
-    let sort = Sort::parse(params.sort.as_deref())?;
-    let page_size = params.page_size.unwrap_or(50);
-    if !(1..=500).contains(&page_size) {
-        return Err(ApiError::bad_field(
-            "page_size",
-            "must be between 1 and 500",
-        ));
-    }
-    let digest = filters.digest(sort);
-    let after = params
-        .page_token
-        .as_deref()
-        .map(|t| PageToken::decode(t, &digest))
-        .transpose()?;
-    crate::read_your_writes::wait_for(state, params.min_position).await?;
-
-    let mut query = QueryBuilder::new(format!(
-        "SELECT {} FROM operation_runs WHERE tenant_id = ",
-        OperationRunRow::COLUMNS
-    ));
-    query.push_bind(tenant_id.get());
-    filters.push_conditions(&mut query);
-    if let Some(after) = &after {
-        match (sort, after.t) {
-            (Sort::CreatedDesc, Some(t)) => {
-                query.push(" AND ");
-                push_past_page(&mut query, "created_at", Direction::Descending, t, after.id);
-            }
-            (Sort::CreatedAsc, Some(t)) => {
-                query.push(" AND ");
-                push_past_page(&mut query, "created_at", Direction::Ascending, t, after.id);
-            }
-            (Sort::CompletedDesc, Some(t)) => {
-                // Runs not completed sort last: every one of them is past a completed run.
-                query.push(" AND (");
-                push_past_page(
-                    &mut query,
-                    "completed_at",
-                    Direction::Descending,
-                    t,
-                    after.id,
-                );
-                query.push(" OR completed_at IS NULL)");
-            }
-            (Sort::CompletedDesc, None) => {
-                query
-                    .push(" AND completed_at IS NULL AND id < ")
-                    .push_bind(after.id);
-            }
-            (_, None) => {
-                return Err(ApiError::bad_field(
-                    "page_token",
-                    "is not a page token of this list",
-                ));
-            }
-        }
-    }
-    query.push(match sort {
-        Sort::CreatedDesc => " ORDER BY created_at DESC, id DESC",
-        Sort::CreatedAsc => " ORDER BY created_at ASC, id ASC",
-        Sort::CompletedDesc => " ORDER BY completed_at DESC NULLS LAST, id DESC",
-    });
-    query.push(" LIMIT ").push_bind(i64::from(page_size) + 1);
-    let mut rows: Vec<OperationRunRow> = query.build_query_as().fetch_all(&state.pool).await?;
-    let more = rows.len() > page_size as usize;
-    rows.truncate(page_size as usize);
-    let next_page_token = match rows.last() {
-        Some(last) if more => Some(
-            PageToken {
-                f: digest,
-                t: match sort {
-                    Sort::CreatedDesc | Sort::CreatedAsc => Some(last.created_at),
-                    Sort::CompletedDesc => last.completed_at,
-                },
-                id: last.id,
-            }
-            .encode(),
-        ),
-        _ => None,
-    };
-    Ok(RowPage {
-        rows,
         next_page_token,
-    })
-}
-
-/// The run `run_id` of the tenant if it passes the list filters of `params` (sort and pages
-/// aside): what a live list needs to know of a run that changed.
-pub(crate) async fn run_if_listed(
-    state: &AppState,
-    tenant_id: TenantId,
-    run_id: RunId,
-    params: &RunQuery,
-) -> Result<Option<OperationRunRow>, ApiError> {
-    let filters = ValidFilters::try_from(params)?;
-    let mut query = QueryBuilder::new(format!(
-        "SELECT {} FROM operation_runs WHERE tenant_id = ",
-        OperationRunRow::COLUMNS
-    ));
-    query.push_bind(tenant_id.get());
-    query.push(" AND id = ").push_bind(run_id.as_uuid());
-    filters.push_conditions(&mut query);
-    Ok(query.build_query_as().fetch_optional(&state.pool).await?)
-}
-
-/// The tenant's run `run_id` in the read model.
-pub(crate) async fn find_run(
-    state: &AppState,
-    tenant_id: TenantId,
-    run_id: RunId,
-) -> Result<Option<OperationRunRow>, ApiError> {
-    run_if_listed(state, tenant_id, run_id, &RunQuery::default()).await
+    }))
 }
 
 /// `GET /v1/tenants/{tenant_id}/runs/{run_id}` parameters.
@@ -391,14 +301,12 @@ pub struct GetParams {
     security(("bearer" = [])))]
 pub(crate) async fn get_run(
     State(state): State<AppState>,
-    caller: Caller,
-    path: RunPath,
+    Authorized { path, .. }: Authorized<RunPath, needs::Reader>,
     Query(params): Query<GetParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.authorize(path.tenant_id, Role::Reader)?;
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
-    let row = find_run(&state, path.tenant_id, path.run_id)
+    let row = query::find_run(&state.pool, path.tenant_id, path.run_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let etag = format!("\"{}\"", row.version);
@@ -420,17 +328,44 @@ pub(crate) async fn get_run(
         .into_response())
 }
 
+/// The groups `group_by` names, in its order, each once.
+fn count_groups(group_by: Option<&str>) -> Result<Vec<CountGroup>, ApiError> {
+    let mut groups = Vec::new();
+    for part in group_by
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let group = match part {
+            "status" => CountGroup::Status,
+            "outcome" => CountGroup::Outcome,
+            _ => {
+                return Err(ApiError::bad_field(
+                    "group_by",
+                    "must list status and/or outcome",
+                ));
+            }
+        };
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    Ok(groups)
+}
+
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs:count", tag = "queries",
     params(("tenant_id" = i64, Path), RunQuery),
     responses((status = 200, description = "`{total, groups: [{status?, outcome?, count}]}`"), (status = 400), (status = 404)),
     security(("bearer" = [])))]
 pub(crate) async fn count_runs(
     State(state): State<AppState>,
-    caller: Caller,
-    TenantPath { tenant_id }: TenantPath,
+    Authorized {
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Reader>,
     Query(params): Query<RunQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(tenant_id, Role::Reader)?;
     for (field, given) in [
         ("sort", params.sort.is_some()),
         ("page_size", params.page_size.is_some()),
@@ -443,65 +378,23 @@ pub(crate) async fn count_runs(
             ));
         }
     }
-    let filters = ValidFilters::try_from(&params)?;
-    let mut columns: Vec<&'static str> = Vec::new();
-    for part in params
-        .group_by
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        let column = match part {
-            "status" => "status",
-            "outcome" => "outcome",
-            _ => {
-                return Err(ApiError::bad_field(
-                    "group_by",
-                    "must list status and/or outcome",
-                ));
-            }
-        };
-        if !columns.contains(&column) {
-            columns.push(column);
-        }
-    }
+    let filter = params.filter()?;
+    let groups = count_groups(params.group_by.as_deref())?;
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
-    let group_status = columns.contains(&"status");
-    let group_outcome = columns.contains(&"outcome");
-    let mut query = QueryBuilder::new(format!(
-        "SELECT {}, {}, count(*) FROM operation_runs WHERE tenant_id = ",
-        if group_status { "status" } else { "NULL::text" },
-        if group_outcome {
-            "outcome"
-        } else {
-            "NULL::text"
-        },
-    ));
-    query.push_bind(tenant_id.get());
-    filters.push_conditions(&mut query);
-    if !columns.is_empty() {
-        query
-            .push(" GROUP BY ")
-            .push(columns.join(", "))
-            .push(" ORDER BY ")
-            .push(columns.join(", "));
-    }
-    let rows: Vec<(Option<String>, Option<String>, i64)> =
-        query.build_query_as().fetch_all(&state.pool).await?;
-    let total: i64 = rows.iter().map(|(_, _, count)| count).sum();
-    let groups: Vec<Value> = if columns.is_empty() {
+    let counts = query::count_runs(&state.pool, tenant_id, &filter, &groups).await?;
+    let total: i64 = counts.iter().map(|c| c.count).sum();
+    let groups: Vec<Value> = if groups.is_empty() {
         Vec::new()
     } else {
-        rows.into_iter()
-            .map(|(status, outcome, count)| {
-                let mut group = json!({ "count": count });
-                if group_status {
-                    group["status"] = json!(status);
+        counts
+            .into_iter()
+            .map(|c| {
+                let mut group = json!({ "count": c.count });
+                if groups.contains(&CountGroup::Status) {
+                    group["status"] = json!(c.status);
                 }
-                if group_outcome {
-                    group["outcome"] = json!(outcome);
+                if groups.contains(&CountGroup::Outcome) {
+                    group["outcome"] = json!(c.outcome);
                 }
                 group
             })

@@ -21,6 +21,7 @@ use clap::Args;
 use runledger_api::auth::Role;
 use runledger_api::tokens::{NewToken, create_token};
 use runledger_api::{ApiConfig, AppState};
+use runledger_cli::clock::SystemClock;
 use runledger_cli::database::Database;
 use runledger_core::TenantId;
 use serde_json::{Value, json};
@@ -108,7 +109,7 @@ async fn serve(pool: &PgPool, token_staleness: Duration) -> anyhow::Result<Socke
         token_staleness,
         ..ApiConfig::new(&format!("http://{address}"))
     };
-    let state = AppState::new(pool.clone(), config);
+    let state = AppState::new(pool.clone(), config, std::sync::Arc::new(SystemClock));
     let app = runledger_api::app(state);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {

@@ -50,6 +50,7 @@ pub(crate) fn queued(
         initiator,
         context: json!({ "source": "bench" }),
         queued_at: Utc::now(),
+        limits: runledger_core::RunLimits::default(),
     })))
 }
 
@@ -64,6 +65,7 @@ pub(crate) fn system_run(tenant: TenantId, run_type: &str) -> anyhow::Result<(Ru
 pub(crate) fn started() -> NewEvent {
     bench_event(RunEvent::Started(RunStarted {
         started_at: Utc::now(),
+        worker: None,
     }))
 }
 
@@ -108,6 +110,7 @@ async fn generate(
             outcome: Outcome::Succeeded,
             reason: CompletionReason::Finished,
             failures: Vec::new(),
+            final_counts: None,
             completed_at: Utc::now(),
         })));
         writer.append(tenant, run, 0, &events).await?;

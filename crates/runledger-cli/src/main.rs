@@ -6,6 +6,8 @@
 //! # Layout
 //! - `database` (in the crate's library, shared with `runledger-bench`): `DATABASE_URL`, or the
 //!   embedded PostgreSQL in `--data-dir`.
+//! - `clock` (in the crate's library, shared with `runledger-bench`): the system clock, where
+//!   the time of commands enters.
 //! - `run_commands`: `queue`, `start`, `progress`, `complete`, `dispatch-failed`, `show`.
 //! - `projections`: `runledger projections`, `rebuild`, `project`: operating the read models.
 //! - `serve`: the HTTP API and the projectors, until SIGINT/SIGTERM.
@@ -98,12 +100,11 @@ fn main() -> anyhow::Result<()> {
 async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Migrate => {
-            let pool = database.migrated_pool().await?;
-            let (events, runs): (i64, i64) = sqlx::query_as(
-                "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM streams)",
-            )
-            .fetch_one(&pool)
-            .await?;
+            let reader = runledger_store::EventReader::new(database.migrated_pool().await?);
+            let events = reader
+                .count_events(runledger_store::LogCursor::START, None, u64::MAX)
+                .await?;
+            let runs = reader.count_runs().await?;
             println!(
                 "migrated: the ledger holds {events} events of {runs} runs ({})",
                 database.describe()

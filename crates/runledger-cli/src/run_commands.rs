@@ -2,10 +2,9 @@
 //! command path and prints the run as OperationRun JSON.
 
 use anyhow::Context;
-use chrono::Utc;
 use clap::Args;
 use runledger_core::{
-    Complete, DispatchFailed, EventId, FailureCode, FailureReport, Initiator, Outcome,
+    Clock, Complete, DispatchFailed, EventId, FailureCode, FailureReport, Initiator, Outcome,
     ProgressDelta, QueueRun, ReportProgress, RunCommand, RunId, RunIdentity, RunType, Start,
     TenantId, UserId,
 };
@@ -17,6 +16,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::database::Database;
+use runledger_cli::clock::SystemClock;
 
 /// Names one run of one tenant.
 #[derive(Debug, Args)]
@@ -110,7 +110,8 @@ pub(crate) async fn queue(database: &Database, args: QueueArgs) -> anyhow::Resul
         identity: RunIdentity::new(identity)?,
         initiator,
         context,
-        at: Utc::now(),
+        limits: runledger_core::RunLimits::default(),
+        at: SystemClock.now(),
     });
     execute(database, args.tenant, run_id, command).await
 }
@@ -120,7 +121,10 @@ pub(crate) async fn start(database: &Database, args: RunArgs) -> anyhow::Result<
         database,
         args.tenant,
         args.run,
-        RunCommand::Start(Start { at: Utc::now() }),
+        RunCommand::Start(Start {
+            worker: None,
+            at: SystemClock.now(),
+        }),
     )
     .await
 }
@@ -134,7 +138,7 @@ pub(crate) async fn progress(database: &Database, args: ProgressArgs) -> anyhow:
         },
         total: args.total,
         failures: Vec::new(),
-        at: Utc::now(),
+        at: SystemClock.now(),
     });
     execute(database, args.run.tenant, args.run.run, command).await
 }
@@ -142,7 +146,9 @@ pub(crate) async fn progress(database: &Database, args: ProgressArgs) -> anyhow:
 pub(crate) async fn complete(database: &Database, args: CompleteArgs) -> anyhow::Result<()> {
     let command = RunCommand::Complete(Complete {
         outcome: args.outcome,
-        at: Utc::now(),
+        final_counts: None,
+        failures: Vec::new(),
+        at: SystemClock.now(),
     });
     execute(database, args.run.tenant, args.run.run, command).await
 }
@@ -158,7 +164,7 @@ pub(crate) async fn dispatch_failed(
     };
     let command = RunCommand::DispatchFailed(DispatchFailed {
         failure,
-        at: Utc::now(),
+        at: SystemClock.now(),
     });
     execute(database, args.run.tenant, args.run.run, command).await
 }

@@ -5,6 +5,7 @@
 //! anchoring task stops between anchors, and only then does `main` stop the embedded PostgreSQL.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::database::Database;
+use runledger_cli::clock::SystemClock;
 
 /// `runledger serve`.
 #[derive(Debug, Args)]
@@ -51,7 +53,7 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
         ..ApiConfig::new(&public_url)
     };
     let projections = config.projections();
-    let state = AppState::new(pool.clone(), config);
+    let state = AppState::new(pool.clone(), config, Arc::new(SystemClock));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -83,6 +83,30 @@ impl SummaryCounts {
         Ok(next)
     }
 
+    /// The counts after a completion's absolute final counts: the rules of progress, with the
+    /// final counts turned into the increments they imply.
+    ///
+    /// # Errors
+    /// [`RunRejection::CountDecreased`] when a final count is below the reported one, and the
+    /// errors of [`SummaryCounts::checked_apply`].
+    pub fn checked_finish(&self, finals: &SummaryCounts) -> Result<SummaryCounts, RunRejection> {
+        let rise = |count: &'static str, known: u64, given: u64| {
+            given
+                .checked_sub(known)
+                .ok_or(RunRejection::CountDecreased {
+                    count,
+                    known,
+                    given,
+                })
+        };
+        let delta = ProgressDelta {
+            success: rise("success", self.success, finals.success)?,
+            failed: rise("failed", self.failed, finals.failed)?,
+            skipped: rise("skipped", self.skipped, finals.skipped)?,
+        };
+        self.checked_apply(&delta, finals.total)
+    }
+
     /// The counts after an accepted report, without checks: used by `evolve`, which holds no rules.
     pub fn apply(&self, delta: &ProgressDelta, total: Option<u64>) -> SummaryCounts {
         SummaryCounts {

@@ -1,8 +1,11 @@
 //! Rejections of commands by the domain rules, and parse errors of values at the edge.
 
+use chrono::{DateTime, SecondsFormat, Utc};
+
 use crate::command::CommandKind;
 use crate::ids::RunId;
 use crate::status::{Outcome, RunStatus};
+use crate::worker::WorkerId;
 
 /// Why a value from the outside is not a valid domain value.
 ///
@@ -67,13 +70,57 @@ pub enum RunRejection {
         /// success + failed + skipped after the report.
         processed: u64,
     },
+    /// A final count below the one already reported: counts never go backwards.
+    #[error("final {count} count {given} is below the reported {known}")]
+    CountDecreased {
+        /// Which count: `success`, `failed` or `skipped`.
+        count: &'static str,
+        /// The count the run already has.
+        known: u64,
+        /// The final count given.
+        given: u64,
+    },
     /// A count would overflow 64 bits.
     #[error("count overflow")]
     CountOverflow,
-    /// An outcome a command may not set: `pending` is not terminal, `cancelled` is reserved.
+    /// An outcome no command may set: `pending` is not terminal.
     #[error("outcome {outcome} cannot be set by a command")]
     OutcomeNotAllowed {
         /// The outcome asked for.
         outcome: Outcome,
     },
+    /// A completion as `cancelled` of a run nobody asked to cancel: only the cancel path
+    /// produces `cancelled`.
+    #[error("outcome cancelled needs a cancel request first")]
+    CancelNotRequested,
+    /// A start naming a worker, of a run another worker (or a start naming none) already began.
+    #[error("{}", held_by(holder.as_ref()))]
+    HeldByAnotherWorker {
+        /// The worker that started the run; `None` when its start named no worker.
+        holder: Option<WorkerId>,
+    },
+    /// A time-out of a run none of whose limits has passed at the command's time: the sweeper
+    /// acted on a stale candidate (a heartbeat or a completion came in between).
+    #[error("{}", not_overdue(*next_deadline_at))]
+    NotOverdue {
+        /// When the first of its limits will pass, as of the command; `None` when none binds.
+        next_deadline_at: Option<DateTime<Utc>>,
+    },
+}
+
+fn held_by(holder: Option<&WorkerId>) -> String {
+    match holder {
+        Some(worker) => format!("run was started by worker {worker}"),
+        None => "run was started without a worker id".to_owned(),
+    }
+}
+
+fn not_overdue(next: Option<DateTime<Utc>>) -> String {
+    match next {
+        Some(at) => format!(
+            "no limit of the run has passed; the next passes at {}",
+            at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        ),
+        None => "no limit binds the run".to_owned(),
+    }
 }

@@ -9,6 +9,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ParseError;
+use crate::ids::plain_token;
 
 /// A stable failure code such as `graph.throttled`: 1–100 characters of `[A-Za-z0-9._:-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -24,19 +25,7 @@ impl FailureCode {
     /// # Errors
     /// [`ParseError`] naming `failures.code` for an empty, overlong or oddly spelled code.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let ok = !text.is_empty()
-            && text.len() <= 100
-            && text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
-        if ok {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(ParseError::new(
-                "failures.code",
-                "must be 1-100 characters of [A-Za-z0-9._:-]",
-            ))
-        }
+        plain_token("failures.code", text, 100, &['.', '_', ':', '-']).map(Self)
     }
 
     /// The code as text.

@@ -1,4 +1,5 @@
-//! Identifiers: tenants and users are positive integers (as in the seed), runs and events are UUIDs.
+//! Identifiers: tenants and users are positive integers (as in the seed), runs and events are
+//! UUIDs; and the plain-token alphabet of the codes and ids that callers name themselves.
 
 use std::fmt;
 use std::str::FromStr;
@@ -130,3 +131,27 @@ uuid_id!(
     EventId,
     "event_id"
 );
+
+/// `text` when it is 1 to `max_len` characters of ASCII letters, digits and `punctuation`: the
+/// alphabet of codes and ids that appear in problems, pages and logs (no white space, control
+/// characters or markup).
+///
+/// # Errors
+/// [`ParseError`] naming `field` for an empty, overlong or oddly spelled text.
+pub(crate) fn plain_token(
+    field: &'static str,
+    text: &str,
+    max_len: usize,
+    punctuation: &[char],
+) -> Result<String, ParseError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || punctuation.contains(&c);
+    if !text.is_empty() && text.len() <= max_len && text.chars().all(plain) {
+        Ok(text.to_owned())
+    } else {
+        let punctuation: String = punctuation.iter().collect();
+        Err(ParseError::new(
+            field,
+            format!("must be 1-{max_len} characters of [A-Za-z0-9{punctuation}]"),
+        ))
+    }
+}

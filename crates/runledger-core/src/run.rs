@@ -7,19 +7,25 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::command::{Complete, DispatchFailed, QueueRun, ReportProgress, RunCommand, Start};
+use crate::command::{
+    Cancel, Complete, DispatchFailed, QueueRun, ReportProgress, RunCommand, Start, TimeOut,
+};
 use crate::counts::SummaryCounts;
 use crate::error::RunRejection;
 use crate::event::{
-    CompletionReason, RunCompleted, RunEvent, RunProgressed, RunQueued, RunStarted,
+    CompletionReason, LimitPassed, RunCancelRequested, RunCompleted, RunEvent, RunProgressed,
+    RunQueued, RunStarted,
 };
-use crate::failure::{FailureEntry, merge_failures};
+use crate::failure::{FailureCode, FailureEntry, FailureReport, merge_failures, sanitize_message};
 use crate::identity::RunIdentityHash;
 use crate::ids::{RunId, TenantId};
 use crate::initiator::Initiator;
+use crate::limits::{Deadline, Limit, RunLimits};
 use crate::run_type::RunType;
 use crate::status::{Outcome, RunStatus};
+use crate::worker::WorkerId;
 
+mod deadlines;
 #[cfg(test)]
 mod tests;
 
@@ -68,6 +74,16 @@ pub struct RunSnapshot {
     pub updated_at: DateTime<Utc>,
     /// How many events have been folded: the stream version.
     pub version: u64,
+    /// The lifecycle limits it was queued with.
+    pub limits: RunLimits,
+    /// The worker that started it, when the start named one.
+    pub worker: Option<WorkerId>,
+    /// When a worker last reported progress: a heartbeat the log records.
+    pub last_progress_at: Option<DateTime<Utc>>,
+    /// The cancel request, once someone asked (a queued run's cancel completes it at once).
+    pub cancel_requested: Option<RunCancelRequested>,
+    /// Why it completed; `None` until it has.
+    pub completion: Option<CompletionReason>,
 }
 
 impl Run {
@@ -114,6 +130,11 @@ pub fn evolve(state: Run, event: &RunEvent) -> Run {
             created_at: queued.queued_at,
             updated_at: queued.queued_at,
             version: 1,
+            limits: queued.limits,
+            worker: None,
+            last_progress_at: None,
+            cancel_requested: None,
+            completion: None,
         })),
         (Run::Exists(mut run), event) => {
             match event {
@@ -121,16 +142,31 @@ pub fn evolve(state: Run, event: &RunEvent) -> Run {
                 RunEvent::Started(started) => {
                     run.status = RunStatus::Running;
                     run.started_at = Some(started.started_at);
+                    run.worker.clone_from(&started.worker);
                 }
                 RunEvent::Progressed(progress) => {
                     run.summary_counts = run.summary_counts.apply(&progress.delta, progress.total);
                     merge_failures(&mut run.failure_summary, &progress.failures);
+                    // Workers' clocks differ: the latest report is the latest sign of life.
+                    run.last_progress_at = run.last_progress_at.max(Some(progress.reported_at));
+                }
+                RunEvent::CancelRequested(request) => {
+                    run.cancel_requested = Some(request.clone());
                 }
                 RunEvent::Completed(completed) => {
                     run.status = RunStatus::Completed;
                     run.outcome = completed.outcome;
                     run.completed_at = Some(completed.completed_at);
                     merge_failures(&mut run.failure_summary, &completed.failures);
+                    if let Some(counts) = completed.final_counts {
+                        run.summary_counts = counts;
+                    }
+                    // A queued run's cancel is recorded by its Completed alone.
+                    if let CompletionReason::Cancelled { cancellation } = &completed.reason {
+                        run.cancel_requested
+                            .get_or_insert_with(|| cancellation.clone());
+                    }
+                    run.completion = Some(completed.reason.clone());
                 }
             }
             run.updated_at = event.occurred_at();
@@ -142,6 +178,10 @@ pub fn evolve(state: Run, event: &RunEvent) -> Run {
 }
 
 /// Decides which events a command produces, or which rule it breaks.
+///
+/// No events is an answer too: a command whose effect is already recorded (a worker starting
+/// again the run it started, a second cancel of a run asked to cancel) changes nothing, and the
+/// command path must then answer with the current state without appending.
 ///
 /// # Errors
 /// A [`RunRejection`] naming the broken rule; the state is unchanged.
@@ -161,8 +201,25 @@ pub fn decide(state: &Run, command: RunCommand) -> Result<Vec<RunEvent>, RunReje
         status: run.status,
     };
     let event = match (run.status, command) {
-        (RunStatus::Queued, RunCommand::Start(Start { at })) => {
-            RunEvent::Started(RunStarted { started_at: at })
+        (RunStatus::Queued, RunCommand::Start(Start { worker, at })) => {
+            RunEvent::Started(RunStarted {
+                started_at: at,
+                worker,
+            })
+        }
+        (
+            RunStatus::Running,
+            RunCommand::Start(Start {
+                worker: Some(worker),
+                ..
+            }),
+        ) => {
+            return match &run.worker {
+                Some(holder) if *holder == worker => Ok(Vec::new()),
+                holder => Err(RunRejection::HeldByAnotherWorker {
+                    holder: holder.clone(),
+                }),
+            };
         }
         (RunStatus::Running, RunCommand::ReportProgress(report)) => progressed(run, report)?,
         (RunStatus::Running, RunCommand::Complete(complete)) => completed(run, complete)?,
@@ -171,8 +228,28 @@ pub fn decide(state: &Run, command: RunCommand) -> Result<Vec<RunEvent>, RunReje
                 outcome: Outcome::Failed,
                 reason: CompletionReason::DispatchFailed,
                 failures: vec![FailureEntry::from_report(&failure)],
+                final_counts: None,
                 completed_at: at,
             })
+        }
+        (RunStatus::Queued, RunCommand::Cancel(cancel)) => {
+            let cancellation = cancel_request(cancel);
+            RunEvent::Completed(RunCompleted {
+                outcome: Outcome::Cancelled,
+                completed_at: cancellation.requested_at,
+                reason: CompletionReason::Cancelled { cancellation },
+                failures: Vec::new(),
+                final_counts: None,
+            })
+        }
+        (RunStatus::Running, RunCommand::Cancel(_)) if run.cancel_requested.is_some() => {
+            return Ok(Vec::new());
+        }
+        (RunStatus::Running, RunCommand::Cancel(cancel)) => {
+            RunEvent::CancelRequested(cancel_request(cancel))
+        }
+        (RunStatus::Queued | RunStatus::Running, RunCommand::TimeOut(time_out)) => {
+            timed_out(run, time_out)?
         }
         _ => return Err(invalid()),
     };
@@ -189,6 +266,7 @@ fn queued(queue: QueueRun) -> RunEvent {
         initiator: queue.initiator,
         context: queue.context,
         queued_at: queue.at,
+        limits: queue.limits,
     })
 }
 
@@ -201,27 +279,119 @@ fn progressed(run: &RunSnapshot, report: ReportProgress) -> Result<RunEvent, Run
     Ok(RunEvent::Progressed(RunProgressed {
         delta: report.delta,
         total: report.total,
-        failures: report
-            .failures
-            .iter()
-            .map(FailureEntry::from_report)
-            .collect(),
+        failures: sanitized(&report.failures),
         reported_at: report.at,
     }))
 }
 
 fn completed(run: &RunSnapshot, complete: Complete) -> Result<RunEvent, RunRejection> {
-    let outcome = match complete.outcome {
-        Some(outcome) if outcome.is_settable() => outcome,
-        Some(outcome) => return Err(RunRejection::OutcomeNotAllowed { outcome }),
-        None => derive_outcome(&run.summary_counts, &run.failure_summary),
+    let final_counts = complete
+        .final_counts
+        .map(|finals| run.summary_counts.checked_finish(&finals))
+        .transpose()?;
+    let failures = sanitized(&complete.failures);
+    let (outcome, reason) = match (complete.outcome, &run.cancel_requested) {
+        (Some(Outcome::Cancelled), Some(request)) => (
+            Outcome::Cancelled,
+            CompletionReason::Cancelled {
+                cancellation: request.clone(),
+            },
+        ),
+        (Some(Outcome::Cancelled), None) => return Err(RunRejection::CancelNotRequested),
+        (Some(outcome), _) if outcome.is_settable() => (outcome, CompletionReason::Finished),
+        (Some(outcome), _) => return Err(RunRejection::OutcomeNotAllowed { outcome }),
+        (None, _) => {
+            // Derived from the counts and failures as they will be once this event is folded.
+            let mut summary = run.failure_summary.clone();
+            merge_failures(&mut summary, &failures);
+            let counts = final_counts.unwrap_or(run.summary_counts);
+            (
+                derive_outcome(&counts, &summary),
+                CompletionReason::Finished,
+            )
+        }
     };
     Ok(RunEvent::Completed(RunCompleted {
         outcome,
-        reason: CompletionReason::Finished,
-        failures: Vec::new(),
+        reason,
+        failures,
+        final_counts,
         completed_at: complete.at,
     }))
+}
+
+fn cancel_request(cancel: Cancel) -> RunCancelRequested {
+    RunCancelRequested {
+        reason: cancel
+            .reason
+            .map(|raw| sanitize_message(&raw))
+            .filter(|reason| !reason.is_empty()),
+        requested_at: cancel.at,
+    }
+}
+
+fn timed_out(run: &RunSnapshot, time_out: TimeOut) -> Result<RunEvent, RunRejection> {
+    let next = run.next_deadline(time_out.last_heartbeat_at);
+    let Some(deadline) = next.filter(|deadline| deadline.at <= time_out.at) else {
+        return Err(RunRejection::NotOverdue {
+            next_deadline_at: next.map(|deadline| deadline.at),
+        });
+    };
+    let last_heartbeat_at = run.last_heartbeat_at(time_out.last_heartbeat_at);
+    Ok(RunEvent::Completed(RunCompleted {
+        outcome: Outcome::Failed,
+        reason: CompletionReason::TimedOut {
+            time_out: LimitPassed {
+                limit: deadline.limit,
+                limit_seconds: deadline.seconds,
+                passed_at: deadline.at,
+                last_heartbeat_at,
+            },
+        },
+        failures: vec![FailureEntry::from_report(&time_out_failure(
+            deadline,
+            last_heartbeat_at,
+        ))],
+        final_counts: None,
+        completed_at: time_out.at,
+    }))
+}
+
+/// The failure summary entry of a time-out: its code names the limit, its message says why.
+fn time_out_failure(deadline: Deadline, last_heartbeat_at: Option<DateTime<Utc>>) -> FailureReport {
+    let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    let message = match (deadline.limit, last_heartbeat_at) {
+        (Limit::StartDeadline, _) => format!(
+            "Not started within {} of being queued (deadline {})",
+            deadline.seconds,
+            time(deadline.at)
+        ),
+        (Limit::RunDeadline, _) => format!(
+            "Not completed within {} of starting (deadline {})",
+            deadline.seconds,
+            time(deadline.at)
+        ),
+        (Limit::HeartbeatTimeout, Some(last)) => format!(
+            "No heartbeat for {} since the last one at {}",
+            deadline.seconds,
+            time(last)
+        ),
+        (Limit::HeartbeatTimeout, None) => format!(
+            "No heartbeat within {} of starting (deadline {})",
+            deadline.seconds,
+            time(deadline.at)
+        ),
+    };
+    FailureReport {
+        code: FailureCode::parse(deadline.limit.failure_code())
+            .unwrap_or_else(|e| unreachable!("limit failure codes are valid: {e}")),
+        message,
+        count: 1,
+    }
+}
+
+fn sanitized(failures: &[FailureReport]) -> Vec<FailureEntry> {
+    failures.iter().map(FailureEntry::from_report).collect()
 }
 
 /// The outcome of a run completed without one: from its counts.

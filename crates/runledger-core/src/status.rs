@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ParseError;
 
-/// Lifecycle state: `queued → running → completed`, and `queued → completed` when dispatch fails.
+/// Lifecycle state: `queued → running → completed`, and `queued → completed` when dispatch fails,
+/// the run is cancelled or its start deadline passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -31,7 +32,8 @@ pub enum Outcome {
     PartiallySucceeded,
     /// Nothing succeeded, or dispatch failed.
     Failed,
-    /// Reserved by the seed: it decodes, but no command produces it.
+    /// Cancelled on request: a queued run at once, a running one when its worker acknowledges.
+    /// The seed reserved it; only the cancel path produces it.
     Cancelled,
 }
 
@@ -113,7 +115,8 @@ impl Outcome {
         }
     }
 
-    /// Whether a `complete` command may ask for this outcome.
+    /// Whether a `complete` command may ask for this outcome on its own; `cancelled` needs a
+    /// cancel request first, and `pending` is never terminal.
     pub const fn is_settable(self) -> bool {
         matches!(
             self,

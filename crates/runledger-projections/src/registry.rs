@@ -163,6 +163,21 @@ pub(crate) async fn versions(
     Ok(rows.into_iter().map(ProjectionVersion::from).collect())
 }
 
+/// The checkpoint of `projection`'s active version, if it has one.
+pub(crate) async fn active_checkpoint(
+    pool: &PgPool,
+    projection: &str,
+) -> Result<Option<LogCursor>> {
+    let checkpoint: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT checkpoint_tx_id, checkpoint_position FROM projection_versions \
+         WHERE projection = $1 AND status = 'active'",
+    )
+    .bind(projection)
+    .fetch_optional(pool)
+    .await?;
+    Ok(checkpoint.map(|(tx_id, position)| cursor(tx_id, position)))
+}
+
 /// Runs SQL built at run time (DDL, with identifiers this crate made), possibly several
 /// statements: a string without arguments goes by the simple query protocol, so nothing is
 /// kept in the statement cache.

@@ -1,13 +1,14 @@
 //! The stored event envelope: what a row of `events` holds, and how it decodes to a domain event.
 //!
-//! Payloads are decoded by their stored `(event_type, schema_version)`. Version 1 is the current
-//! shape of every type; an older version would be upcast here, on read, before it reaches the
-//! domain (docs/adr/0001-event-format-and-versioning.md).
+//! Payloads are decoded by their stored `(event_type, schema_version)`. Each type has its own
+//! current version (`RunEvent::current_schema_version`); an older version is upcast here, on
+//! read, one version step at a time, before it reaches the domain
+//! (docs/adr/0001-event-format-and-versioning.md, docs/adr/0013).
 
 use chrono::{DateTime, Utc};
 use runledger_core::{EventId, RunEvent, RunId, TenantId};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -82,15 +83,14 @@ impl RecordedEvent {
     /// # Errors
     /// [`StoreError::Decode`] when the type, version or payload is not one this code knows.
     pub fn decode(&self) -> Result<RunEvent, StoreError> {
-        let decode_error = |reason: String| StoreError::Decode {
-            position: self.position,
-            event_type: self.event_type.clone(),
-            schema_version: self.schema_version,
-            reason,
-        };
-        let payload = upcast(&self.event_type, self.schema_version, self.payload.clone())
-            .map_err(decode_error)?;
-        RunEvent::from_payload(&self.event_type, payload).map_err(|e| decode_error(e.to_string()))
+        decode_payload(&self.event_type, self.schema_version, self.payload.clone()).map_err(
+            |reason| StoreError::Decode {
+                position: self.position,
+                event_type: self.event_type.clone(),
+                schema_version: self.schema_version,
+                reason,
+            },
+        )
     }
 
     /// Decodes the metadata.
@@ -107,13 +107,63 @@ impl RecordedEvent {
     }
 }
 
-/// Brings a stored payload to the current schema version of its type.
+/// Decodes a stored payload of any version this code reads: upcast to its type's current
+/// version, then decoded by the domain.
 ///
-/// Every type is at version 1 today, so there is nothing to upcast yet; a future version 2 adds
-/// an arm here that rewrites version-1 payloads, and a fixture test that reads one.
+/// # Errors
+/// Why the type, the version or the payload is not one this code knows.
+pub fn decode_payload(
+    event_type: &str,
+    schema_version: i32,
+    payload: Value,
+) -> Result<RunEvent, String> {
+    let payload = upcast(event_type, schema_version, payload)?;
+    RunEvent::from_payload(event_type, payload).map_err(|e| e.to_string())
+}
+
+/// Brings a stored payload to the current schema version of its type, one version at a time.
+///
+/// A version newer than the current one is refused, not guessed at: it was written by newer
+/// code, and reading it as an older shape could fold a wrong state.
 fn upcast(event_type: &str, schema_version: i32, payload: Value) -> Result<Value, String> {
-    match (event_type, schema_version) {
-        (_, RunEvent::SCHEMA_VERSION) => Ok(payload),
-        (_, version) => Err(format!("unknown schema version {version}")),
+    let current = RunEvent::current_schema_version(event_type)
+        .ok_or_else(|| format!("unknown event type {event_type}"))?;
+    if !(1..=current).contains(&schema_version) {
+        return Err(format!("unknown schema version {schema_version}"));
+    }
+    (schema_version..current).try_fold(payload, |payload, version| {
+        upcast_step(event_type, version, payload)
+    })
+}
+
+/// Rewrites a payload of `version` of `event_type` as `version + 1`.
+///
+/// Each arm writes the older version's meaning in the newer shape, as literal JSON: it must keep
+/// meaning the same thing when the newer shape is later upcast again.
+fn upcast_step(event_type: &str, version: i32, payload: Value) -> Result<Value, String> {
+    let with = |payload: Value, field: &str, value: Value| match payload {
+        Value::Object(mut fields) => {
+            fields.insert(field.to_owned(), value);
+            Ok(Value::Object(fields))
+        }
+        _ => Err("payload is not a JSON object".to_owned()),
+    };
+    match (event_type, version) {
+        // Runs queued before limits existed have none.
+        ("Queued", 1) => with(
+            payload,
+            "limits",
+            json!({
+                "start_deadline_seconds": null,
+                "run_deadline_seconds": null,
+                "heartbeat_timeout_seconds": null,
+            }),
+        ),
+        // Starts before workers named themselves named none.
+        ("Started", 1) => with(payload, "worker", Value::Null),
+        // Version 2 only adds fields and reasons version 1 never wrote: a version-1 payload is a
+        // version-2 payload with the same meaning.
+        ("Completed", 1) => Ok(payload),
+        (_, version) => Err(format!("no upcaster from schema version {version}")),
     }
 }

@@ -1,11 +1,15 @@
 //! Concurrent requests through the router: 50 queues of one identity create exactly one run,
-//! and 16 progress reporters' counts add up exactly.
+//! 16 progress reporters' counts add up exactly, and concurrent sends of one idempotency key
+//! have one effect and one answer.
 
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use futures_util::future::join_all;
 use serde_json::json;
+
+use chrono::{SubsecRound, Utc};
+use runledger_core::ManualClock;
 
 use super::TestApi;
 use super::support::{Call, run_path, runs_path};
@@ -158,5 +162,149 @@ async fn concurrent_sends_of_one_idempotency_key_all_get_the_first_answer() {
         reported["run"]["summary_counts"]["success"], 5,
         "counted once"
     );
+    assert_eq!(api.event_count().await, 3);
+}
+
+/// Regression test for issue 11 (item 5): sends of one key used to read the clock each, so
+/// concurrent sends carried different content and fell into a mismatch-then-poll path. With a
+/// clock that never reads the same time twice, every concurrent send of a key still has the
+/// one effect and gets the one answer: the key's claim fixes the command's time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sends_of_one_key_share_its_time_and_answer_alike_on_every_route() {
+    let clock = Arc::new(ManualClock::stepping(
+        Utc::now(),
+        chrono::Duration::milliseconds(1),
+    ));
+    let api = Arc::new(TestApi::with_clock(clock).await);
+    let t = tenant(1);
+    let writer = api.tokens(t).await.writer;
+
+    let queued = send_concurrently(
+        &api,
+        "lifecycle-queue",
+        &runs_path(t),
+        &writer,
+        &json!({"type": "inventory.sync", "identity": {"batch": 1}}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = queued["run"]["id"].as_str().unwrap().to_owned();
+    for (key, rest, body) in [
+        ("lifecycle-start", "/start", json!({})),
+        (
+            "lifecycle-progress",
+            "/progress",
+            json!({"success": 3, "failed": 1}),
+        ),
+        ("lifecycle-complete", "/complete", json!({})),
+    ] {
+        let answer = send_concurrently(
+            &api,
+            key,
+            &run_path(t, &id, rest),
+            &writer,
+            &body,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(answer["run"]["id"], id.as_str(), "{rest}");
+    }
+    assert_eq!(
+        api.event_count().await,
+        4,
+        "each key's command appended once"
+    );
+    assert_eq!(api.store.count("idempotency_claims").await, 4);
+    assert_eq!(api.store.count("idempotency_keys").await, 4);
+
+    // A send of a claimed key with another request is refused at once, even before the first
+    // send has an answer to remember; and a later retry gets the first answer from memory.
+    let other = api
+        .send(
+            Call::new(Method::POST, &run_path(t, &id, "/progress"), Some(&writer))
+                .header("idempotency-key", "lifecycle-progress")
+                .json(&json!({"success": 4}))
+                .build(),
+        )
+        .await;
+    other.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, None);
+    assert_eq!(api.event_count().await, 4);
+}
+
+/// Concurrent sends of one key with two different requests: one request wins the key, its
+/// sends all get its one answer, and every send of the other request is refused (422).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sends_of_one_key_with_two_requests_let_one_win_and_refuse_the_other() {
+    let api = Arc::new(TestApi::new().await);
+    let t = tenant(1);
+    let writer = api.tokens(t).await.writer;
+    let bodies = [
+        json!({"type": "inventory.sync", "identity": {"side": "a"}}),
+        json!({"type": "inventory.sync", "identity": {"side": "b"}}),
+    ];
+    let answers = join_all((0..20).map(|n| {
+        let (api, writer, body) = (Arc::clone(&api), writer.clone(), bodies[n % 2].clone());
+        tokio::spawn(async move {
+            let request = Call::new(Method::POST, &runs_path(t), Some(&writer))
+                .header("idempotency-key", "contested")
+                .json(&body)
+                .build();
+            (n % 2, api.send(request).await)
+        })
+    }))
+    .await;
+    let answers: Vec<_> = answers.into_iter().map(|a| a.expect("no panic")).collect();
+    let winners: Vec<_> = answers
+        .iter()
+        .filter(|(_, a)| a.status == StatusCode::CREATED)
+        .collect();
+    let side = winners.first().expect("one request won").0;
+    for (sent, answer) in &answers {
+        if *sent == side {
+            assert_eq!(answer.status, StatusCode::CREATED, "{:#}", answer.body);
+            assert_eq!(answer.body, winners[0].1.body, "the winner's one answer");
+        } else {
+            answer.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, None);
+        }
+    }
+    assert_eq!(api.event_count().await, 1);
+}
+
+/// A send whose command is refused releases its key: refusals are not remembered, so a retry
+/// is a new attempt, stamped with the time of the retry.
+#[tokio::test]
+async fn a_retry_of_a_refused_send_is_a_new_attempt_at_its_own_time() {
+    // Whole seconds: the answer shows times to the microsecond.
+    let start = Utc::now().trunc_subsecs(0) - chrono::Duration::hours(1);
+    let clock = Arc::new(ManualClock::new(start));
+    let api = TestApi::with_clock(Arc::clone(&clock) as Arc<dyn runledger_core::Clock>).await;
+    let t = tenant(1);
+    let writer = api.tokens(t).await.writer;
+    let id = api.queue(t, &writer, "inventory.sync", json!({})).await;
+    let complete = |body: serde_json::Value| {
+        Call::new(Method::POST, &run_path(t, &id, "/complete"), Some(&writer))
+            .header("idempotency-key", "finish-1")
+            .json(&body)
+            .build()
+    };
+
+    // Not running yet: refused, nothing remembered.
+    api.send(complete(json!({})))
+        .await
+        .assert_problem(StatusCode::CONFLICT, None);
+    assert_eq!(api.store.count("idempotency_claims").await, 0);
+    clock.advance(chrono::Duration::minutes(1));
+    api.post(&run_path(t, &id, "/start"), &writer, &json!({}))
+        .await;
+    clock.advance(chrono::Duration::minutes(1));
+
+    let retried = api.send(complete(json!({}))).await;
+    assert_eq!(retried.status, StatusCode::OK, "{:#}", retried.body);
+    let completed_at: chrono::DateTime<Utc> = retried.body["run"]["completed_at"]
+        .as_str()
+        .expect("completed_at")
+        .parse()
+        .unwrap();
+    assert_eq!(completed_at, start + chrono::Duration::minutes(2));
     assert_eq!(api.event_count().await, 3);
 }

@@ -207,3 +207,96 @@ async fn an_admin_token_acts_on_every_tenant() {
     let listed = api.get(&runs_path(b), &admin_of_a).await;
     assert_eq!(listed.body["runs"][0]["id"], run.as_str());
 }
+
+/// Regression test for issue 11 (the tenant is checked before anything else): a request to
+/// another tenant's route answers 404 like one to a missing tenant even when its body, query
+/// string or headers are malformed, so a caller learns nothing of another tenant's routes by
+/// how they validate; and a role that may not use a route is refused before its input is read.
+#[tokio::test]
+async fn the_tenant_and_role_are_checked_before_the_body_query_and_headers_are_read() {
+    let api = TestApi::new().await;
+    let (a, b) = (tenant(1), tenant(2));
+    let of_a = api.tokens(a).await;
+    let run = new_run_id().to_string();
+    let malformed = |t| {
+        vec![
+            (
+                Role::Writer,
+                Call::new(Method::POST, &runs_path(t), None).raw("{not json"),
+            ),
+            (
+                Role::Writer,
+                Call::new(
+                    Method::POST,
+                    &format!("{}/{run}/progress", runs_path(t)),
+                    None,
+                )
+                .json(&json!({"success": -1}))
+                .header("if-match", "not-a-version")
+                .header("idempotency-key", ""),
+            ),
+            (
+                Role::Reader,
+                Call::new(
+                    Method::GET,
+                    &format!("{}?page_size=0&colour=red", runs_path(t)),
+                    None,
+                ),
+            ),
+            (
+                Role::Reader,
+                Call::new(
+                    Method::GET,
+                    &format!("/v1/tenants/{t}/runs:count?group_by=colour"),
+                    None,
+                ),
+            ),
+            (
+                Role::Auditor,
+                Call::new(
+                    Method::GET,
+                    &format!("/v1/tenants/{t}/events?after=nowhere"),
+                    None,
+                ),
+            ),
+            (
+                Role::Auditor,
+                Call::new(
+                    Method::GET,
+                    &format!("/v1/tenants/{t}/export?since=soon"),
+                    None,
+                ),
+            ),
+        ]
+    };
+    let cases = malformed(b)
+        .into_iter()
+        .zip(malformed(tenant(999)))
+        .zip(malformed(a));
+    for (((role, foreign), (_, missing)), (_, own)) in cases {
+        let token = format!("Bearer {}", of_a.of(role));
+        let foreign = api
+            .send(foreign.header("authorization", &token).build())
+            .await;
+        let missing = api
+            .send(missing.header("authorization", &token).build())
+            .await;
+        assert_eq!(
+            without_request_details(foreign.assert_problem(StatusCode::NOT_FOUND, None)),
+            without_request_details(missing.assert_problem(StatusCode::NOT_FOUND, None)),
+        );
+        // In its own tenant the same request is refused for what it holds.
+        let own = api.send(own.header("authorization", &token).build()).await;
+        own.assert_problem(StatusCode::BAD_REQUEST, None);
+    }
+
+    // A reader may not record commands: 403 before the malformed body is read.
+    api.send(
+        Call::new(Method::POST, &runs_path(a), Some(&of_a.reader))
+            .raw("{not json")
+            .build(),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, None);
+    assert_eq!(api.event_count().await, 0);
+}

@@ -55,9 +55,13 @@ async fn seed(api: &TestApi, t: TenantId, count: usize) -> Vec<Seeded> {
             identity: RunIdentity::new(json!({ "i": i })).unwrap(),
             initiator,
             context: json!({}),
+            limits: runledger_core::RunLimits::default(),
             at: at(base),
         })];
-        let start = RunCommand::Start(Start { at: at(base + 1) });
+        let start = RunCommand::Start(Start {
+            worker: None,
+            at: at(base + 1),
+        });
         let report = |success, failed| {
             RunCommand::ReportProgress(ReportProgress {
                 delta: ProgressDelta {
@@ -72,6 +76,8 @@ async fn seed(api: &TestApi, t: TenantId, count: usize) -> Vec<Seeded> {
         };
         let complete = RunCommand::Complete(Complete {
             outcome: None,
+            final_counts: None,
+            failures: Vec::new(),
             at: at(base + 5),
         });
         let (status, outcome, completed) = match i % 5 {

@@ -108,7 +108,11 @@ impl TestApi {
 
     /// The state the app was built from.
     pub(crate) fn state(&self) -> AppState {
-        AppState::new(self.store.pool.clone(), self.config.clone())
+        AppState::new(
+            self.store.pool.clone(),
+            self.config.clone(),
+            std::sync::Arc::clone(&self.clock),
+        )
     }
 
     /// A fresh API, one token of each role of tenant 1, and one `inventory.sync` run queued

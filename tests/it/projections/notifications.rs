@@ -34,6 +34,7 @@ fn queue_by_user(run: runledger_core::RunId, user: i64) -> RunCommand {
         identity: RunIdentity::new(json!({"run": run.to_string()})).unwrap(),
         initiator: Initiator::user(UserId::new(user).unwrap(), "Ada Lovelace").unwrap(),
         context: json!({}),
+        limits: runledger_core::RunLimits::default(),
         at: at(0),
     })
 }

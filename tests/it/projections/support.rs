@@ -96,6 +96,7 @@ fn next_command(rng: &mut fastrand::Rng, generated: &mut Generated) -> Option<Ru
                     .expect("valid identity"),
                 initiator,
                 context: json!({ "source": "test", "n": rng.u32(..100) }),
+                limits: runledger_core::RunLimits::default(),
                 at: now,
             }));
         }
@@ -114,9 +115,14 @@ fn next_command(rng: &mut fastrand::Rng, generated: &mut Generated) -> Option<Ru
                 at: now,
             })
         }
-        runledger_core::RunStatus::Queued => RunCommand::Start(Start { at: now }),
+        runledger_core::RunStatus::Queued => RunCommand::Start(Start {
+            worker: None,
+            at: now,
+        }),
         runledger_core::RunStatus::Running if rng.u8(..4) == 0 => RunCommand::Complete(Complete {
             outcome: [None, Some(Outcome::Succeeded), Some(Outcome::Failed)][rng.usize(..3)],
+            final_counts: None,
+            failures: Vec::new(),
             at: now,
         }),
         runledger_core::RunStatus::Running => {
@@ -213,12 +219,24 @@ pub(crate) async fn folded_runs(store: &TestStore) -> BTreeMap<Uuid, Value> {
         };
         let last = stream.last().expect("a stream has events");
         let mut json = snapshot.to_operation_run_json();
+        without_lifecycle_fields(&mut json);
         json["last_position"] = json!(last.position);
         json["last_tx_id"] = json!(last.tx_id);
         json["last_event_at"] = json!(micros(last.recorded_at));
         folded.insert(run, json);
     }
     folded
+}
+
+/// Removes the keys of the OperationRun JSON that the read model does not hold yet: the
+/// lifecycle fields of issue 13 come with its next version, and until then it is compared
+/// without them.
+pub(crate) fn without_lifecycle_fields(json: &mut Value) {
+    if let Some(fields) = json.as_object_mut() {
+        for key in runledger_core::operation_run::LIFECYCLE_FIELDS {
+            fields.remove(key);
+        }
+    }
 }
 
 fn micros(time: chrono::DateTime<chrono::Utc>) -> String {

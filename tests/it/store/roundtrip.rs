@@ -2,9 +2,10 @@
 
 use chrono::Duration;
 use runledger_core::{
-    CompletionReason, EventId, FailureCode, FailureEntry, Initiator, Outcome, ProgressDelta,
-    RunCompleted, RunEvent, RunId, RunIdentity, RunProgressed, RunQueued, RunStarted, RunType,
-    TenantId, UserId,
+    CompletionReason, EventId, FailureCode, FailureEntry, Initiator, Limit, LimitPassed,
+    LimitSeconds, Outcome, ProgressDelta, RunCancelRequested, RunCompleted, RunEvent, RunId,
+    RunIdentity, RunLimits, RunProgressed, RunQueued, RunStarted, RunType, SummaryCounts, TenantId,
+    UserId, WorkerId,
 };
 use runledger_store::chain::verify_chain;
 use runledger_store::{AppendOutcome, EventMetadata, LogCursor, NewEvent};
@@ -32,6 +33,7 @@ fn queued(t: TenantId, run: RunId, initiator: Initiator) -> RunEvent {
             "quote": "say \"hi\"\n\ttab", "emoji": "🦀", "empty": {}, "list": [1, 2.5, true, null]
         }),
         queued_at: at(0) + Duration::microseconds(123_456),
+        limits: RunLimits::default(),
     })
 }
 
@@ -57,12 +59,21 @@ fn progressed(success: u64, total: Option<u64>, failures: Vec<FailureEntry>) -> 
 }
 
 fn completed(outcome: Outcome, reason: CompletionReason, failures: Vec<FailureEntry>) -> RunEvent {
-    RunEvent::Completed(RunCompleted {
+    RunEvent::Completed(completed_run(outcome, reason, failures))
+}
+
+fn completed_run(
+    outcome: Outcome,
+    reason: CompletionReason,
+    failures: Vec<FailureEntry>,
+) -> RunCompleted {
+    RunCompleted {
         outcome,
         reason,
         failures,
+        final_counts: None,
         completed_at: at(3) + Duration::nanoseconds(1),
-    })
+    }
 }
 
 fn full_metadata() -> EventMetadata {
@@ -74,8 +85,9 @@ fn full_metadata() -> EventMetadata {
     }
 }
 
-/// Four runs that together hold every variant: every event type, both completion reasons,
-/// every terminal outcome including the reserved `cancelled`, optional fields set and unset.
+/// Runs that together hold every variant: every event type, every completion reason, every
+/// terminal outcome including `cancelled` without a request (as version 1 reserved it), limits,
+/// workers and final counts, optional and nullable fields set and unset.
 fn histories() -> Vec<(TenantId, RunId, Vec<NewEvent>)> {
     let user = Initiator::user(UserId::new(42).unwrap(), "Zoë Q").unwrap();
     let with = |event, metadata| NewEvent {
@@ -84,6 +96,7 @@ fn histories() -> Vec<(TenantId, RunId, Vec<NewEvent>)> {
         metadata,
     };
     let (a, b, c, d) = (new_run_id(), new_run_id(), new_run_id(), new_run_id());
+    let (e, f, g) = (new_run_id(), new_run_id(), new_run_id());
     vec![
         (
             tenant(1),
@@ -91,7 +104,10 @@ fn histories() -> Vec<(TenantId, RunId, Vec<NewEvent>)> {
             vec![
                 with(queued(tenant(1), a, user), full_metadata()),
                 with(
-                    RunEvent::Started(RunStarted { started_at: at(1) }),
+                    RunEvent::Started(RunStarted {
+                        started_at: at(1),
+                        worker: None,
+                    }),
                     EventMetadata::actor("token:ci-bot"),
                 ),
                 with(
@@ -140,7 +156,10 @@ fn histories() -> Vec<(TenantId, RunId, Vec<NewEvent>)> {
                     EventMetadata::actor("cli"),
                 ),
                 with(
-                    RunEvent::Started(RunStarted { started_at: at(1) }),
+                    RunEvent::Started(RunStarted {
+                        started_at: at(1),
+                        worker: None,
+                    }),
                     EventMetadata::actor("cli"),
                 ),
                 with(
@@ -164,7 +183,135 @@ fn histories() -> Vec<(TenantId, RunId, Vec<NewEvent>)> {
                 ),
             ],
         ),
+        // Limits, a worker, a cancel request, and its acknowledgement with final counts.
+        (
+            tenant(1),
+            e,
+            vec![
+                with(
+                    with_limits(
+                        queued(tenant(1), e, Initiator::system()),
+                        Some(600),
+                        Some(3600),
+                        None,
+                    ),
+                    full_metadata(),
+                ),
+                with(
+                    RunEvent::Started(RunStarted {
+                        started_at: at(1),
+                        worker: Some(WorkerId::parse("host-3/pid-4242").unwrap()),
+                    }),
+                    full_metadata(),
+                ),
+                with(progressed(2, Some(10), vec![]), full_metadata()),
+                with(cancel_requested(Some("Wrong tenant ✓")), full_metadata()),
+                with(
+                    RunEvent::Completed(RunCompleted {
+                        final_counts: Some(SummaryCounts {
+                            total: Some(10),
+                            success: 4,
+                            failed: 1,
+                            skipped: 1,
+                        }),
+                        ..completed_run(
+                            Outcome::Cancelled,
+                            CompletionReason::Cancelled {
+                                cancellation: cancellation(Some("Wrong tenant ✓")),
+                            },
+                            vec![failure("run.cancelled", "stopped at 6 of 10", 1)],
+                        )
+                    }),
+                    full_metadata(),
+                ),
+            ],
+        ),
+        // A heartbeat timeout.
+        (
+            tenant(2),
+            f,
+            vec![
+                with(
+                    with_limits(
+                        queued(tenant(2), f, Initiator::system()),
+                        None,
+                        None,
+                        Some(30),
+                    ),
+                    EventMetadata::actor("system"),
+                ),
+                with(
+                    RunEvent::Started(RunStarted {
+                        started_at: at(1),
+                        worker: None,
+                    }),
+                    EventMetadata::actor("system"),
+                ),
+                with(
+                    completed(
+                        Outcome::Failed,
+                        CompletionReason::TimedOut {
+                            time_out: LimitPassed {
+                                limit: Limit::HeartbeatTimeout,
+                                limit_seconds: LimitSeconds::parse("limit", 30).unwrap(),
+                                passed_at: at(2) + Duration::microseconds(7),
+                                last_heartbeat_at: Some(at(1) + Duration::microseconds(7)),
+                            },
+                        },
+                        vec![failure("run.heartbeat_timeout", "No heartbeat for 30 s", 1)],
+                    ),
+                    EventMetadata::actor("sweeper"),
+                ),
+            ],
+        ),
+        // Cancelled while queued, without a reason.
+        (
+            tenant(1),
+            g,
+            vec![
+                with(
+                    queued(tenant(1), g, Initiator::system()),
+                    EventMetadata::actor("cli"),
+                ),
+                with(
+                    completed(
+                        Outcome::Cancelled,
+                        CompletionReason::Cancelled {
+                            cancellation: cancellation(None),
+                        },
+                        vec![],
+                    ),
+                    EventMetadata::actor("cli"),
+                ),
+            ],
+        ),
     ]
+}
+
+fn with_limits(
+    queued: RunEvent,
+    start: Option<i64>,
+    run: Option<i64>,
+    heartbeat: Option<i64>,
+) -> RunEvent {
+    let RunEvent::Queued(queued) = queued else {
+        unreachable!("a Queued event")
+    };
+    RunEvent::Queued(RunQueued {
+        limits: RunLimits::from_seconds(start, run, heartbeat).unwrap(),
+        ..queued
+    })
+}
+
+fn cancellation(reason: Option<&str>) -> RunCancelRequested {
+    RunCancelRequested {
+        reason: reason.map(str::to_owned),
+        requested_at: at(2) + Duration::microseconds(999_999),
+    }
+}
+
+fn cancel_requested(reason: Option<&str>) -> RunEvent {
+    RunEvent::CancelRequested(cancellation(reason))
 }
 
 #[tokio::test]
@@ -189,7 +336,7 @@ async fn every_event_variant_and_its_metadata_reads_back_as_written() {
             assert_eq!(stored.tenant_id, *t);
             assert_eq!(stored.run_id, *run);
             assert_eq!(stored.event_type, new.event.event_type());
-            assert_eq!(stored.schema_version, RunEvent::SCHEMA_VERSION);
+            assert_eq!(stored.schema_version, new.event.schema_version());
             assert_eq!(stored.decode().unwrap(), new.event, "version {version}");
             assert_eq!(stored.decode_metadata().unwrap(), new.metadata);
         }

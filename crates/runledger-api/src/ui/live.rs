@@ -21,7 +21,7 @@ use crate::error::ApiError;
 /// How often a live page's tail looks at the log when no `NOTIFY` woke it.
 const LIVE_POLL: Duration = Duration::from_secs(1);
 
-/// Where a live stream starts: after the browser's `Last-Event-ID` when it reconnects, else
+/// Where a live stream starts: after the browser's `Last-Event-ID` when it connections, else
 /// after the `after` cursor its page was rendered with.
 ///
 /// # Errors
@@ -44,7 +44,7 @@ pub fn start_cursor(headers: &HeaderMap, after: Option<&str>) -> Result<LogCurso
 
 /// The tenant's events after `from`, forever, each once the read model has applied it (or the
 /// read wait ran out: the page then shows what the read model has, and catches up on the next
-/// event). A failed read ends the stream; the browser reconnects.
+/// event). A failed read ends the stream; the browser connections.
 pub fn projected_events(
     state: AppState,
     tenant: TenantId,

@@ -1,11 +1,13 @@
 //! The signed-in user's notices: unread first, each marked read with a form, each linking to
-//! its run. It reads the feed route's own query (`crate::notifications::notice_page`), so it
-//! shows exactly what `GET /v1/notifications` would: the user's own notices, in its tenant.
+//! its run. It runs the feed's own query (`runledger_projections::notifications::notice_page`)
+//! for the signed-in token's user, so it shows exactly what `GET /v1/notifications` would: the
+//! user's own notices, in its tenant.
 
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use runledger_core::Outcome;
+use runledger_projections::notifications::{NoticePageQuery, NoticeRow, notice_page};
 
 use super::Nav;
 use super::page_error::{PageError, PageForm};
@@ -13,7 +15,7 @@ use super::session::{CsrfForm, Viewer};
 use super::view::TimeView;
 use crate::AppState;
 use crate::error::ApiError;
-use crate::notifications::{Notice, NoticeQuery, mark_notice_read, notice_page};
+use crate::notifications::{feed_owner, parse_notice_id, read_notice};
 
 /// How many notices the page shows in each of its lists.
 const SHOWN: u32 = 100;
@@ -33,8 +35,8 @@ pub struct NoticeView {
     pub read: bool,
 }
 
-impl From<Notice> for NoticeView {
-    fn from(notice: Notice) -> Self {
+impl From<NoticeRow> for NoticeView {
+    fn from(notice: NoticeRow) -> Self {
         Self {
             id: notice.id.to_string(),
             title: notice.title,
@@ -69,7 +71,7 @@ pub async fn notifications_page(
     viewer: Viewer,
 ) -> Result<Response, PageError> {
     let nav = Some(viewer.nav(viewer.caller.tenant_id.get()));
-    if viewer.caller.user_id.is_none() {
+    let Some(user) = viewer.caller.user_id else {
         let page = NotificationsPage {
             nav,
             has_feed: false,
@@ -78,19 +80,21 @@ pub async fn notifications_page(
             read: Vec::new(),
         };
         return Ok(Html(page.render()?).into_response());
-    }
-    let list = async |unread_only| {
-        let query = NoticeQuery {
-            unread_only,
-            page_size: Some(SHOWN),
-            page_token: None,
-        };
-        notice_page(&state, &viewer.caller, &query).await
     };
-    let unread = list(true).await?.notifications;
+    let list = async |unread_only| {
+        let query = NoticePageQuery {
+            unread_only,
+            size: SHOWN,
+            after: None,
+        };
+        notice_page(&state.pool, viewer.caller.tenant_id, user, &query)
+            .await
+            .map_err(ApiError::from)
+    };
+    let unread = list(true).await?.notices;
     let read = list(false)
         .await?
-        .notifications
+        .notices
         .into_iter()
         .filter(|notice| notice.read_at.is_some())
         .map(NoticeView::from)
@@ -113,9 +117,8 @@ pub async fn mark_read(
     PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
     viewer.check_form(&form)?;
-    let id = id
-        .parse()
-        .map_err(|_| ApiError::bad_field("id", "must be a UUID"))?;
-    mark_notice_read(&state, &viewer.caller, id).await?;
+    let user = feed_owner(&viewer.caller)?;
+    let id = parse_notice_id(&id)?;
+    read_notice(&state, &viewer.caller, user, id).await?;
     Ok(Redirect::to("/ui/notifications").into_response())
 }

@@ -13,10 +13,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use chrono::Utc;
 use futures_util::{Stream, StreamExt};
 use runledger_audit::verify::verify_run;
 use runledger_core::{RunId, TenantId};
+use runledger_projections::operation_runs::find_run;
 use runledger_store::LogCursor;
 use serde::Deserialize;
 
@@ -28,10 +28,9 @@ use super::runs_page::run_view;
 use super::session::Viewer;
 use super::view::{EventView, RunView};
 use crate::AppState;
-use crate::auth::Role;
+use crate::auth::{Authorized, Role, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath};
-use crate::runs_queries::find_run;
 
 /// The verifier's verdict on the run's chain.
 #[derive(Debug)]
@@ -73,7 +72,9 @@ async fn article(
     live_from: Option<String>,
 ) -> Result<Option<RunArticle>, PageError> {
     let row = if read_model_built {
-        find_run(state, tenant_id, run_id).await?
+        find_run(&state.pool, tenant_id, run_id)
+            .await
+            .map_err(ApiError::from)?
     } else {
         None
     };
@@ -87,7 +88,7 @@ async fn article(
     }
     let run = row
         .as_ref()
-        .map(|row| run_view(row, Utc::now()))
+        .map(|row| run_view(row, state.clock.now()))
         .transpose()?;
     let auditor = viewer.caller.role.allows(Role::Auditor);
     let chain = if auditor {
@@ -131,10 +132,12 @@ async fn article(
 /// `GET /ui/tenants/{tenant_id}/runs/{run_id}`.
 pub async fn run_page(
     State(state): State<AppState>,
-    viewer: Viewer,
-    ForPage(path): ForPage<RunPath>,
+    Authorized {
+        caller: viewer,
+        path,
+        ..
+    }: Authorized<RunPath, needs::Reader, Viewer>,
 ) -> Result<Response, PageError> {
-    viewer.caller.authorize(path.tenant_id, Role::Reader)?;
     let read_model = ReadModel::of(&state).await;
     let article = article(
         &state,
@@ -171,12 +174,14 @@ pub struct LiveRunQuery {
 /// re-rendered article after each of the run's events, and `end` once the run is done.
 pub async fn live_run(
     State(state): State<AppState>,
-    viewer: Viewer,
-    ForPage(path): ForPage<RunPath>,
+    Authorized {
+        caller: viewer,
+        path,
+        ..
+    }: Authorized<RunPath, needs::Reader, Viewer>,
     ForPage(Query(query)): ForPage<Query<LiveRunQuery>>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
-    viewer.caller.authorize(path.tenant_id, Role::Reader)?;
     let from = start_cursor(&headers, query.after.as_deref())?;
     let RunPath { tenant_id, run_id } = path;
     let updates = async_stream::stream! {

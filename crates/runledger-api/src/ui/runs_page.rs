@@ -1,9 +1,9 @@
 //! The runs of a tenant: filters, newest first, cursor pages, and live rows.
 //!
-//! The page runs the list route's own query (`crate::runs_queries::run_page`); its filter form
-//! speaks the browser's language (empty fields, calendar dates) and is turned into the list
-//! route's parameters here. The type field matches run types by prefix, so `inventory` finds
-//! every `inventory.*` run.
+//! The page runs the OperationRun read model's own list query, with the list route's page
+//! tokens (`crate::runs_queries::RunList`); its filter form speaks the browser's language
+//! (empty fields, calendar dates) and is turned into the read model's typed filter here. The
+//! type field matches run types by prefix, so `inventory` finds every `inventory.*` run.
 
 use std::convert::Infallible;
 
@@ -16,6 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::{Stream, StreamExt};
 use runledger_core::{Outcome, RunStatus, TenantId};
 use runledger_projections::OperationRunRow;
+use runledger_projections::operation_runs::{RunFilter, RunOrder, run_if_listed};
 use serde::{Deserialize, Serialize};
 
 use super::live::{projected_events, start_cursor};
@@ -25,10 +26,13 @@ use super::session::Viewer;
 use super::view::RunView;
 use super::{Nav, runs_url};
 use crate::AppState;
-use crate::auth::Role;
+use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, TenantPath};
-use crate::runs_queries::{RowPage, RunQuery, run_if_listed, run_page, snapshot_of_row};
+use crate::runs_queries::{RunList, initiator, snapshot_of_row, type_prefix};
+
+/// How many runs a page shows.
+const PAGE_SIZE: u32 = 50;
 
 /// The filter form, as a browser sends it: every field may be empty.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -61,9 +65,8 @@ pub struct RunsPageQuery {
 }
 
 impl RunsPageQuery {
-    /// The list route's parameters for these filters.
-    fn to_run_query(&self) -> Result<RunQuery, ApiError> {
-        let text = |value: &str| Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+    /// The read model's filter for these fields.
+    fn filter(&self) -> Result<RunFilter, ApiError> {
         let day = |field: &'static str, value: &str| -> Result<Option<DateTime<Utc>>, ApiError> {
             text(value)
                 .map(|value| {
@@ -79,17 +82,29 @@ impl RunsPageQuery {
                     .map_err(|_| ApiError::bad_field("initiator", "must be a user id (a number)"))
             })
             .transpose()?;
-        Ok(RunQuery {
-            type_prefix: text(&self.run_type),
-            status: text(&self.status).into_iter().collect(),
-            outcome: text(&self.outcome).into_iter().collect(),
-            initiator_user_id,
-            created_after: day("created_from", &self.created_from)?,
-            // The last day is included: before the start of the next one.
-            created_before: day("created_to", &self.created_to)?
-                .map(|day| day + chrono::Duration::days(1)),
-            page_token: text(&self.page_token),
-            ..RunQuery::default()
+        let created_after = day("created_from", &self.created_from)?;
+        // The last day is included: before the start of the next one.
+        let created_before =
+            day("created_to", &self.created_to)?.map(|day| day + chrono::Duration::days(1));
+        Ok(RunFilter {
+            run_type: None,
+            type_prefix: text(&self.run_type)
+                .as_deref()
+                .map(type_prefix)
+                .transpose()?,
+            statuses: text(&self.status)
+                .map(|s| s.parse::<RunStatus>())
+                .transpose()?
+                .into_iter()
+                .collect(),
+            outcomes: text(&self.outcome)
+                .map(|o| o.parse::<Outcome>())
+                .transpose()?
+                .into_iter()
+                .collect(),
+            initiator: initiator_user_id.map(initiator).transpose()?,
+            created_after,
+            created_before,
         })
     }
 
@@ -102,6 +117,11 @@ impl RunsPageQuery {
         };
         serde_html_form::to_string(&query).unwrap_or_default()
     }
+}
+
+/// A form field's value, if it has one.
+fn text(value: &str) -> Option<String> {
+    Some(value.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 /// An option of a filter's `<select>`.
@@ -144,21 +164,27 @@ pub fn run_view(row: &OperationRunRow, now: DateTime<Utc>) -> Result<RunView, Ap
 /// `GET /ui/tenants/{tenant_id}/runs`.
 pub async fn runs_page(
     State(state): State<AppState>,
-    viewer: Viewer,
-    ForPage(TenantPath { tenant_id }): ForPage<TenantPath>,
+    Authorized {
+        caller: viewer,
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Reader, Viewer>,
     ForPage(Query(filters)): ForPage<Query<RunsPageQuery>>,
 ) -> Result<Response, PageError> {
-    viewer.caller.authorize(tenant_id, Role::Reader)?;
     let read_model = ReadModel::of(&state).await;
-    let query = filters.to_run_query()?;
-    let page = if read_model.is_built() {
-        run_page(&state, tenant_id, &query).await?
+    let list = RunList {
+        filter: filters.filter()?,
+        order: RunOrder::CreatedDesc,
+    }
+    .page(PAGE_SIZE, text(&filters.page_token).as_deref())?;
+    let (rows, next_page_token) = if read_model.is_built() {
+        let (page, next_page_token) = list.fetch(&state, tenant_id).await?;
+        (page.rows, next_page_token)
     } else {
-        RowPage::default()
+        (Vec::new(), None)
     };
-    let now = Utc::now();
-    let runs = page
-        .rows
+    let now = state.clock.now();
+    let runs = rows
         .iter()
         .map(|row| run_view(row, now))
         .collect::<Result<Vec<_>, _>>()?;
@@ -195,8 +221,7 @@ pub async fn runs_page(
             )
         }),
         first_page: filters.page_token.is_empty(),
-        next_url: page
-            .next_page_token
+        next_url: next_page_token
             .as_deref()
             .map(|token| format!("{base}?{}", filters.with_page(Some(token)))),
         filters,
@@ -216,13 +241,14 @@ struct RowUpdate {
 /// of the runs that change, for the page's filters.
 pub async fn live_runs(
     State(state): State<AppState>,
-    viewer: Viewer,
-    ForPage(TenantPath { tenant_id }): ForPage<TenantPath>,
+    Authorized {
+        path: TenantPath { tenant_id },
+        ..
+    }: Authorized<TenantPath, needs::Reader, Viewer>,
     ForPage(Query(filters)): ForPage<Query<RunsPageQuery>>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
-    viewer.caller.authorize(tenant_id, Role::Reader)?;
-    let query = filters.to_run_query()?;
+    let filter = filters.filter()?;
     let from = start_cursor(
         &headers,
         Some(&filters.after)
@@ -231,10 +257,10 @@ pub async fn live_runs(
     )?;
     let updates = projected_events(state.clone(), tenant_id, from).then(move |event| {
         let state = state.clone();
-        let query = query.clone();
+        let filter = filter.clone();
         async move {
             let cursor = runledger_store::LogCursor::after(&event).to_string();
-            let update = row_update(&state, tenant_id, event.run_id, &query)
+            let update = row_update(&state, tenant_id, event.run_id, &filter)
                 .await
                 .inspect_err(|error| tracing::warn!(?error, "a live row could not be rendered"))
                 .ok();
@@ -255,12 +281,15 @@ async fn row_update(
     state: &AppState,
     tenant_id: TenantId,
     run_id: runledger_core::RunId,
-    query: &RunQuery,
+    filter: &RunFilter,
 ) -> Result<RowUpdate, PageError> {
-    let html = match run_if_listed(state, tenant_id, run_id, query).await? {
+    let html = match run_if_listed(&state.pool, tenant_id, run_id, filter)
+        .await
+        .map_err(ApiError::from)?
+    {
         Some(row) => Some(
             RunRow {
-                run: run_view(&row, Utc::now())?,
+                run: run_view(&row, state.clock.now())?,
             }
             .render()?,
         ),

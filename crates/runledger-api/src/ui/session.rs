@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use serde::Deserialize;
 
 use super::page_error::{ForPage, PageError, PageForm};
@@ -40,6 +40,12 @@ pub struct Viewer {
     pub caller: Caller,
     /// Sent back by every form of the session.
     pub csrf: String,
+}
+
+impl AsRef<Caller> for Viewer {
+    fn as_ref(&self) -> &Caller {
+        &self.caller
+    }
 }
 
 impl Viewer {
@@ -185,12 +191,14 @@ pub async fn sign_in(
     };
     let secret = random_secret("");
     sqlx::query(
-        "INSERT INTO ui_sessions (session_hash, token_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)",
+        // The database's clock sets the expiry, as it checks it: one clock for a session.
+        "INSERT INTO ui_sessions (session_hash, token_id, csrf_token, expires_at) \
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
     )
     .bind(token_hash(&secret).to_vec())
     .bind(caller.token_id)
     .bind(random_secret(""))
-    .bind(Utc::now() + SESSION_LIFETIME)
+    .bind(SESSION_LIFETIME.num_seconds() as f64)
     .execute(&state.pool)
     .await?;
     // Expired sessions are of no use to anyone: each sign-in sweeps them.

@@ -147,7 +147,7 @@ fn nth_command(index: u64) -> Option<RunCommand> {
     let at = Utc::now();
     match index % (REPORTS_PER_RUN + 3) {
         0 => None,
-        1 => Some(RunCommand::Start(Start { at })),
+        1 => Some(RunCommand::Start(Start { worker: None, at })),
         n if n <= REPORTS_PER_RUN + 1 => Some(RunCommand::ReportProgress(ReportProgress {
             delta: ProgressDelta {
                 success: 1,
@@ -157,7 +157,12 @@ fn nth_command(index: u64) -> Option<RunCommand> {
             failures: Vec::new(),
             at,
         })),
-        _ => Some(RunCommand::Complete(Complete { outcome: None, at })),
+        _ => Some(RunCommand::Complete(Complete {
+            outcome: None,
+            final_counts: None,
+            failures: Vec::new(),
+            at,
+        })),
     }
 }
 
@@ -176,6 +181,7 @@ fn queue(way: &str, lane: u64, index: u64, run: RunId) -> anyhow::Result<RunComm
         identity: RunIdentity::new(identity(way, lane, index))?,
         initiator: Initiator::system(),
         context: json!({}),
+        limits: runledger_core::RunLimits::default(),
         at: Utc::now(),
     }))
 }

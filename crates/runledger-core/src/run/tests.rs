@@ -7,6 +7,8 @@
 //! This file holds the `check` helper, the builders and the lifecycle and counting rules; the
 //! submodules hold the rest:
 
+/// Cancellation: a queued run at once, a running run by request and acknowledgement.
+mod cancel;
 /// Stored payloads: round trip of every variant, `cancelled` decoding, the event catalog examples.
 mod events;
 /// Failure summaries: merging by code, the `other` bucket, sanitizing messages.
@@ -15,6 +17,10 @@ mod failures;
 mod identity_vectors;
 /// Property tests over random command sequences.
 mod props;
+/// Re-delivery: a start naming a worker, and a completion with final counts and failures.
+mod redelivery;
+/// Lifecycle limits: each fires at its bound and not before; heartbeats and progress.
+mod time_outs;
 /// The value newtypes: run type, ids, initiator, failure code, identity hash, status names.
 mod values;
 
@@ -24,19 +30,23 @@ use uuid::Uuid;
 
 use super::{Run, RunSnapshot, decide, derive_outcome, evolve, replay};
 use crate::command::{
-    CommandKind, Complete, DispatchFailed, QueueRun, ReportProgress, RunCommand, Start,
+    Cancel, CommandKind, Complete, DispatchFailed, QueueRun, ReportProgress, RunCommand, Start,
+    TimeOut,
 };
 use crate::counts::{ProgressDelta, SummaryCounts};
 use crate::error::RunRejection;
 use crate::event::{
-    CompletionReason, RunCompleted, RunEvent, RunProgressed, RunQueued, RunStarted,
+    CompletionReason, LimitPassed, RunCancelRequested, RunCompleted, RunEvent, RunProgressed,
+    RunQueued, RunStarted,
 };
 use crate::failure::{FailureCode, FailureEntry, FailureReport};
 use crate::identity::{RunIdentity, RunIdentityHash};
 use crate::ids::{RunId, TenantId, UserId};
 use crate::initiator::Initiator;
+use crate::limits::{Limit, LimitSeconds, RunLimits};
 use crate::run_type::RunType;
 use crate::status::{Outcome, RunStatus};
+use crate::worker::WorkerId;
 
 // ---------------------------------------------------------------------------------------------
 // The helper.
@@ -129,6 +139,7 @@ fn queue() -> RunCommand {
         identity: RunIdentity::new(json!({"restore_run_id": 123})).expect("a small identity"),
         initiator: initiator(),
         context: json!({"restore_run_id": 123, "selection": ["policy-1", "policy-2"]}),
+        limits: RunLimits::default(),
         at: at(0),
     })
 }
@@ -147,15 +158,26 @@ fn queued_payload() -> RunQueued {
         initiator: initiator(),
         context: json!({"restore_run_id": 123, "selection": ["policy-1", "policy-2"]}),
         queued_at: at(0),
+        limits: RunLimits::default(),
     }
 }
 
 fn start() -> RunCommand {
-    RunCommand::Start(Start { at: at(1) })
+    RunCommand::Start(Start {
+        worker: None,
+        at: at(1),
+    })
 }
 
 fn started() -> RunEvent {
-    RunEvent::Started(RunStarted { started_at: at(1) })
+    RunEvent::Started(RunStarted {
+        started_at: at(1),
+        worker: None,
+    })
+}
+
+fn worker(id: &str) -> WorkerId {
+    WorkerId::parse(id).expect("a valid worker id")
 }
 
 fn report(delta: ProgressDelta, total: Option<u64>, failures: Vec<FailureReport>) -> RunCommand {
@@ -187,7 +209,12 @@ fn progressed_success(n: u64) -> RunEvent {
 }
 
 fn complete(outcome: Option<Outcome>) -> RunCommand {
-    RunCommand::Complete(Complete { outcome, at: at(3) })
+    RunCommand::Complete(Complete {
+        outcome,
+        final_counts: None,
+        failures: Vec::new(),
+        at: at(3),
+    })
 }
 
 fn completed(outcome: Outcome) -> RunEvent {
@@ -195,7 +222,75 @@ fn completed(outcome: Outcome) -> RunEvent {
         outcome,
         reason: CompletionReason::Finished,
         failures: Vec::new(),
+        final_counts: None,
         completed_at: at(3),
+    })
+}
+
+fn cancel(reason: Option<&str>, minute: i64) -> RunCommand {
+    RunCommand::Cancel(Cancel {
+        reason: reason.map(str::to_owned),
+        at: at(minute),
+    })
+}
+
+/// A sweeper's time-out at `when`, knowing the stored heartbeat `last_heartbeat_at`.
+fn time_out(when: DateTime<Utc>, last_heartbeat_at: Option<DateTime<Utc>>) -> RunCommand {
+    RunCommand::TimeOut(TimeOut {
+        at: when,
+        last_heartbeat_at,
+    })
+}
+
+/// Limits in whole seconds, as a caller gives them.
+fn limits(start: Option<i64>, run: Option<i64>, heartbeat: Option<i64>) -> RunLimits {
+    RunLimits::from_seconds(start, run, heartbeat).expect("limits within bounds")
+}
+
+/// The `Completed` a time-out at `when` writes when `limit` of `seconds` passed at `passed_at`.
+fn timed_out(
+    limit: Limit,
+    seconds: i64,
+    passed_at: DateTime<Utc>,
+    last_heartbeat_at: Option<DateTime<Utc>>,
+    when: DateTime<Utc>,
+    message: &str,
+) -> RunEvent {
+    RunEvent::Completed(RunCompleted {
+        outcome: Outcome::Failed,
+        reason: CompletionReason::TimedOut {
+            time_out: LimitPassed {
+                limit,
+                limit_seconds: LimitSeconds::parse("limit", seconds).expect("in bounds"),
+                passed_at,
+                last_heartbeat_at,
+            },
+        },
+        failures: vec![entry(limit.failure_code(), message, 1)],
+        final_counts: None,
+        completed_at: when,
+    })
+}
+
+fn cancel_request(reason: Option<&str>, minute: i64) -> RunCancelRequested {
+    RunCancelRequested {
+        reason: reason.map(str::to_owned),
+        requested_at: at(minute),
+    }
+}
+
+fn cancel_requested(reason: Option<&str>, minute: i64) -> RunEvent {
+    RunEvent::CancelRequested(cancel_request(reason, minute))
+}
+
+/// The `Completed` of a cancellation answering `cancellation`, at `minute`.
+fn cancelled(cancellation: RunCancelRequested, minute: i64) -> RunEvent {
+    RunEvent::Completed(RunCompleted {
+        outcome: Outcome::Cancelled,
+        reason: CompletionReason::Cancelled { cancellation },
+        failures: Vec::new(),
+        final_counts: None,
+        completed_at: at(minute),
     })
 }
 
@@ -221,6 +316,7 @@ fn dispatch_failed() -> RunEvent {
             "connect to amqp://[redacted]@mq.internal:5672 refused (retry later)",
             1,
         )],
+        final_counts: None,
         completed_at: at(1),
     })
 }
@@ -230,7 +326,8 @@ fn invalid(command: CommandKind, status: RunStatus) -> Result<Vec<RunEvent>, Run
 }
 
 // ---------------------------------------------------------------------------------------------
-// The state × command matrix: five states, five commands, every cell asserted.
+// The state × command matrix: five states, the five original commands, every cell asserted
+// (cancel and time-out have their own matrices in `cancel` and `time_outs`).
 
 #[test]
 fn unqueued_run_accepts_only_queue() {
@@ -389,9 +486,48 @@ fn queued_event_folds_every_field_of_the_seed() {
             created_at: at(0),
             updated_at: at(0),
             version: 1,
+            limits: RunLimits::default(),
+            worker: None,
+            last_progress_at: None,
+            cancel_requested: None,
+            completion: None,
         }
     );
     assert!(run.status.is_active());
+}
+
+#[test]
+fn the_operation_run_json_has_the_seeds_fields_then_the_lifecycle_fields() {
+    let json = snapshot(&[queued()]).to_operation_run_json();
+    let keys: Vec<&str> = json
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = vec![
+        "id",
+        "tenant_id",
+        "user_id",
+        "initiator_name",
+        "type",
+        "status",
+        "outcome",
+        "run_identity_hash",
+        "identity",
+        "summary_counts",
+        "failure_summary",
+        "context",
+        "started_at",
+        "completed_at",
+        "created_at",
+        "updated_at",
+        "version",
+        "done",
+    ];
+    expected.extend(crate::operation_run::LIFECYCLE_FIELDS);
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
 }
 
 #[test]
@@ -434,15 +570,20 @@ fn complete_keeps_an_explicit_outcome() {
 }
 
 #[test]
-fn complete_refuses_pending_and_cancelled() {
+fn complete_refuses_pending_and_cancelled_without_a_request() {
     let given = &[queued(), started()];
-    for outcome in [Outcome::Pending, Outcome::Cancelled] {
-        check(
-            given,
-            complete(Some(outcome)),
-            Err(RunRejection::OutcomeNotAllowed { outcome }),
-        );
-    }
+    check(
+        given,
+        complete(Some(Outcome::Pending)),
+        Err(RunRejection::OutcomeNotAllowed {
+            outcome: Outcome::Pending,
+        }),
+    );
+    check(
+        given,
+        complete(Some(Outcome::Cancelled)),
+        Err(RunRejection::CancelNotRequested),
+    );
 }
 
 #[test]
@@ -834,9 +975,50 @@ fn rejections_read_well() {
         ),
         (
             RunRejection::OutcomeNotAllowed {
-                outcome: Outcome::Cancelled,
+                outcome: Outcome::Pending,
             },
-            "outcome cancelled cannot be set by a command",
+            "outcome pending cannot be set by a command",
+        ),
+        (
+            RunRejection::CancelNotRequested,
+            "outcome cancelled needs a cancel request first",
+        ),
+        (
+            RunRejection::InvalidTransition {
+                command: CommandKind::Cancel,
+                status: RunStatus::Completed,
+            },
+            "cannot cancel a run that is completed",
+        ),
+        (
+            RunRejection::HeldByAnotherWorker {
+                holder: Some(worker("w2")),
+            },
+            "run was started by worker w2",
+        ),
+        (
+            RunRejection::HeldByAnotherWorker { holder: None },
+            "run was started without a worker id",
+        ),
+        (
+            RunRejection::NotOverdue {
+                next_deadline_at: Some(at(10)),
+            },
+            "no limit of the run has passed; the next passes at 2026-01-17T22:35:00Z",
+        ),
+        (
+            RunRejection::NotOverdue {
+                next_deadline_at: None,
+            },
+            "no limit binds the run",
+        ),
+        (
+            RunRejection::CountDecreased {
+                count: "success",
+                known: 8,
+                given: 7,
+            },
+            "final success count 7 is below the reported 8",
         ),
     ];
     for (rejection, message) in cases {

@@ -64,6 +64,7 @@ fn completed_merges_its_failures_into_the_summary() {
             outcome: Outcome::Failed,
             reason: CompletionReason::Finished,
             failures: vec![entry("graph.throttled", "new", 1)],
+            final_counts: None,
             completed_at: at(3),
         }),
     ]);

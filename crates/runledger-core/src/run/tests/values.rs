@@ -306,3 +306,103 @@ fn parse_errors_name_their_field() {
     let error = RunType::parse("Inventory").expect_err("invalid");
     assert!(error.to_string().starts_with("type: "), "{error}");
 }
+
+#[test]
+fn limits_are_whole_seconds_from_one_second_to_thirty_days() {
+    use crate::limits::LimitSeconds;
+    for seconds in [1, 60, 2_592_000] {
+        let limit = LimitSeconds::parse("run_deadline_seconds", seconds).expect("in bounds");
+        assert_eq!(i64::from(limit.get()), seconds);
+        assert_eq!(serde_json::to_value(limit).ok(), Some(json!(seconds)));
+        assert_eq!(
+            serde_json::from_value::<LimitSeconds>(json!(seconds)).ok(),
+            Some(limit)
+        );
+    }
+    for seconds in [0, -1, 2_592_001, i64::MAX, i64::MIN] {
+        let refused = LimitSeconds::parse("run_deadline_seconds", seconds);
+        assert_eq!(
+            refused_field(refused),
+            Some("run_deadline_seconds"),
+            "{seconds}"
+        );
+    }
+    for refused in [json!(0), json!(1.5), json!("60"), json!(2_592_001)] {
+        assert!(
+            serde_json::from_value::<LimitSeconds>(refused.clone()).is_err(),
+            "{refused}"
+        );
+    }
+    assert_eq!(
+        LimitSeconds::parse("x", 90)
+            .expect("in bounds")
+            .after(at(0)),
+        Some(at(0) + TimeDelta::seconds(90))
+    );
+}
+
+#[test]
+fn run_limits_name_the_field_out_of_bounds() {
+    assert_eq!(
+        RunLimits::from_seconds(None, None, None).ok(),
+        Some(RunLimits::default())
+    );
+    let cases = [
+        ((Some(0), None, None), "start_deadline_seconds"),
+        ((Some(1), Some(-5), None), "run_deadline_seconds"),
+        ((None, None, Some(3_000_000)), "heartbeat_timeout_seconds"),
+    ];
+    for ((start, run, heartbeat), field) in cases {
+        assert_eq!(
+            refused_field(RunLimits::from_seconds(start, run, heartbeat)),
+            Some(field)
+        );
+    }
+    let limits = RunLimits::from_seconds(Some(600), None, Some(30)).expect("in bounds");
+    assert_eq!(
+        serde_json::to_value(limits).ok(),
+        Some(json!({
+            "start_deadline_seconds": 600,
+            "run_deadline_seconds": null,
+            "heartbeat_timeout_seconds": 30,
+        }))
+    );
+}
+
+#[test]
+fn worker_ids_are_short_and_plain() {
+    let longest = "w".repeat(WorkerId::MAX_LEN);
+    for text in [
+        "w1",
+        "sync-7d9f8-abcde",
+        "host-3/pid-4242",
+        "worker@host:9",
+        "a.b_c",
+        &longest,
+    ] {
+        let id = WorkerId::parse(text).expect(text);
+        assert_eq!(id.as_str(), text);
+        assert_eq!(id.to_string(), text);
+        assert_eq!(text.parse::<WorkerId>().ok(), Some(id.clone()));
+        assert_eq!(serde_json::to_value(&id).ok(), Some(json!(text)));
+    }
+    let overlong = "w".repeat(WorkerId::MAX_LEN + 1);
+    for text in [
+        "", "w 1", " w1", "w1\n", "wörker", "<b>", "w1;drop", "\u{0}", &overlong,
+    ] {
+        assert_eq!(
+            refused_field(WorkerId::parse(text)),
+            Some("worker"),
+            "{text:?}"
+        );
+    }
+    assert!(serde_json::from_value::<WorkerId>(json!("w 1")).is_err());
+    assert_eq!(
+        WorkerId::parse("w 1").map_err(|e| e.to_string()),
+        Err("worker: must be 1-128 characters of [A-Za-z0-9._:@/-]".to_owned())
+    );
+    assert_eq!(
+        FailureCode::parse("a b").map_err(|e| e.to_string()),
+        Err("failures.code: must be 1-100 characters of [A-Za-z0-9._:-]".to_owned())
+    );
+}

@@ -5,6 +5,10 @@
 //! `ON CONFLICT DO NOTHING`: applying an event again, or rebuilding the whole feed, recreates the
 //! same notices and never a second one, and read state (kept by id in
 //! `public.notification_reads`, outside the feed) still applies after a rebuild.
+//!
+//! # Layout
+//! - this file: the projection (its definition and apply code).
+//! - [`query`]: the feed's queries: a user's notices in keyset pages, marking one read.
 
 use chrono::{DateTime, Utc};
 use runledger_core::{Outcome, RunEvent, RunId, RunSnapshot, RunType, TenantId, view_url};
@@ -15,6 +19,10 @@ use uuid::Uuid;
 
 use crate::error::{ApplyError, ProjectionError};
 use crate::projection::{ApplyTx, ProjectedEvent, Projection, PublicView};
+
+pub mod query;
+
+pub use query::{NoticePage, NoticePageQuery, NoticePosition, NoticeRow, mark_read, notice_page};
 
 /// The projection's stored name.
 pub const NOTIFICATIONS: &str = "notifications";
@@ -62,7 +70,7 @@ impl Notifications {
     /// The version of the apply code; bump it when the notices it writes change.
     pub const CODE_VERSION: &'static str = "1";
 
-    /// The feed; "View run" links are [`view_url`](view_url())s under `base_url`. A completed
+    /// The feed; "View run" links are built by `view_url` under `base_url`. A completed
     /// notice folds the run's stream from the log (read through `pool`), so it reads the same
     /// state `evolve` gives everywhere else.
     pub fn new(pool: PgPool, base_url: &str) -> Self {
@@ -167,7 +175,7 @@ impl Projection for Notifications {
     }
 
     fn ddl(&self) -> &str {
-        include_str!("../../../projections/notifications/schema.sql")
+        include_str!("../../../../projections/notifications/schema.sql")
     }
 
     fn code_version(&self) -> &'static str {
@@ -215,7 +223,7 @@ impl Projection for Notifications {
                 RunEvent::Completed(_) => {
                     notices.extend(self.completed_notice(projected).await?);
                 }
-                RunEvent::Started(_) | RunEvent::Progressed(_) => {}
+                RunEvent::Started(_) | RunEvent::Progressed(_) | RunEvent::CancelRequested(_) => {}
             }
         }
         tx.boundary("notifications.built")?;

@@ -1,0 +1,127 @@
+//! A command's execution: its key looked at (the first answer, or the time to stamp the
+//! command with), the command through the store's command path, the metrics, and the answer:
+//! the run as it stands after the command.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use runledger_core::{RunCommand, RunId, TenantId};
+use runledger_store::{
+    CommandError, CommandOutcome, CommandRequest, EventMetadata, ExpectedVersion, StoreError,
+};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::idempotency::{Begun, Idempotency};
+use crate::run_json::run_json;
+
+/// Everything a command route shares: who asks, about what, and how to answer retries.
+pub(crate) struct CommandContext {
+    pub(super) state: AppState,
+    pub(super) caller: Caller,
+    pub(super) tenant: TenantId,
+    pub(super) idempotency: Idempotency,
+    pub(super) expected: ExpectedVersion,
+    pub(super) metadata: EventMetadata,
+}
+
+impl CommandContext {
+    /// The id of the run a queue request creates (derived from its idempotency key, if any).
+    pub(crate) fn new_run_id(&self) -> RunId {
+        self.idempotency.new_run_id()
+    }
+
+    /// Runs the command `at_time` builds on `run` (or answers a retry from memory) and renders
+    /// the answer. The command's time is the state's clock reading or, for a keyed request,
+    /// its key's claim: this is where the time of every HTTP command enters.
+    pub(crate) async fn execute(
+        self,
+        run: RunId,
+        at_time: impl FnOnce(DateTime<Utc>) -> RunCommand,
+    ) -> Result<Response, ApiError> {
+        let at = match self
+            .idempotency
+            .begin(&self.state.pool, self.state.clock.as_ref())
+            .await?
+        {
+            Begun::Answered(status, body) => return Ok((status, Json(body)).into_response()),
+            Begun::Execute(at) => at,
+        };
+        let command = at_time(at);
+        let queues = matches!(command, RunCommand::Queue(_));
+        let request = CommandRequest {
+            tenant_id: self.tenant,
+            run_id: run,
+            command,
+            expected: self.expected,
+            event_id: self.idempotency.event_id(),
+            metadata: self.metadata,
+        };
+        let started = std::time::Instant::now();
+        let mut executed = self.state.commands.execute(&request).await;
+        if self.idempotency.is_keyed()
+            && matches!(
+                executed,
+                Err(CommandError::Store(StoreError::IdempotencyMismatch { .. }))
+            )
+        {
+            // A concurrent send of this key (with the same request and time: the claim ensures
+            // both) appended first, but decided against another state of the run, so its event
+            // differs where the state shows (an outcome derived from the counts). Its event is
+            // stored: executing again finds it and answers from it, without appending.
+            executed = self.state.commands.execute(&request).await;
+        }
+        let result = match &executed {
+            Ok(CommandOutcome::Applied { .. }) => "applied",
+            Ok(CommandOutcome::Deduplicated { .. }) => "deduplicated",
+            Err(CommandError::Conflict { .. }) => "conflict",
+            Err(CommandError::Rejected(_)) => "rejected",
+            Err(CommandError::Store(_)) => "error",
+        };
+        let kind = request.command.kind().as_str();
+        metrics::counter!("runledger_commands_total", "command" => kind, "result" => result)
+            .increment(1);
+        metrics::histogram!("runledger_command_duration_seconds", "command" => kind)
+            .record(started.elapsed().as_secs_f64());
+        let outcome = match executed {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.idempotency.release(&self.state.pool, at).await;
+                return Err(error.into());
+            }
+        };
+        let answer = answer(&self.state, queues, outcome);
+        let (status, body) = self.idempotency.finish(&self.state.pool, answer).await?;
+        tracing::info!(token = %self.caller.token_id, tenant = %self.tenant, run = %run, status = status.as_u16(), "command");
+        Ok((status, Json(body)).into_response())
+    }
+}
+
+/// The answer to a command that the store applied or deduplicated.
+fn answer(state: &AppState, queues: bool, outcome: CommandOutcome) -> (StatusCode, Value) {
+    match outcome {
+        CommandOutcome::Applied { run, position, .. } => {
+            let status = if queues {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let mut body = json!({ "run": run_json(&state.config, &run), "position": position });
+            if queues {
+                body["created"] = json!(true);
+            }
+            (status, body)
+        }
+        CommandOutcome::Deduplicated { existing } => {
+            let body = json!({
+                "created": false,
+                "run": run_json(&state.config, &existing),
+                "position": null,
+            });
+            (StatusCode::OK, body)
+        }
+    }
+}
