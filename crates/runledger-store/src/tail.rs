@@ -1,5 +1,5 @@
 //! A live stream of the log in safe order for one reader on its own: catch up from a cursor,
-//! then follow new events, through a [`LogHub`](crate::hub::LogHub) of its own. A process with
+//! then follow new events, through a [`LogHub`] of its own. A process with
 //! many live readers shares one hub instead ([`LogHub::follow`](crate::hub::LogHub::follow)).
 
 use std::time::Duration;
