@@ -10,7 +10,7 @@ use runledger_store::{EventReader, LogCursor, RecordedEvent};
 
 use crate::error::AuditError;
 use crate::format::{
-    AuditEvent, EXPORT_END_FORMAT, EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportEnd, ExportHeader,
+    audit_event, EXPORT_END_FORMAT, EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportEnd, ExportHeader,
     LogBound, Scope, json_line, rfc3339,
 };
 use crate::walk::{Horizon, LogWalk};
@@ -120,7 +120,7 @@ impl Export {
                 events: 0,
             };
             for event in batch.iter().filter(|event| self.scope.contains(event)) {
-                chunk.text.push_str(&json_line(&AuditEvent::from(event)));
+                chunk.text.push_str(&json_line(&audit_event(event)));
                 chunk.events += 1;
                 self.last_cursor = Some(LogCursor::after(event));
             }
