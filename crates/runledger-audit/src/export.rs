@@ -10,8 +10,8 @@ use runledger_store::{EventReader, LogCursor, RecordedEvent};
 
 use crate::error::AuditError;
 use crate::format::{
-    audit_event, EXPORT_END_FORMAT, EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportEnd, ExportHeader,
-    LogBound, Scope, json_line, rfc3339,
+    EXPORT_END_FORMAT, EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportEnd, ExportHeader, LogBound,
+    Scope, audit_event, json_line, rfc3339,
 };
 use crate::walk::{Horizon, LogWalk};
 

@@ -31,19 +31,19 @@ pub use runledger_wire::AuditEvent;
 /// The line of a stored event.
 pub fn audit_event(event: &RecordedEvent) -> AuditEvent {
     AuditEvent {
-            cursor: LogCursor::after(event).to_string(),
-            position: event.position,
-            tx_id: event.tx_id,
-            tenant_id: event.tenant_id.get(),
-            run_id: event.run_id.as_uuid(),
-            version: event.version,
-            event_id: event.event_id.as_uuid(),
-            event_type: event.event_type.clone(),
-            schema_version: event.schema_version,
-            payload: event.payload.clone(),
-            metadata: event.metadata.clone(),
-            recorded_at: rfc3339(event.recorded_at),
-            prev_hash: hex::encode(event.prev_hash),
+        cursor: LogCursor::after(event).to_string(),
+        position: event.position,
+        tx_id: event.tx_id,
+        tenant_id: event.tenant_id.get(),
+        run_id: event.run_id.as_uuid(),
+        version: event.version,
+        event_id: event.event_id.as_uuid(),
+        event_type: event.event_type.clone(),
+        schema_version: event.schema_version,
+        payload: event.payload.clone(),
+        metadata: event.metadata.clone(),
+        recorded_at: rfc3339(event.recorded_at),
+        prev_hash: hex::encode(event.prev_hash),
         hash: hex::encode(event.hash),
     }
 }
@@ -53,39 +53,39 @@ pub fn audit_event(event: &RecordedEvent) -> AuditEvent {
 /// # Errors
 /// A description of the first field that is not what a stored event can hold.
 pub fn recorded_event(line: AuditEvent) -> Result<RecordedEvent, String> {
-        let hash = |field: &str, text: &str| -> Result<[u8; 32], String> {
-            let mut bytes = [0; 32];
-            hex::decode_to_slice(text, &mut bytes)
-                .map_err(|_| format!("{field} is not 64 hex digits"))?;
-            Ok(bytes)
-        };
-        let cursor = LogCursor {
-            tx_id: line.tx_id,
-            position: line.position,
-        };
-        if line.cursor != cursor.to_string() {
-            return Err(format!(
-                "cursor {} is not tx_id.position ({cursor})",
-                line.cursor
-            ));
-        }
-        Ok(RecordedEvent {
-            position: line.position,
-            tx_id: line.tx_id,
-            event_id: EventId::from_uuid(line.event_id),
-            tenant_id: TenantId::new(line.tenant_id).map_err(|e| format!("tenant_id: {e}"))?,
-            run_id: RunId::from_uuid(line.run_id),
-            version: line.version,
-            prev_hash: hash("prev_hash", &line.prev_hash)?,
-            hash: hash("hash", &line.hash)?,
-            recorded_at: DateTime::parse_from_rfc3339(&line.recorded_at)
-                .map_err(|e| format!("recorded_at: {e}"))?
-                .with_timezone(&Utc),
-            event_type: line.event_type,
-            schema_version: line.schema_version,
-            payload: line.payload,
-            metadata: line.metadata,
-        })
+    let hash = |field: &str, text: &str| -> Result<[u8; 32], String> {
+        let mut bytes = [0; 32];
+        hex::decode_to_slice(text, &mut bytes)
+            .map_err(|_| format!("{field} is not 64 hex digits"))?;
+        Ok(bytes)
+    };
+    let cursor = LogCursor {
+        tx_id: line.tx_id,
+        position: line.position,
+    };
+    if line.cursor != cursor.to_string() {
+        return Err(format!(
+            "cursor {} is not tx_id.position ({cursor})",
+            line.cursor
+        ));
+    }
+    Ok(RecordedEvent {
+        position: line.position,
+        tx_id: line.tx_id,
+        event_id: EventId::from_uuid(line.event_id),
+        tenant_id: TenantId::new(line.tenant_id).map_err(|e| format!("tenant_id: {e}"))?,
+        run_id: RunId::from_uuid(line.run_id),
+        version: line.version,
+        prev_hash: hash("prev_hash", &line.prev_hash)?,
+        hash: hash("hash", &line.hash)?,
+        recorded_at: DateTime::parse_from_rfc3339(&line.recorded_at)
+            .map_err(|e| format!("recorded_at: {e}"))?
+            .with_timezone(&Utc),
+        event_type: line.event_type,
+        schema_version: line.schema_version,
+        payload: line.payload,
+        metadata: line.metadata,
+    })
 }
 
 /// A time as the audit formats write it: the form the hash chain covers.

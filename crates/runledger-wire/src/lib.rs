@@ -27,7 +27,9 @@ pub mod run;
 mod time;
 pub mod tokens;
 
-pub use audit::{AsOf, AuditEvent, EventPage, InvalidEvent, RunEvents, RunStateAt, RunVerificationBody};
+pub use audit::{
+    AsOf, AuditEvent, EventPage, InvalidEvent, RunEvents, RunStateAt, RunVerificationBody,
+};
 pub use commands::{
     CommandAnswer, CompleteBody, DispatchFailedBody, FailureBody, InitiatorBody, ProgressBody,
     QueueRunBody, StartBody,

@@ -55,7 +55,10 @@ impl RunQuery {
         };
         one("type", self.run_type.clone());
         one("type_prefix", self.type_prefix.clone());
-        one("initiator_user_id", self.initiator_user_id.map(|u| u.to_string()));
+        one(
+            "initiator_user_id",
+            self.initiator_user_id.map(|u| u.to_string()),
+        );
         one("created_after", self.created_after.as_ref().map(time));
         one("created_before", self.created_before.as_ref().map(time));
         one("sort", self.sort.clone());

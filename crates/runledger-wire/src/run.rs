@@ -39,6 +39,19 @@ pub enum Outcome {
     Cancelled,
 }
 
+impl Outcome {
+    /// The name on the wire, e.g. `partially_succeeded`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pending => "pending",
+            Outcome::Succeeded => "succeeded",
+            Outcome::PartiallySucceeded => "partially_succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// The run's counts: increments add up; `total` is absent until a worker reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SummaryCounts {
