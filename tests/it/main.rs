@@ -18,5 +18,8 @@ mod api;
 mod ledger_audit;
 // The monitoring pages (`/ui`), through the router and in a real browser.
 mod ui;
+// The Rust client against the real router over real HTTP (retries, worker handles, dispatch),
+// the token API and service tokens, and the CLI beside a running `serve`.
+mod client;
 // The benches' harnesses: a bench measures the load it claims (N writers really at once).
 mod bench;

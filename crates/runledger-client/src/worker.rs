@@ -57,6 +57,7 @@ pub struct RunWorker {
     reporter: Reporter,
     flush_at_items: u64,
     background: Option<JoinHandle<()>>,
+    /// Whether the run needs nothing more from this handle (completed, or released).
     completed: bool,
 }
 
@@ -216,6 +217,17 @@ impl RunWorker {
         let answer = self.reporter.complete(outcome).await?;
         self.completed = true;
         Ok(answer)
+    }
+
+    /// Sends what has gathered and lets the handle go without completing the run: for a run
+    /// that several workers share, whose completion is another's.
+    ///
+    /// # Errors
+    /// What the last report answered; the handle is then still open.
+    pub async fn release(mut self) -> Result<(), ClientError> {
+        self.reporter.flush().await?;
+        self.completed = true;
+        Ok(())
     }
 
     /// Completes the run `failed` with one failure entry (`code`, `message`), after what has
