@@ -18,33 +18,39 @@ const START: Duration = Duration::from_secs(120);
 /// runledger-it` builds only the test binary, and a stale binary would test old code).
 fn runledger_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| build(&["-p", "runledger-cli", "--bin", "runledger"], "runledger"))
+}
+
+/// The client's example worker, built as [`runledger_binary`] is.
+fn example_worker() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        // The test binary is `<target>/<profile>/deps/it-…`: the binary goes to `<target>/<profile>/`.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary is in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("<target>/<profile>");
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "runledger-cli",
-                "--bin",
-                "runledger",
-            ])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(
-            status.success(),
-            "cargo build of the runledger binary failed"
-        );
-        profile_dir.join("runledger")
+        build(
+            &["-p", "runledger-client", "--example", "worker"],
+            "examples/worker",
+        )
     })
+}
+
+/// Builds a target of this checkout into the test binary's target directory, and returns
+/// `artifact`'s path in it.
+fn build(target: &[&str], artifact: &str) -> PathBuf {
+    // The test binary is `<target>/<profile>/deps/it-…`: the binary goes to `<target>/<profile>/`.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("<target>/<profile>");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet"])
+        .args(target)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build {target:?} failed");
+    profile_dir.join(artifact)
 }
 
 /// A `runledger serve` spawned in a directory of its own, on the embedded default
@@ -365,6 +371,25 @@ fn every_readme_command_line_works_while_serve_runs() {
         "a bad token is a clear 401: {}",
         String::from_utf8_lossy(&refused.stderr)
     );
+
+    // The client's example worker records a run through this server, start to completion.
+    let example = Command::new(example_worker())
+        .env("RUNLEDGER_SERVER", &record.url)
+        .env("RUNLEDGER_TOKEN", &admin)
+        .env("RUNLEDGER_TENANT", "3")
+        .output()
+        .expect("spawn the example worker");
+    let run: serde_json::Value =
+        serde_json::from_str(&succeeded("examples/worker", &example)).expect("the run's JSON");
+    assert_eq!(run["tenant_id"], 3);
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["outcome"], "partially_succeeded");
+    assert_eq!(
+        run["summary_counts"],
+        serde_json::json!({ "total": 40, "success": 35, "failed": 5, "skipped": 0 })
+    );
+    assert_eq!(run["failure_summary"][0]["code"], "graph.throttled");
+    assert_eq!(run["failure_summary"][0]["count"], 5);
 
     // At stop, the record goes and its token is revoked (the listing opens the database itself,
     // now that no serve runs).
