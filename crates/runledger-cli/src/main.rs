@@ -117,9 +117,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     runledger_cli::logging::init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = runledger_cli::runtime()?;
     let result = match cli.command {
         // An export is audited offline: no database is opened, nor started, for it.
         Command::Verify(args) if args.is_offline() => runtime.block_on(audit::verify_offline(args)),
@@ -130,18 +128,12 @@ fn main() -> anyhow::Result<()> {
         {
             runtime.block_on(over_http(&client, command))
         }
-        command => {
-            let database = if matches!(command, Command::Serve(_)) {
-                Database::open(&cli.database)?
-            } else {
-                Database::open_beside_serve(&cli.database)?
-            };
-            let result = runtime.block_on(run(&database, command));
-            drop(runtime);
-            // Stop the embedded server whatever the outcome, so it shuts down cleanly.
-            database.close()?;
-            result
-        }
+        // `serve` owns the embedded server it runs on: it never attaches to another's.
+        command @ Command::Serve(_) => Database::open(&cli.database)?
+            .run_then_close(runtime, async |database| run(database, command).await),
+        command => Database::run(&cli.database, runtime, async |database| {
+            run(database, command).await
+        }),
     };
     if let Err(error) = &result
         && error.is::<audit::VerificationFailed>()
