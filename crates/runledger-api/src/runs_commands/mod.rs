@@ -1,12 +1,12 @@
 //! Command routes (writer role): queue, start, progress, complete, dispatch-failed.
 //!
-//! Each route parses its body into domain values ([`bodies`]), builds its command, and runs it
+//! Each route parses its body into domain values (`bodies`), builds its command, and runs it
 //! through the store's command path (`execution`), answering the run as it stands after the
 //! command. Conditional requests (`If-Match`) pin the version; `Idempotency-Key` makes retries
 //! safe. `route` reads what every command route shares.
 //!
 //! # Layout
-//! - [`bodies`]: the request bodies (`runledger_wire`'s) parsed into domain values.
+//! - `bodies`: the request bodies (`runledger_wire`'s) parsed into domain values.
 //! - `route`: the `CommandRoute` extractor: caller, tenant check, body, shared headers.
 //! - `execution`: the key, the command path, the answer.
 
