@@ -1,4 +1,4 @@
--- Service tokens (docs/adr/0017): a token acts for a list of tenants, or for all of them, so
+-- Service tokens (docs/adr/0018): a token acts for a list of tenants, or for all of them, so
 -- one product service serving many tenants holds one token. `tenant_id` stays the token's home
 -- (where its pages open, whose feed a user's token reads) and is always in the list.
 -- `last_used_at` is written at most once a minute per token, from the lookup that authenticates

@@ -1,7 +1,7 @@
 //! API tokens: creating (the secret shown once), listing and revoking them, for the token API
 //! (`/v1/tokens`, admin role) and the `runledger token` subcommands.
 //!
-//! A token acts for a list of tenants or for all of them, in one role (docs/adr/0017): a product
+//! A token acts for a list of tenants or for all of them, in one role (docs/adr/0018): a product
 //! service serving many tenants holds one token. An admin token acts for every tenant. Only the
 //! secret's SHA-256 is stored.
 

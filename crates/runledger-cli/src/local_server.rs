@@ -1,5 +1,5 @@
 //! The record a running `serve` keeps in its embedded data directory, so that the other
-//! subcommands work beside it (docs/adr/0017): its HTTP address, its database's socket, and a
+//! subcommands work beside it (docs/adr/0018): its HTTP address, its database's socket, and a
 //! credential of its own for the local user.
 //!
 //! `serve` writes `serve.json` (the address, the database URL, the token's id) and

@@ -145,7 +145,7 @@ fn main() -> anyhow::Result<()> {
 
 impl Command {
     /// Whether the subcommand talks to a server when one is at hand (the others need the
-    /// database itself, and use the running `serve`'s over its socket: docs/adr/0017).
+    /// database itself, and use the running `serve`'s over its socket: docs/adr/0018).
     fn goes_over_http(&self) -> bool {
         matches!(
             self,

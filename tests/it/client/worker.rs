@@ -7,12 +7,12 @@ use std::time::Duration;
 use runledger_client::wire::audit::StateParams;
 use runledger_client::wire::{Outcome, QueueRunBody, RunStateAt, RunStatus};
 use runledger_client::{
-    Client, DISPATCH_FAILED, DispatchError, Dispatched, WORKER_DROPPED, WORKER_PANICKED,
+    Client, DISPATCH_FAILED, DispatchError, Dispatched, RunWorker, WORKER_DROPPED, WORKER_PANICKED,
     WorkerOptions, dispatch,
 };
 use uuid::Uuid;
 
-use super::support::{client, serve};
+use super::support::{ServedApp, client, serve};
 use crate::api::TestApi;
 use crate::helpers::verbs::tenant;
 
@@ -36,6 +36,26 @@ async fn state_when(auditor: &Client, run: Uuid, done: impl Fn(&RunStateAt) -> b
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the run did not get there within 10 seconds");
+}
+
+/// A served test API, an auditor's client, and a run of tenant 1 started by a worker handle.
+async fn a_started_worker() -> (ServedApp, Client, Uuid, RunWorker) {
+    let api = TestApi::new().await;
+    let tokens = api.tokens(tenant(1)).await;
+    let served = serve(&api).await;
+    let writer = client(&served, &tokens.writer);
+    let auditor = client(&served, &tokens.auditor);
+    let run = writer
+        .queue_run(1, &body("inventory.sync"))
+        .await
+        .expect("queue")
+        .run
+        .id;
+    let worker = writer
+        .start_worker(1, run, WorkerOptions::default())
+        .await
+        .expect("start a worker");
+    (served, auditor, run, worker)
 }
 
 #[tokio::test]
@@ -100,21 +120,7 @@ async fn progress_from_16_concurrent_worker_handles_adds_up_exactly() {
 
 #[tokio::test]
 async fn a_worker_handle_dropped_mid_run_completes_the_run_failed() {
-    let api = TestApi::new().await;
-    let tokens = api.tokens(tenant(1)).await;
-    let served = serve(&api).await;
-    let writer = client(&served, &tokens.writer);
-    let auditor = client(&served, &tokens.auditor);
-    let run = writer
-        .queue_run(1, &body("inventory.sync"))
-        .await
-        .expect("queue")
-        .run
-        .id;
-    let worker = writer
-        .start_worker(1, run, WorkerOptions::default())
-        .await
-        .expect("start a worker");
+    let (_served, auditor, run, worker) = a_started_worker().await;
     worker.set_total(10);
     worker.succeeded(3);
     drop(worker);
@@ -130,21 +136,7 @@ async fn a_worker_handle_dropped_mid_run_completes_the_run_failed() {
 
 #[tokio::test]
 async fn a_worker_that_panics_completes_its_run_failed_as_panicked() {
-    let api = TestApi::new().await;
-    let tokens = api.tokens(tenant(1)).await;
-    let served = serve(&api).await;
-    let writer = client(&served, &tokens.writer);
-    let auditor = client(&served, &tokens.auditor);
-    let run = writer
-        .queue_run(1, &body("inventory.sync"))
-        .await
-        .expect("queue")
-        .run
-        .id;
-    let worker = writer
-        .start_worker(1, run, WorkerOptions::default())
-        .await
-        .expect("start a worker");
+    let (_served, auditor, run, worker) = a_started_worker().await;
     let job = tokio::spawn(async move {
         worker.succeeded(1);
         panic!("the job's bug");
