@@ -20,6 +20,9 @@ mod ledger_audit;
 mod ui;
 // Live updates through the process's one hub: many streams, slow clients, watches, positions.
 mod live;
+// The Rust client against the real router over real HTTP (retries, worker handles, dispatch),
+// the token API and service tokens, and the CLI beside a running `serve`.
+mod client;
 // The benches' harnesses: a bench measures the load it claims (N writers really at once).
 mod bench;
 // The source tree itself: every file opens with `//!`; only the store reads `events`.

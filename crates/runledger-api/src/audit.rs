@@ -14,14 +14,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
-pub use runledger_audit::AuditEvent;
+use runledger_audit::audit_event;
 use runledger_audit::format::rfc3339;
 use runledger_audit::replay::{PointInTime, ReplayError, state_at};
 use runledger_core::TenantId;
 use runledger_store::{LogCursor, RecordedEvent};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use runledger_wire::audit::{LogParams, StateParams};
+use runledger_wire::{AsOf, EventPage, RunEvents, RunStateAt};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -44,13 +43,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-/// A run's events, in stream order.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunEvents {
-    /// Every event of the run, version 1 first.
-    pub events: Vec<AuditEvent>,
-}
-
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs/{run_id}/events", tag = "audit",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path)),
     responses((status = 200, body = RunEvents), (status = 401), (status = 403), (status = 404)),
@@ -67,42 +59,8 @@ async fn run_events(
         return Err(ApiError::NotFound);
     }
     Ok(Json(RunEvents {
-        events: stored.iter().map(AuditEvent::from).collect(),
+        events: stored.iter().map(audit_event).collect(),
     }))
-}
-
-/// `GET …/runs/{run_id}/state` parameters: at most one of them; neither means the latest state.
-///
-/// Both are read as text and parsed here, so that a malformed value is a 400 naming its field.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct StateParams {
-    /// Fold the run's events 1 to N (1 ≤ N ≤ the run's version).
-    #[param(value_type = Option<u64>)]
-    pub at_version: Option<String>,
-    /// Fold the run's events recorded at or before this time (RFC 3339).
-    #[param(value_type = Option<DateTime<Utc>>)]
-    pub at: Option<String>,
-}
-
-/// The point in a run's history a state was folded to.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AsOf {
-    /// The version of the last event folded.
-    pub version: u64,
-    /// When that event was recorded (RFC 3339).
-    pub recorded_at: String,
-}
-
-/// A run as it was at some point of its history.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunStateAt {
-    /// The run, in the shape `GET /v1/tenants/{tenant_id}/runs/{run_id}` answers.
-    #[schema(value_type = Object)]
-    pub run: Value,
-    /// The last event folded into it.
-    pub as_of: AsOf,
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs/{run_id}/state", tag = "audit",
@@ -162,35 +120,12 @@ async fn run_state(
         ),
     })?;
     Ok(Json(RunStateAt {
-        run: run_json(&state.config, &folded.run),
+        run: run_json(&state.config, &folded.run)?,
         as_of: AsOf {
             version: folded.version,
             recorded_at: rfc3339(folded.recorded_at),
         },
     }))
-}
-
-/// `GET /v1/tenants/{tenant_id}/events` parameters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct LogParams {
-    /// Start after this cursor (an event's `cursor`, or a page's `next_cursor`); default: the
-    /// start of the log. For the live stream, a `Last-Event-ID` header wins over it.
-    pub after: Option<String>,
-    /// Pages only: 1–1000 events, default 100.
-    #[param(value_type = Option<u32>)]
-    pub limit: Option<String>,
-}
-
-/// A page of the tenant's log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventPage {
-    /// The tenant's events after `after`, in safe log order.
-    pub events: Vec<AuditEvent>,
-    /// Pass as `after` for the next page: the last event's cursor, or `after` itself when the
-    /// page is empty (then ask again later: the log only grows).
-    pub next_cursor: String,
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/events", tag = "audit",
@@ -239,7 +174,7 @@ async fn tenant_events(
     let stored = state.reader.read_log(after, limit, Some(tenant_id)).await?;
     let next_cursor = stored.last().map_or(after, LogCursor::after).to_string();
     Ok(Json(EventPage {
-        events: stored.iter().map(AuditEvent::from).collect(),
+        events: stored.iter().map(audit_event).collect(),
         next_cursor,
     })
     .into_response())
@@ -284,7 +219,7 @@ fn live_events(
 }
 
 fn sse_event(event: &RecordedEvent) -> Event {
-    let audit = AuditEvent::from(event);
+    let audit = audit_event(event);
     let data = serde_json::to_string(&audit)
         .unwrap_or_else(|e| unreachable!("an audit event always serializes: {e}"));
     let sse = Event::default().id(&audit.cursor).data(data);

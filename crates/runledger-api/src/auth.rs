@@ -4,6 +4,7 @@
 //! database does not leak working tokens. Another tenant's resources answer 404, exactly as
 //! missing ones, so a caller never learns what exists outside its tenant.
 
+use std::collections::BTreeSet;
 use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
@@ -65,6 +66,25 @@ impl Role {
     }
 }
 
+/// The tenants a token acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantScope {
+    /// Every tenant, present and future (admin tokens, and service tokens made so).
+    All,
+    /// These tenants (never empty).
+    Listed(BTreeSet<TenantId>),
+}
+
+impl TenantScope {
+    /// Whether the token acts for `tenant`.
+    pub fn includes(&self, tenant: TenantId) -> bool {
+        match self {
+            TenantScope::All => true,
+            TenantScope::Listed(tenants) => tenants.contains(&tenant),
+        }
+    }
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -72,8 +92,10 @@ pub struct Caller {
     pub token_id: Uuid,
     /// The token's name.
     pub name: String,
-    /// The token's tenant.
+    /// The token's home tenant: where its pages open, whose feed a user's token reads.
     pub tenant_id: TenantId,
+    /// The tenants it acts for (the home among them).
+    pub tenants: TenantScope,
     /// The token's role.
     pub role: Role,
     /// The user the token belongs to, if any.
@@ -87,13 +109,25 @@ impl Caller {
     /// [`ApiError::NotFound`] for another tenant (as if it did not exist), then
     /// [`ApiError::Forbidden`] for a role that does not allow it.
     pub fn authorize(&self, tenant: TenantId, role: Role) -> Result<(), ApiError> {
-        if self.role != Role::Admin && self.tenant_id != tenant {
+        if !self.tenants.includes(tenant) {
             return Err(ApiError::NotFound);
         }
         if !self.role.allows(role) {
             return Err(ApiError::Forbidden);
         }
         Ok(())
+    }
+
+    /// Checks that the caller is an admin (routes that name no tenant: tokens, projections).
+    ///
+    /// # Errors
+    /// [`ApiError::Forbidden`] for any other role.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
     }
 
     /// The actor recorded in event metadata.
@@ -130,9 +164,16 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Looks up the live token of `secret`, and records that it was used (at most once a minute per
+/// token, so a busy token costs no write per lookup; lookups are rare already, the caller cache
+/// answers most requests).
 pub(crate) async fn find_caller(pool: &PgPool, secret: &str) -> Result<Option<Caller>, ApiError> {
     let row: Option<TokenRow> = sqlx::query_as(
-        "SELECT id, name, tenant_id, role, user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        "WITH found AS (SELECT id, name, tenant_id, role, user_id, tenant_ids, all_tenants \
+            FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL), \
+         touched AS (UPDATE api_tokens t SET last_used_at = now() FROM found \
+            WHERE t.id = found.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')) \
+         SELECT * FROM found",
     )
     .bind(token_hash(secret).to_vec())
     .fetch_optional(pool)
@@ -140,12 +181,12 @@ pub(crate) async fn find_caller(pool: &PgPool, secret: &str) -> Result<Option<Ca
     row.map(caller_of_token).transpose()
 }
 
-/// A live token as stored: id, name, tenant, role, user.
-pub(crate) type TokenRow = (Uuid, String, i64, String, Option<i64>);
+/// A live token as stored: id, name, home tenant, role, user, tenants, all tenants.
+pub(crate) type TokenRow = (Uuid, String, i64, String, Option<i64>, Vec<i64>, bool);
 
 /// The caller a stored token stands for.
 pub(crate) fn caller_of_token(
-    (token_id, name, tenant_id, role, user_id): TokenRow,
+    (token_id, name, tenant_id, role, user_id, tenant_ids, all_tenants): TokenRow,
 ) -> Result<Caller, ApiError> {
     let corrupt = |what: &str| {
         ApiError::Internal(anyhow::anyhow!(
@@ -156,6 +197,17 @@ pub(crate) fn caller_of_token(
         token_id,
         name,
         tenant_id: TenantId::new(tenant_id).map_err(|_| corrupt("tenant"))?,
+        tenants: if all_tenants {
+            TenantScope::All
+        } else {
+            TenantScope::Listed(
+                tenant_ids
+                    .into_iter()
+                    .map(TenantId::new)
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| corrupt("tenant list"))?,
+            )
+        },
         role: Role::parse(&role).map_err(|_| corrupt("role"))?,
         user_id: user_id
             .map(UserId::new)

@@ -70,6 +70,12 @@ impl CallerCache {
         Ok(found)
     }
 
+    /// Forgets the token `token_id` at once (it was revoked through this process).
+    pub fn forget(&self, token_id: uuid::Uuid) {
+        self.lock()
+            .retain(|_, entry| entry.caller.token_id != token_id);
+    }
+
     fn fresh(&self, key: &[u8; 32]) -> Option<Caller> {
         let remembered = self.lock();
         remembered

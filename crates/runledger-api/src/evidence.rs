@@ -14,11 +14,9 @@ use runledger_audit::export::export;
 use runledger_audit::format::NDJSON;
 use runledger_audit::verify::{RunFailure, verify_run};
 use runledger_audit::{AuditError, LogBound, Scope};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use runledger_wire::audit::{ExportParams, InvalidEvent, RunVerificationBody};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{Authorized, needs};
@@ -32,45 +30,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(export_tenant))
 }
 
-/// A run's chain, verified.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunVerificationBody {
-    /// Whether every event of the run verifies.
-    pub valid: bool,
-    /// How many events were checked.
-    pub events_checked: u64,
-    /// The first event that does not verify, in log order.
-    pub first_invalid: Option<InvalidEvent>,
-}
-
-/// An event whose stored hash chain does not verify.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InvalidEvent {
-    /// Its version.
-    pub version: u64,
-    /// Its position.
-    pub position: i64,
-    /// Its place in the log (`tx_id.position`).
-    pub cursor: String,
-    /// Its id.
-    pub event_id: Uuid,
-    /// `hash_mismatch` (a stored field changed), `broken_link` (an event before it was
-    /// replaced), `version_gap` (an event is missing) or `order_changed`.
-    pub reason: String,
-    /// The reason, for people.
-    pub detail: String,
-}
-
-impl From<&RunFailure> for InvalidEvent {
-    fn from(failure: &RunFailure) -> Self {
-        InvalidEvent {
-            version: failure.version,
-            position: failure.position,
-            cursor: failure.cursor.to_string(),
-            event_id: failure.event_id.as_uuid(),
-            reason: failure.reason_code().to_owned(),
-            detail: failure.explanation(),
-        }
+/// The wire form of an event whose chain does not verify.
+fn invalid_event(failure: &RunFailure) -> InvalidEvent {
+    InvalidEvent {
+        version: failure.version,
+        position: failure.position,
+        cursor: failure.cursor.to_string(),
+        event_id: failure.event_id.as_uuid(),
+        reason: failure.reason_code().to_owned(),
+        detail: failure.explanation(),
     }
 }
 
@@ -98,20 +66,8 @@ async fn verify_run_chain(
     Ok(Json(RunVerificationBody {
         valid: verification.first_invalid.is_none(),
         events_checked: verification.events_checked,
-        first_invalid: verification.first_invalid.as_ref().map(InvalidEvent::from),
+        first_invalid: verification.first_invalid.as_ref().map(invalid_event),
     }))
-}
-
-/// `GET /v1/tenants/{tenant_id}/export` parameters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ExportParams {
-    /// Only events after this log cursor (`tx_id.position`), or recorded at or after this time
-    /// (RFC 3339). Runs then start mid-chain; anchors cannot be checked against the export.
-    pub since: Option<String>,
-    /// Only events up to this log cursor, or recorded at or before this time.
-    pub until: Option<String>,
 }
 
 fn parse_bound(field: &'static str, text: Option<&str>) -> Result<Option<LogBound>, ApiError> {

@@ -9,7 +9,7 @@
 //! # Layout
 //! - [`auth`]: bearer tokens, roles, tenant checks ([`auth::Authorized`]).
 //! - [`caller_cache`]: token lookups remembered for a few seconds (docs/adr/0010).
-//! - [`tokens`]: creating and revoking tokens.
+//! - [`tokens`]: the token API and the tokens' storage: create, list, revoke; tenant scopes.
 //! - [`error`]: `ApiError` and the problem+json middleware.
 //! - [`extract`]: extractors whose rejections are problems.
 //! - [`idempotency`]: the `Idempotency-Key` header.

@@ -8,13 +8,11 @@
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use chrono::{DateTime, Utc};
 use runledger_core::UserId;
 use runledger_projections::notifications::{
     NoticePageQuery, NoticePosition, NoticeRow, mark_read as mark_notice_read, notice_page,
 };
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use runledger_wire::{Notice, NoticePage, NoticeQuery};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -31,89 +29,36 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_read))
 }
 
-/// A notice, as `public.notifications` shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Notice {
-    /// Deterministic: the same run and kind give the same id.
-    pub id: uuid::Uuid,
-    /// The tenant.
-    pub tenant_id: i64,
-    /// The user notified.
-    pub user_id: i64,
-    /// The run.
-    pub run_id: uuid::Uuid,
-    /// `queued` or `completed`.
-    pub kind: String,
-    /// A short line for people.
-    pub title: String,
-    /// A sentence for people.
-    pub body: String,
-    /// The run's outcome when the notice was made.
-    pub outcome: String,
-    /// The run's page.
-    pub view_url: String,
-    /// When the event happened.
-    pub created_at: DateTime<Utc>,
-    /// The log position of the event.
-    pub position: i64,
-    /// When the user read it, if they did.
-    pub read_at: Option<DateTime<Utc>>,
-}
-
-impl From<NoticeRow> for Notice {
-    fn from(row: NoticeRow) -> Self {
-        let NoticeRow {
-            id,
-            tenant_id,
-            user_id,
-            run_id,
-            kind,
-            title,
-            body,
-            outcome,
-            view_url,
-            created_at,
-            position,
-            read_at,
-        } = row;
-        Self {
-            id,
-            tenant_id,
-            user_id,
-            run_id,
-            kind,
-            title,
-            body,
-            outcome,
-            view_url,
-            created_at,
-            position,
-            read_at,
-        }
+/// A row of the feed as the API shows it.
+fn notice_of_row(row: NoticeRow) -> Notice {
+    let NoticeRow {
+        id,
+        tenant_id,
+        user_id,
+        run_id,
+        kind,
+        title,
+        body,
+        outcome,
+        view_url,
+        created_at,
+        position,
+        read_at,
+    } = row;
+    Notice {
+        id,
+        tenant_id,
+        user_id,
+        run_id,
+        kind,
+        title,
+        body,
+        outcome,
+        view_url,
+        created_at,
+        position,
+        read_at,
     }
-}
-
-/// `GET /v1/notifications` parameters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct NoticeQuery {
-    /// Only notices not read yet.
-    #[serde(default)]
-    pub unread_only: bool,
-    /// 1–200, default 50.
-    pub page_size: Option<u32>,
-    /// The `next_page_token` of the previous page.
-    pub page_token: Option<String>,
-}
-
-/// A page of notices.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NoticePage {
-    /// Newest first.
-    pub notifications: Vec<Notice>,
-    /// Pass as `page_token` for the next page; absent on the last page.
-    pub next_page_token: Option<String>,
 }
 
 /// The user whose feed the caller reads: its own, if its token is bound to one.
@@ -187,7 +132,7 @@ pub(crate) async fn list_notifications(
         .encode()
     });
     Ok(Json(NoticePage {
-        notifications: page.notices.into_iter().map(Notice::from).collect(),
+        notifications: page.notices.into_iter().map(notice_of_row).collect(),
         next_page_token,
     }))
 }
@@ -202,7 +147,9 @@ pub(crate) async fn mark_read(
     Path(id): Path<String>,
 ) -> Result<Json<Notice>, ApiError> {
     let id = parse_notice_id(&id)?;
-    Ok(Json(read_notice(&state, &caller, user, id).await?.into()))
+    Ok(Json(notice_of_row(
+        read_notice(&state, &caller, user, id).await?,
+    )))
 }
 
 /// A notice id of a path.

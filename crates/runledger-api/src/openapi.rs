@@ -8,6 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     AppState, audit, evidence, notifications, operations, projections, runs_commands, runs_queries,
+    tokens,
 };
 
 /// What the document says besides its paths; `GET /openapi.json` serves it with them.
@@ -21,6 +22,7 @@ use crate::{
         (name = "audit", description = "Event history, point-in-time state, the live log, chain verification and exports (auditor role)"),
         (name = "notifications", description = "The signed-in user's notices"),
         (name = "operations", description = "Health, readiness, metrics, projections"),
+        (name = "tokens", description = "API tokens: create (the secret shown once), list, revoke (admin role)"),
     )
 )]
 pub struct ApiDoc;
@@ -35,6 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(operations::router())
         .merge(notifications::router())
         .merge(projections::router())
+        .merge(tokens::router())
 }
 
 /// The OpenAPI document of every route.

@@ -17,9 +17,10 @@ use runledger_projections::operation_runs::{
     CountGroup, OperationRunRow, RunFilter, RunOrder, RunPageQuery, RunPosition, RunQueryError,
     TypePrefix,
 };
+use runledger_wire::{OperationRun, RunCount, RunCountGroup, RunPage, RunQuery};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use utoipa::{IntoParams, ToSchema};
+use serde_json::Value;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -42,8 +43,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub(crate) fn run_of_row(
     config: &crate::ApiConfig,
     row: &OperationRunRow,
-) -> Result<Value, ApiError> {
-    Ok(run_json(config, &snapshot_of_row(row)?))
+) -> Result<OperationRun, ApiError> {
+    run_json(config, &snapshot_of_row(row)?)
 }
 
 /// The run a read-model row holds; a row that does not parse is a server fault.
@@ -52,49 +53,18 @@ pub(crate) fn snapshot_of_row(row: &OperationRunRow) -> Result<RunSnapshot, ApiE
         .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
 }
 
-/// The query parameters of the run list and the run count (one struct, so that a misspelled
-/// parameter is refused rather than silently ignored).
-#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct RunQuery {
-    /// Exact run type.
-    #[serde(rename = "type")]
-    #[param(rename = "type")]
-    pub run_type: Option<String>,
-    /// Run types starting with this prefix (e.g. `inventory.`).
-    pub type_prefix: Option<String>,
-    /// Status (repeatable).
-    #[serde(default)]
-    pub status: Vec<String>,
-    /// Outcome (repeatable).
-    #[serde(default)]
-    pub outcome: Vec<String>,
-    /// Initiating user.
-    pub initiator_user_id: Option<i64>,
-    /// Created at or after (RFC 3339).
-    pub created_after: Option<DateTime<Utc>>,
-    /// Created before (RFC 3339).
-    pub created_before: Option<DateTime<Utc>>,
-    /// List only: `-created_at` (default), `created_at` or `-completed_at`.
-    pub sort: Option<String>,
-    /// List only: 1–500, default 50.
-    pub page_size: Option<u32>,
-    /// List only: the `next_page_token` of the previous page.
-    pub page_token: Option<String>,
-    /// Count only: comma-separated `status`, `outcome`, or both.
-    pub group_by: Option<String>,
-    /// Wait until the read model has applied this log position (read-your-writes).
-    pub min_position: Option<i64>,
-    /// List only: `true` keeps the response open as server-sent events (`entered`, `changed`,
-    /// `left`) for the runs entering, changing in and leaving the filter from now on (or after
-    /// `Last-Event-ID`); page, sort and count parameters do not apply.
-    pub watch: Option<bool>,
+/// The list's and the count's parameters (`runledger_wire::RunQuery`) as the read model's typed
+/// query.
+pub(crate) trait RunQueryExt {
+    /// The filters, as the read model's typed filter.
+    fn filter(&self) -> Result<RunFilter, ApiError>;
+
+    /// The page of the list these parameters ask for.
+    fn page(&self) -> Result<ListPage, ApiError>;
 }
 
-impl RunQuery {
-    /// The filters, as the read model's typed filter.
-    pub(crate) fn filter(&self) -> Result<RunFilter, ApiError> {
+impl RunQueryExt for RunQuery {
+    fn filter(&self) -> Result<RunFilter, ApiError> {
         Ok(RunFilter {
             run_type: self.run_type.as_deref().map(RunType::parse).transpose()?,
             type_prefix: self.type_prefix.as_deref().map(type_prefix).transpose()?,
@@ -114,8 +84,7 @@ impl RunQuery {
         })
     }
 
-    /// The page of the list these parameters ask for.
-    pub(crate) fn page(&self) -> Result<ListPage, ApiError> {
+    fn page(&self) -> Result<ListPage, ApiError> {
         if self.watch.is_some() {
             return Err(ApiError::bad_field(
                 "watch",
@@ -264,15 +233,6 @@ fn list_digest(filter: &RunFilter, order: RunOrder) -> String {
     PageToken::digest(&(filters, order_name(order)))
 }
 
-/// A page of runs.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunPage {
-    /// The runs, in the requested order.
-    pub runs: Vec<Value>,
-    /// Pass as `page_token` for the next page; absent on the last page.
-    pub next_page_token: Option<String>,
-}
-
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs", tag = "queries",
     params(("tenant_id" = i64, Path), RunQuery),
     responses((status = 200, description = "A page of runs; with `watch=true`, server-sent events (`entered`, `changed`: `{\"run\": …}`; `left`: `{\"id\": …}`; `id` = a log cursor for `Last-Event-ID`)",
@@ -334,7 +294,7 @@ pub struct GetParams {
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs/{run_id}", tag = "queries",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), GetParams, ("If-None-Match" = Option<String>, Header)),
-    responses((status = 200, description = "The OperationRun, with done, version and view_url; ETag is the version. With `watch=true`, server-sent `run` events (the run now, then at each change; the stream ends after completion; `id` = a log cursor for `Last-Event-ID`)"), (status = 304), (status = 404), (status = 503)),
+    responses((status = 200, body = OperationRun, description = "The OperationRun, with done, version and view_url; ETag is the version. With `watch=true`, server-sent `run` events (the run now, then at each change; the stream ends after completion; `id` = a log cursor for `Last-Event-ID`)"), (status = 304), (status = 404), (status = 503)),
     security(("bearer" = [])))]
 pub(crate) async fn get_run(
     State(state): State<AppState>,
@@ -396,7 +356,7 @@ fn count_groups(group_by: Option<&str>) -> Result<Vec<CountGroup>, ApiError> {
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs:count", tag = "queries",
     params(("tenant_id" = i64, Path), RunQuery),
-    responses((status = 200, description = "`{total, groups: [{status?, outcome?, count}]}`"), (status = 400), (status = 404)),
+    responses((status = 200, body = RunCount, description = "How many runs match, in all and per group"), (status = 400), (status = 404)),
     security(("bearer" = [])))]
 pub(crate) async fn count_runs(
     State(state): State<AppState>,
@@ -405,7 +365,7 @@ pub(crate) async fn count_runs(
         ..
     }: Authorized<TenantPath, needs::Reader>,
     Query(params): Query<RunQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunCount>, ApiError> {
     for (field, given) in [
         ("sort", params.sort.is_some()),
         ("page_size", params.page_size.is_some()),
@@ -423,22 +383,32 @@ pub(crate) async fn count_runs(
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
     let counts = query::count_runs(&state.pool, tenant_id, &filter, &groups).await?;
     let total: i64 = counts.iter().map(|c| c.count).sum();
-    let groups: Vec<Value> = if groups.is_empty() {
+    let groups = if groups.is_empty() {
         Vec::new()
     } else {
         counts
             .into_iter()
             .map(|c| {
-                let mut group = json!({ "count": c.count });
-                if groups.contains(&CountGroup::Status) {
-                    group["status"] = json!(c.status);
-                }
-                if groups.contains(&CountGroup::Outcome) {
-                    group["outcome"] = json!(c.outcome);
-                }
-                group
+                Ok(RunCountGroup {
+                    count: c.count,
+                    status: groups
+                        .contains(&CountGroup::Status)
+                        .then(|| stored_name(c.status))
+                        .transpose()?,
+                    outcome: groups
+                        .contains(&CountGroup::Outcome)
+                        .then(|| stored_name(c.outcome))
+                        .transpose()?,
+                })
             })
-            .collect()
+            .collect::<Result<_, ApiError>>()?
     };
-    Ok(Json(json!({ "total": total, "groups": groups })))
+    Ok(Json(RunCount { total, groups }))
+}
+
+/// A status or outcome as the read model stores it, as the wire crate's enum.
+fn stored_name<T: serde::de::DeserializeOwned>(name: Option<String>) -> Result<T, ApiError> {
+    serde_json::from_value(Value::from(name)).map_err(|error| {
+        ApiError::Internal(anyhow::Error::new(error).context("a stored status or outcome"))
+    })
 }

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use runledger_core::{RunId, TenantId};
 use runledger_projections::OPERATION_RUNS;
-use runledger_projections::operation_runs::{RunFilter, query};
+use runledger_projections::operation_runs::{OperationRunRow, RunFilter, query};
 use runledger_store::LogCursor;
 use serde_json::{Value, json};
 
@@ -62,7 +62,7 @@ pub(crate) async fn watch_run(
     let first = query::find_run(&state.pool, tenant, run)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let first = (run_of_row(&state.config, &first)?, is_done(&first));
+    let first = (run_value(&state.config, &first)?, is_done(&first));
     let changes = projected_events(&state, tenant, from)
         .filter(move |event| std::future::ready(event.run_id == run));
     let stream = async_stream::stream! {
@@ -81,7 +81,7 @@ pub(crate) async fn watch_run(
                     return;
                 }
             };
-            let Ok(json) = run_of_row(&state.config, &row) else {
+            let Ok(json) = run_value(&state.config, &row) else {
                 return;
             };
             yield Ok(Event::default().event("run").id(LogCursor::after(&event).to_string()).data(json.to_string()));
@@ -119,7 +119,7 @@ pub(crate) async fn watch_list(
             let run = event.run_id;
             let (name, data) = match query::run_if_listed(&state.pool, tenant, run, &filter).await {
                 Ok(Some(row)) => {
-                    let Ok(json) = run_of_row(&state.config, &row) else {
+                    let Ok(json) = run_value(&state.config, &row) else {
                         return;
                     };
                     let name = if shown.insert(run) { "entered" } else { "changed" };
@@ -142,4 +142,9 @@ pub(crate) async fn watch_list(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// A read-model row as the JSON of a watch event's run.
+fn run_value(config: &crate::ApiConfig, row: &OperationRunRow) -> Result<Value, ApiError> {
+    serde_json::to_value(run_of_row(config, row)?).map_err(|e| ApiError::Internal(e.into()))
 }

@@ -11,8 +11,8 @@ use runledger_store::{EventReader, LogCursor, LogWalk, RecordedEvent};
 use crate::LOG_BATCH;
 use crate::error::AuditError;
 use crate::format::{
-    AuditEvent, EXPORT_END_FORMAT, EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportEnd, ExportHeader,
-    LogBound, Scope, json_line, rfc3339,
+    EXPORT_END_FORMAT, EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportEnd, ExportHeader, LogBound,
+    Scope, audit_event, json_line, rfc3339,
 };
 
 /// Some lines of an export.
@@ -120,7 +120,7 @@ impl Export {
                 events: 0,
             };
             for event in batch.iter().filter(|event| self.scope.contains(event)) {
-                chunk.text.push_str(&json_line(&AuditEvent::from(event)));
+                chunk.text.push_str(&json_line(&audit_event(event)));
                 chunk.events += 1;
                 self.last_cursor = Some(LogCursor::after(event));
             }

@@ -11,9 +11,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use runledger_core::{EventId, RunId, TenantId};
 use runledger_store::{LogCursor, RecordedEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// The `format` of an export's header line.
 pub const EXPORT_FORMAT: &str = "runledger-export";
@@ -28,106 +25,67 @@ pub const EXPORT_FORMAT_VERSION: u32 = 1;
 /// The media type of an export.
 pub const NDJSON: &str = "application/x-ndjson";
 
-/// One stored event, exactly as stored: with these fields an auditor can recompute `hash`
-/// without trusting the server (`SHA-256(prev_hash ‖ JCS({event_id, run_id, tenant_id, version,
-/// event_type, schema_version, payload, metadata, recorded_at}))`, docs/adr/0001).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AuditEvent {
-    /// The event's place in the log (`tx_id.position`): pass it as `after` or `Last-Event-ID`
-    /// to read on from just after it.
-    pub cursor: String,
-    /// Global position (unique; not the read order on its own, see `cursor`).
-    pub position: i64,
-    /// The id of the transaction that wrote the event.
-    pub tx_id: u64,
-    /// The tenant.
-    pub tenant_id: i64,
-    /// The run (the event's stream).
-    pub run_id: Uuid,
-    /// The run's version after this event: 1, 2, 3…
-    pub version: u64,
-    /// The event id.
-    pub event_id: Uuid,
-    /// Stored type name (`Queued`, `Started`, `Progressed`, `Completed`).
-    pub event_type: String,
-    /// Version of the payload's schema.
-    pub schema_version: i32,
-    /// The payload as stored.
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    /// Actor, correlation, causation and request ids, as stored.
-    #[schema(value_type = Object)]
-    pub metadata: Value,
-    /// The database clock at append (RFC 3339, UTC, microseconds: the form the hash covers).
-    pub recorded_at: String,
-    /// The previous event's hash in this run, lowercase hex (zeros for version 1).
-    pub prev_hash: String,
-    /// This event's hash, lowercase hex.
-    pub hash: String,
-}
+/// One stored event, exactly as stored (the wire crate's type: the audit routes answer it too).
+pub use runledger_wire::AuditEvent;
 
-impl From<&RecordedEvent> for AuditEvent {
-    fn from(event: &RecordedEvent) -> Self {
-        AuditEvent {
-            cursor: LogCursor::after(event).to_string(),
-            position: event.position,
-            tx_id: event.tx_id,
-            tenant_id: event.tenant_id.get(),
-            run_id: event.run_id.as_uuid(),
-            version: event.version,
-            event_id: event.event_id.as_uuid(),
-            event_type: event.event_type.clone(),
-            schema_version: event.schema_version,
-            payload: event.payload.clone(),
-            metadata: event.metadata.clone(),
-            recorded_at: rfc3339(event.recorded_at),
-            prev_hash: hex::encode(event.prev_hash),
-            hash: hex::encode(event.hash),
-        }
+/// The line of a stored event.
+pub fn audit_event(event: &RecordedEvent) -> AuditEvent {
+    AuditEvent {
+        cursor: LogCursor::after(event).to_string(),
+        position: event.position,
+        tx_id: event.tx_id,
+        tenant_id: event.tenant_id.get(),
+        run_id: event.run_id.as_uuid(),
+        version: event.version,
+        event_id: event.event_id.as_uuid(),
+        event_type: event.event_type.clone(),
+        schema_version: event.schema_version,
+        payload: event.payload.clone(),
+        metadata: event.metadata.clone(),
+        recorded_at: rfc3339(event.recorded_at),
+        prev_hash: hex::encode(event.prev_hash),
+        hash: hex::encode(event.hash),
     }
 }
 
-impl AuditEvent {
-    /// The stored event this line describes.
-    ///
-    /// # Errors
-    /// A description of the first field that is not what a stored event can hold.
-    pub fn into_recorded(self) -> Result<RecordedEvent, String> {
-        let hash = |field: &str, text: &str| -> Result<[u8; 32], String> {
-            let mut bytes = [0; 32];
-            hex::decode_to_slice(text, &mut bytes)
-                .map_err(|_| format!("{field} is not 64 hex digits"))?;
-            Ok(bytes)
-        };
-        let cursor = LogCursor {
-            tx_id: self.tx_id,
-            position: self.position,
-        };
-        if self.cursor != cursor.to_string() {
-            return Err(format!(
-                "cursor {} is not tx_id.position ({cursor})",
-                self.cursor
-            ));
-        }
-        Ok(RecordedEvent {
-            position: self.position,
-            tx_id: self.tx_id,
-            event_id: EventId::from_uuid(self.event_id),
-            tenant_id: TenantId::new(self.tenant_id).map_err(|e| format!("tenant_id: {e}"))?,
-            run_id: RunId::from_uuid(self.run_id),
-            version: self.version,
-            prev_hash: hash("prev_hash", &self.prev_hash)?,
-            hash: hash("hash", &self.hash)?,
-            recorded_at: DateTime::parse_from_rfc3339(&self.recorded_at)
-                .map_err(|e| format!("recorded_at: {e}"))?
-                .with_timezone(&Utc),
-            event_type: self.event_type,
-            schema_version: self.schema_version,
-            payload: self.payload,
-            metadata: self.metadata,
-        })
+/// The stored event a line describes.
+///
+/// # Errors
+/// A description of the first field that is not what a stored event can hold.
+pub fn recorded_event(line: AuditEvent) -> Result<RecordedEvent, String> {
+    let hash = |field: &str, text: &str| -> Result<[u8; 32], String> {
+        let mut bytes = [0; 32];
+        hex::decode_to_slice(text, &mut bytes)
+            .map_err(|_| format!("{field} is not 64 hex digits"))?;
+        Ok(bytes)
+    };
+    let cursor = LogCursor {
+        tx_id: line.tx_id,
+        position: line.position,
+    };
+    if line.cursor != cursor.to_string() {
+        return Err(format!(
+            "cursor {} is not tx_id.position ({cursor})",
+            line.cursor
+        ));
     }
+    Ok(RecordedEvent {
+        position: line.position,
+        tx_id: line.tx_id,
+        event_id: EventId::from_uuid(line.event_id),
+        tenant_id: TenantId::new(line.tenant_id).map_err(|e| format!("tenant_id: {e}"))?,
+        run_id: RunId::from_uuid(line.run_id),
+        version: line.version,
+        prev_hash: hash("prev_hash", &line.prev_hash)?,
+        hash: hash("hash", &line.hash)?,
+        recorded_at: DateTime::parse_from_rfc3339(&line.recorded_at)
+            .map_err(|e| format!("recorded_at: {e}"))?
+            .with_timezone(&Utc),
+        event_type: line.event_type,
+        schema_version: line.schema_version,
+        payload: line.payload,
+        metadata: line.metadata,
+    })
 }
 
 /// A time as the audit formats write it: the form the hash chain covers.
@@ -322,7 +280,7 @@ pub fn parse_header(line: &str) -> Result<ExportHeader, String> {
 /// A description of what is wrong with it.
 pub fn parse_line(line: &str) -> Result<ExportLine, String> {
     match serde_json::from_str::<AuditEvent>(line) {
-        Ok(event) => Ok(ExportLine::Event(Box::new(event.into_recorded()?))),
+        Ok(event) => Ok(ExportLine::Event(Box::new(recorded_event(event)?))),
         Err(event_error) => match serde_json::from_str::<ExportEnd>(line) {
             Ok(end) if end.format == EXPORT_END_FORMAT => Ok(ExportLine::End(end)),
             _ => Err(format!("not an event line: {event_error}")),

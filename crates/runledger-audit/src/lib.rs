@@ -35,7 +35,7 @@ pub mod verify;
 
 pub use anchor::{Anchor, AnchorPolicy, record_anchor, run_anchoring};
 pub use error::AuditError;
-pub use format::{AuditEvent, LogBound, Scope};
+pub use format::{AuditEvent, LogBound, Scope, audit_event, recorded_event};
 pub use replay::{PointInTime, ReplayError, StateAt, state_at};
 pub use verify::{Anchors, Report, RunFailure, Target, Verifier, verify_database, verify_export};
 

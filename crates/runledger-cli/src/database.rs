@@ -1,7 +1,8 @@
 //! Which database the binary uses: `DATABASE_URL` when set, else a private embedded PostgreSQL
-//! in `--data-dir` (default `./.runledger/`), started on demand and stopped on exit.
+//! in `--data-dir` (default `./.runledger/`), started on demand and stopped on exit, or, while a
+//! `serve` runs on that directory, the one it started (over its socket).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,6 +11,8 @@ use runledger_pg::{EmbeddedConfig, EmbeddedPostgres};
 use runledger_store::MIGRATOR;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
+
+use crate::local_server::LocalServer;
 
 /// Where the ledger lives.
 #[derive(Debug, Args)]
@@ -35,6 +38,15 @@ pub struct DatabaseArgs {
     max_connections: u32,
 }
 
+impl DatabaseArgs {
+    /// The embedded server's data directory, unless `DATABASE_URL` names another server.
+    pub fn embedded_dir(&self) -> Option<&Path> {
+        self.database_url
+            .is_none()
+            .then_some(self.data_dir.as_path())
+    }
+}
+
 /// The ledger's database on the embedded server.
 const EMBEDDED_DATABASE: &str = "runledger";
 
@@ -43,14 +55,44 @@ pub struct Database {
     options: PgConnectOptions,
     max_connections: u32,
     embedded: Option<EmbeddedPostgres>,
+    /// The data directory of the embedded server, whether we started it or a `serve` did.
+    data_dir: Option<PathBuf>,
+    /// Whether we use the embedded server a running `serve` started.
+    beside_serve: bool,
 }
 
 impl Database {
     /// Parses `DATABASE_URL`, or starts the embedded server (blocking, before any runtime work).
+    /// `serve` opens the database this way: it owns the embedded server it runs on.
     pub fn open(args: &DatabaseArgs) -> anyhow::Result<Self> {
-        let (url, embedded) = match &args.database_url {
-            Some(url) => (url.clone(), None),
-            None => {
+        Self::open_with(args, false)
+    }
+
+    /// Like [`Database::open`], but while a `serve` runs on the embedded data directory, uses
+    /// the server it started (over its unix socket) instead of failing because the cluster is
+    /// in use: the subcommands that need the database itself (`migrate`, `verify`, `export`,
+    /// `anchors`, `projections`…) work beside a running `serve`.
+    pub fn open_beside_serve(args: &DatabaseArgs) -> anyhow::Result<Self> {
+        Self::open_with(args, true)
+    }
+
+    fn open_with(args: &DatabaseArgs, attach: bool) -> anyhow::Result<Self> {
+        let running = match &args.database_url {
+            None if attach => LocalServer::running(&args.data_dir),
+            _ => None,
+        };
+        let (url, embedded) = match (&args.database_url, running) {
+            (Some(url), _) => (url.clone(), None),
+            (None, Some((server, _))) => (server.database_url, None),
+            (None, None) => {
+                if let Some((server, _)) = LocalServer::running(&args.data_dir) {
+                    anyhow::bail!(
+                        "a runledger serve (pid {}) already runs on {}, at {}: use it, or stop it first",
+                        server.pid,
+                        args.data_dir.display(),
+                        server.url
+                    );
+                }
                 let embedded = EmbeddedPostgres::start(EmbeddedConfig::durable(&args.data_dir))
                     .with_context(|| {
                         format!(
@@ -58,9 +100,13 @@ impl Database {
                             args.data_dir.display()
                         )
                     })?;
-                (embedded.database_url(EMBEDDED_DATABASE), Some(embedded))
+                let url = embedded.database_url(EMBEDDED_DATABASE);
+                // The server's own line names its `postgres` database; this is the ledger's.
+                tracing::info!(%url, "the ledger's database (psql takes this URL)");
+                (url, Some(embedded))
             }
         };
+        let beside_serve = args.database_url.is_none() && embedded.is_none();
         // The URL may hold a password: never put it in an error message.
         let options: PgConnectOptions = url
             .parse()
@@ -69,14 +115,40 @@ impl Database {
             options,
             max_connections: args.max_connections,
             embedded,
+            data_dir: args.database_url.is_none().then(|| args.data_dir.clone()),
+            beside_serve,
+        })
+    }
+
+    /// The data directory of the embedded server, when the ledger is on it.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// The URL and the socket file of the embedded server we started, for the record `serve`
+    /// keeps (the URL holds no password: the socket's server trusts its local users).
+    pub fn embedded_socket(&self) -> Option<(String, PathBuf)> {
+        self.embedded.as_ref().map(|embedded| {
+            (
+                embedded.database_url(EMBEDDED_DATABASE),
+                embedded
+                    .socket_dir()
+                    .join(format!(".s.PGSQL.{}", embedded.port())),
+            )
         })
     }
 
     /// Where the data is, for people (never the URL, which may hold a password).
     pub fn describe(&self) -> String {
-        match &self.embedded {
-            Some(embedded) => format!("embedded PostgreSQL in {}", embedded.data_dir().display()),
-            None => format!("PostgreSQL at {}", self.options.get_host()),
+        match (&self.embedded, &self.data_dir) {
+            (Some(embedded), _) => {
+                format!("embedded PostgreSQL in {}", embedded.data_dir().display())
+            }
+            (None, Some(dir)) if self.beside_serve => format!(
+                "the embedded PostgreSQL of the serve running on {}",
+                dir.display()
+            ),
+            _ => format!("PostgreSQL at {}", self.options.get_host()),
         }
     }
 
@@ -134,9 +206,8 @@ impl Database {
             .with_context(|| format!("connecting to {}", self.describe()))
     }
 
-    /// Opens the database of `args`, runs `work` on it to completion in `runtime`, then drops
-    /// the runtime (and with it every task still using the database) and stops the embedded
-    /// server, whatever the outcome, so that it shuts down cleanly.
+    /// Opens the database of `args` (the running `serve`'s, if one runs on its data directory:
+    /// [`Database::open_beside_serve`]) and [`Database::run_then_close`]s `work` on it.
     ///
     /// # Errors
     /// When the database cannot be opened or stopped, or `work` fails.
@@ -145,7 +216,21 @@ impl Database {
         runtime: tokio::runtime::Runtime,
         work: impl AsyncFnOnce(&Database) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        let database = Database::open(args)?;
+        Database::open_beside_serve(args)?.run_then_close(runtime, work)
+    }
+
+    /// Runs `work` on this database to completion in `runtime`, then drops the runtime (and with
+    /// it every task still using the database) and stops the embedded server, whatever the
+    /// outcome, so that it shuts down cleanly.
+    ///
+    /// # Errors
+    /// When the database cannot be stopped, or `work` fails.
+    pub fn run_then_close<T>(
+        self,
+        runtime: tokio::runtime::Runtime,
+        work: impl AsyncFnOnce(&Database) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let database = self;
         let result = runtime.block_on(work(&database));
         drop(runtime);
         match (result, database.close()) {

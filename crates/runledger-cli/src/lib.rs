@@ -9,9 +9,12 @@
 //! - `clock`: the system clock, where the time of a process's commands enters.
 //! - `database`: `DATABASE_URL`, or the embedded PostgreSQL in `--data-dir`.
 //! - `logging`: logs to stderr, filtered by `RUNLEDGER_LOG`.
+//! - `local_server`: the record a running `serve` keeps in its data directory, which the
+//!   other subcommands use to work beside it.
 
 pub mod clock;
 pub mod database;
+pub mod local_server;
 pub mod logging;
 
 /// The binaries' tokio runtime: multi-threaded, with every driver (I/O, time, signals).

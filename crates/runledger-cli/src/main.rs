@@ -27,6 +27,8 @@ use clap::{Parser, Subcommand};
 // At the crate root, so that every module reaches it as `crate::database`.
 use runledger_cli::database;
 
+use runledger_cli::local_server::LocalServer;
+
 use crate::database::{Database, DatabaseArgs};
 
 /// runledger: an event-sourced ledger of long-running operations ("runs") on PostgreSQL.
@@ -35,15 +37,50 @@ use crate::database::{Database, DatabaseArgs};
 struct Cli {
     #[command(flatten)]
     database: DatabaseArgs,
+    #[command(flatten)]
+    server: ServerArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The server the run, query and token subcommands talk to.
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// A runledger server's URL, e.g. http://127.0.0.1:8080: run, show and token subcommands go
+    /// over its HTTP API. Without it they use the `serve` running on --data-dir, if one does.
+    #[arg(long, env = "RUNLEDGER_SERVER", global = true)]
+    server: Option<String>,
+    /// The bearer token for --server (the `serve` on --data-dir gives its own to local users).
+    #[arg(long, env = "RUNLEDGER_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl ServerArgs {
+    /// The client of the server to use, if there is one: `--server`, else the `serve` running
+    /// on the embedded data directory.
+    fn client(&self, database: &DatabaseArgs) -> anyhow::Result<Option<runledger_client::Client>> {
+        let (url, token) = match (&self.server, database.embedded_dir()) {
+            (Some(url), _) => {
+                let token = self.token.clone().ok_or_else(|| {
+                    anyhow::anyhow!("--server needs a token: give --token or set RUNLEDGER_TOKEN")
+                })?;
+                (url.clone(), token)
+            }
+            (None, Some(dir)) => match LocalServer::running(dir) {
+                Some((server, secret)) => (server.url, self.token.clone().unwrap_or(secret)),
+                None => return Ok(None),
+            },
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(runledger_client::Client::new(&url, &token)?))
+    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serves the HTTP API (and runs the projectors) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
-    /// Creates or revokes API tokens.
+    /// Creates, lists or revokes API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
     /// Applies the event store's migrations (idempotent) and prints the ledger's size.
@@ -85,6 +122,15 @@ fn main() -> anyhow::Result<()> {
         // An export is audited offline: no database is opened, nor started, for it.
         Command::Verify(args) if args.is_offline() => runtime.block_on(audit::verify_offline(args)),
         Command::Replay(args) if args.is_offline() => runtime.block_on(audit::replay_offline(args)),
+        command
+            if command.goes_over_http()
+                && let Some(client) = cli.server.client(&cli.database)? =>
+        {
+            runtime.block_on(over_http(&client, command))
+        }
+        // `serve` owns the embedded server it runs on: it never attaches to another's.
+        command @ Command::Serve(_) => Database::open(&cli.database)?
+            .run_then_close(runtime, async |database| run(database, command).await),
         command => Database::run(&cli.database, runtime, async |database| {
             run(database, command).await
         }),
@@ -95,6 +141,37 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(audit::VERIFICATION_FAILED);
     }
     result
+}
+
+impl Command {
+    /// Whether the subcommand talks to a server when one is at hand (the others need the
+    /// database itself, and use the running `serve`'s over its socket: docs/adr/0018).
+    fn goes_over_http(&self) -> bool {
+        matches!(
+            self,
+            Command::Token(_)
+                | Command::Queue(_)
+                | Command::Start(_)
+                | Command::Progress(_)
+                | Command::Complete(_)
+                | Command::DispatchFailed(_)
+                | Command::Show(_)
+        )
+    }
+}
+
+async fn over_http(client: &runledger_client::Client, command: Command) -> anyhow::Result<()> {
+    use run_commands::over_http as http;
+    match command {
+        Command::Token(command) => token::over_http(client, command).await,
+        Command::Queue(args) => http::queue(client, args).await,
+        Command::Start(args) => http::start(client, args).await,
+        Command::Progress(args) => http::progress(client, args).await,
+        Command::Complete(args) => http::complete(client, args).await,
+        Command::DispatchFailed(args) => http::dispatch_failed(client, args).await,
+        Command::Show(args) => http::show(client, args).await,
+        other => unreachable!("{other:?} does not go over HTTP"),
+    }
 }
 
 async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
@@ -112,7 +189,7 @@ async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve::serve(database, args).await,
-        Command::Token(command) => token::run(database, command).await,
+        Command::Token(command) => token::in_database(database, command).await,
         Command::Queue(args) => run_commands::queue(database, args).await,
         Command::Start(args) => run_commands::start(database, args).await,
         Command::Progress(args) => run_commands::progress(database, args).await,

@@ -1,5 +1,6 @@
-//! Run commands for scripting: each builds a domain command, runs it through the store's
-//! command path and prints the run as OperationRun JSON.
+//! Run commands for scripting: over a server's HTTP API when one is at hand (`--server`, or the
+//! `serve` running on the data directory), through the client; else each builds a domain
+//! command, runs it through the store's command path directly; both print the answer as JSON.
 
 use anyhow::Context;
 use clap::Args;
@@ -23,10 +24,10 @@ use runledger_cli::clock::SystemClock;
 pub(crate) struct RunArgs {
     /// The tenant (a positive integer).
     #[arg(long)]
-    tenant: TenantId,
+    pub(crate) tenant: TenantId,
     /// The run id (a UUID).
     #[arg(long)]
-    run: RunId,
+    pub(crate) run: RunId,
 }
 
 /// `runledger queue`.
@@ -34,64 +35,64 @@ pub(crate) struct RunArgs {
 pub(crate) struct QueueArgs {
     /// The tenant (a positive integer).
     #[arg(long)]
-    tenant: TenantId,
+    pub(crate) tenant: TenantId,
     /// The run type, e.g. inventory.sync.
     #[arg(long = "type")]
-    run_type: RunType,
+    pub(crate) run_type: RunType,
     /// Identity inputs as JSON; runs with the same tenant, type and identity are deduplicated.
     #[arg(long, default_value = "{}")]
-    identity: String,
+    pub(crate) identity: String,
     /// Run-specific metadata as a JSON object.
     #[arg(long, default_value = "{}")]
-    context: String,
+    pub(crate) context: String,
     /// The initiating user's id; without it the initiator is "System".
     #[arg(long, requires = "user_name")]
-    user_id: Option<UserId>,
+    pub(crate) user_id: Option<UserId>,
     /// The initiating user's name, as it should be remembered.
     #[arg(long, requires = "user_id")]
-    user_name: Option<String>,
+    pub(crate) user_name: Option<String>,
 }
 
 /// `runledger progress`.
 #[derive(Debug, Args)]
 pub(crate) struct ProgressArgs {
     #[command(flatten)]
-    run: RunArgs,
+    pub(crate) run: RunArgs,
     /// Items that succeeded since the last report.
     #[arg(long, default_value_t = 0)]
-    success: u64,
+    pub(crate) success: u64,
     /// Items that failed since the last report.
     #[arg(long, default_value_t = 0)]
-    failed: u64,
+    pub(crate) failed: u64,
     /// Items skipped since the last report.
     #[arg(long, default_value_t = 0)]
-    skipped: u64,
+    pub(crate) skipped: u64,
     /// Sets or raises the total.
     #[arg(long)]
-    total: Option<u64>,
+    pub(crate) total: Option<u64>,
 }
 
 /// `runledger complete`.
 #[derive(Debug, Args)]
 pub(crate) struct CompleteArgs {
     #[command(flatten)]
-    run: RunArgs,
+    pub(crate) run: RunArgs,
     /// succeeded, partially_succeeded or failed; derived from the counts when absent.
     #[arg(long)]
-    outcome: Option<Outcome>,
+    pub(crate) outcome: Option<Outcome>,
 }
 
 /// `runledger dispatch-failed`.
 #[derive(Debug, Args)]
 pub(crate) struct DispatchFailedArgs {
     #[command(flatten)]
-    run: RunArgs,
+    pub(crate) run: RunArgs,
     /// A stable failure code, e.g. queue.unavailable.
     #[arg(long)]
-    code: String,
+    pub(crate) code: String,
     /// What went wrong (secrets are stripped before it is stored).
     #[arg(long)]
-    message: String,
+    pub(crate) message: String,
 }
 
 pub(crate) async fn queue(database: &Database, args: QueueArgs) -> anyhow::Result<()> {
@@ -219,4 +220,102 @@ async fn execute(
     };
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(())
+}
+
+/// The run commands over a server's HTTP API.
+pub(crate) mod over_http {
+    use runledger_client::Client;
+    use runledger_wire::audit::StateParams;
+    use runledger_wire::{
+        CompleteBody, DispatchFailedBody, InitiatorBody, ProgressBody, QueueRunBody,
+    };
+    use serde::Serialize;
+
+    use super::{CompleteArgs, DispatchFailedArgs, ProgressArgs, QueueArgs, RunArgs};
+
+    fn print(answer: &impl Serialize) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(answer)?);
+        Ok(())
+    }
+
+    pub(crate) async fn queue(client: &Client, args: QueueArgs) -> anyhow::Result<()> {
+        let initiator = match (args.user_id, args.user_name) {
+            (Some(user), Some(name)) => Some(InitiatorBody {
+                user_id: Some(user.get()),
+                name: Some(name),
+            }),
+            _ => None,
+        };
+        let body = QueueRunBody {
+            run_type: args.run_type.as_str().to_owned(),
+            identity: Some(serde_json::from_str(&args.identity)?),
+            context: Some(serde_json::from_str(&args.context)?),
+            initiator,
+        };
+        print(&client.queue_run(args.tenant.get(), &body).await?)
+    }
+
+    pub(crate) async fn start(client: &Client, args: RunArgs) -> anyhow::Result<()> {
+        print(
+            &client
+                .start_run(args.tenant.get(), args.run.as_uuid())
+                .await?,
+        )
+    }
+
+    pub(crate) async fn progress(client: &Client, args: ProgressArgs) -> anyhow::Result<()> {
+        let body = ProgressBody {
+            success: args.success,
+            failed: args.failed,
+            skipped: args.skipped,
+            total: args.total,
+            failures: Vec::new(),
+        };
+        let run = &args.run;
+        print(
+            &client
+                .report_progress(run.tenant.get(), run.run.as_uuid(), &body)
+                .await?,
+        )
+    }
+
+    pub(crate) async fn complete(client: &Client, args: CompleteArgs) -> anyhow::Result<()> {
+        let body = CompleteBody {
+            outcome: args.outcome.map(|o| o.as_str().to_owned()),
+        };
+        let run = &args.run;
+        print(
+            &client
+                .complete_run(run.tenant.get(), run.run.as_uuid(), &body)
+                .await?,
+        )
+    }
+
+    pub(crate) async fn dispatch_failed(
+        client: &Client,
+        args: DispatchFailedArgs,
+    ) -> anyhow::Result<()> {
+        let body = DispatchFailedBody {
+            code: args.code,
+            message: args.message,
+        };
+        let run = &args.run;
+        print(
+            &client
+                .dispatch_failed(run.tenant.get(), run.run.as_uuid(), &body)
+                .await?,
+        )
+    }
+
+    /// The run folded from its events (the audit state route), as `show` prints it offline.
+    pub(crate) async fn show(client: &Client, args: RunArgs) -> anyhow::Result<()> {
+        let state = client
+            .run_state(
+                args.tenant.get(),
+                args.run.as_uuid(),
+                &StateParams::default(),
+            )
+            .await?;
+        print(&state.run)
+    }
 }

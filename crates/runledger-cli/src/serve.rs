@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use runledger_api::auth::Role;
-use runledger_api::tokens::{NewToken, create_token};
+use runledger_api::tokens::{NewToken, create_token, revoke_token};
 use runledger_api::{ApiConfig, AppState};
 use runledger_audit::{AnchorPolicy, run_anchoring};
 use runledger_core::TenantId;
@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::database::Database;
 use runledger_cli::clock::SystemClock;
+use runledger_cli::local_server::LocalServer;
 
 /// `runledger serve`.
 #[derive(Debug, Args)]
@@ -66,6 +67,7 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
     if runledger_api::tokens::live_tokens(&pool).await? == 0 {
         announce_first_token(database, &pool).await?;
     }
+    let record = record_for_the_cli(database, &pool, &listener).await?;
     println!(
         "runledger serves {public_url}: monitoring pages at {public_url}/ui (sign in with a token), OpenAPI at {public_url}/openapi.json; Ctrl-C stops it"
     );
@@ -98,8 +100,62 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;
+    if let Some((dir, record)) = &record {
+        forget_record(&pool, dir, record).await;
+    }
     pool.close().await;
     served
+}
+
+/// On the embedded database, records this server in its data directory with a token of its own
+/// for the local user (`local_server`), so that the other subcommands work beside it. A record
+/// left by a `serve` that was killed is replaced, and its token revoked.
+async fn record_for_the_cli(
+    database: &Database,
+    pool: &sqlx::PgPool,
+    listener: &tokio::net::TcpListener,
+) -> anyhow::Result<Option<(std::path::PathBuf, LocalServer)>> {
+    let (Some(dir), Some((database_url, socket))) =
+        (database.data_dir(), database.embedded_socket())
+    else {
+        return Ok(None);
+    };
+    if let Some((stale, _)) = LocalServer::read(dir) {
+        revoke_token(pool, stale.token_id).await?;
+    }
+    let mut address = listener.local_addr()?;
+    if address.ip().is_unspecified() {
+        address.set_ip(if address.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let pid = std::process::id();
+    let token = NewToken {
+        tenant_id: TenantId::new(1)?,
+        role: Role::Admin,
+        user_id: None,
+        name: format!("cli of serve (pid {pid})"),
+    };
+    let created = create_token(pool, &token).await?;
+    let record = LocalServer {
+        pid,
+        url: format!("http://{address}"),
+        database_url,
+        socket,
+        token_id: created.id,
+    };
+    record.write(dir, &created.secret)?;
+    Ok(Some((dir.to_owned(), record)))
+}
+
+/// At stop: the record's token revoked and the record removed.
+async fn forget_record(pool: &sqlx::PgPool, dir: &std::path::Path, record: &LocalServer) {
+    if let Err(error) = revoke_token(pool, record.token_id).await {
+        tracing::warn!(%error, "cannot revoke the command line's token");
+    }
+    LocalServer::remove(dir);
 }
 
 /// With no token yet, a server on the embedded database (which no other process can open while
@@ -120,7 +176,7 @@ async fn announce_first_token(database: &Database, pool: &sqlx::PgPool) -> anyho
         println!("  {}", created.secret);
     } else {
         println!(
-            "no API tokens yet: stop nothing, and run\n  runledger token create --tenant 1 --role admin --name me"
+            "no API tokens yet: run\n  runledger token create --tenant 1 --role admin --name me"
         );
     }
     Ok(())

@@ -66,7 +66,9 @@ impl AuditedRun {
     /// store's own fold, rendered as every route renders a run.
     fn folded(&self, count: usize) -> Value {
         let run = fold(&self.stored[..count]).expect("stored events decode");
-        run_json(&self.api.config, run.snapshot().expect("a queued run"))
+        let run = run_json(&self.api.config, run.snapshot().expect("a queued run"))
+            .expect("the run reads as the wire type");
+        serde_json::to_value(run).expect("a run serializes")
     }
 
     /// `GET` a path of the run (`events`, `state?…`) as the auditor.

@@ -10,7 +10,8 @@ use serde_json::Value;
 use super::TestApi;
 use super::support::Call;
 
-/// Every route of the API: the issue's, and the audit evidence routes (verify, export).
+/// Every route of the API: the issue's, the audit evidence routes (verify, export), and the
+/// token API.
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/tenants/{tenant_id}/runs"),
     ("post", "/v1/tenants/{tenant_id}/runs/{run_id}/start"),
@@ -32,6 +33,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/notifications/{id}/read"),
     ("get", "/v1/projections"),
     ("post", "/v1/projections/{name}/rebuild"),
+    ("post", "/v1/tokens"),
+    ("get", "/v1/tokens"),
+    ("delete", "/v1/tokens/{token_id}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -80,6 +84,7 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
             .replace("{tenant_id}", "1")
             .replace("{run_id}", &uuid::Uuid::new_v4().to_string())
             .replace("{id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{token_id}", &uuid::Uuid::new_v4().to_string())
             .replace("{name}", "operation_runs");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let (status, _, _) = api

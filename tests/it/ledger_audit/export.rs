@@ -47,7 +47,7 @@ async fn export_lines_hold_every_stored_field_in_safe_log_order() {
         .unwrap();
     let exported: Vec<_> = event_lines(&text)
         .into_iter()
-        .map(|line| line.into_recorded().expect("a stored event"))
+        .map(|line| runledger_audit::recorded_event(line).expect("a stored event"))
         .collect();
     assert_eq!(exported, stored);
     let lines: Vec<&str> = text.lines().collect();

@@ -5,7 +5,7 @@
 use std::io::BufReader;
 
 use regex::Regex;
-use runledger_audit::format::{ExportHeader, parse_header};
+use runledger_audit::format::{ExportHeader, audit_event, parse_header, recorded_event};
 use runledger_audit::verify::Target;
 use runledger_audit::{AuditEvent, verify_export};
 use runledger_core::identity::canonical_json;
@@ -88,11 +88,8 @@ fn export_format_worked_example_is_what_the_code_writes_and_verifies() {
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     for (event, line) in events.iter().zip(&lines[1..3]) {
-        let stored = event.clone().into_recorded().unwrap();
-        assert_eq!(
-            serde_json::to_string(&AuditEvent::from(&stored)).unwrap(),
-            *line
-        );
+        let stored = recorded_event(event.clone()).unwrap();
+        assert_eq!(serde_json::to_string(&audit_event(&stored)).unwrap(), *line);
     }
 
     // The bytes hashed, recomputed without the ledger's code: the text blocks are the JCS of

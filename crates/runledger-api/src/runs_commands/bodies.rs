@@ -1,12 +1,14 @@
-//! The command routes' request bodies, and their parsing into domain values (parse, don't
-//! validate): a body that parses is a command the domain can decide.
+//! The command routes' request bodies (the wire crate's types, shared with the client) parsed
+//! into domain values (parse, don't validate): a body that parses is a command the domain can
+//! decide.
 
 use runledger_core::{
     FailureCode, FailureReport, Initiator, Outcome, ProgressDelta, RunIdentity, RunType, UserId,
 };
-use serde::Deserialize;
+use runledger_wire::{
+    CompleteBody, DispatchFailedBody, FailureBody, InitiatorBody, ProgressBody, QueueRunBody,
+};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
@@ -15,88 +17,17 @@ const MAX_RAW_MESSAGE: usize = 4096;
 /// The largest accepted `context`, in bytes of JSON.
 const MAX_CONTEXT_BYTES: usize = 32 * 1024;
 
-/// `POST /v1/tenants/{tenant_id}/runs`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct QueueRunBody {
-    /// The run type, e.g. `inventory.sync`.
-    #[serde(rename = "type")]
-    pub run_type: String,
-    /// Identity inputs (any JSON); default `{}`: one active run per tenant and type.
-    #[serde(default)]
-    pub identity: Option<Value>,
-    /// Run-specific metadata (a JSON object).
-    #[serde(default)]
-    pub context: Option<Value>,
-    /// Who starts it; default "System".
-    #[serde(default)]
-    pub initiator: Option<InitiatorBody>,
-}
+/// A request body of a command route, parsed into domain values.
+pub(crate) trait ParseBody {
+    /// The domain values.
+    type Parsed;
 
-/// The initiator of a queued run.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InitiatorBody {
-    /// The user's id.
-    pub user_id: Option<i64>,
-    /// The user's name, as it should be remembered.
-    pub name: Option<String>,
+    /// Parses the body.
+    ///
+    /// # Errors
+    /// A 400 naming the first field that is not what the domain accepts.
+    fn parse(self) -> Result<Self::Parsed, ApiError>;
 }
-
-/// `POST …/progress`: increments since the reporter's last report.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProgressBody {
-    /// Items that succeeded.
-    #[serde(default)]
-    pub success: u64,
-    /// Items that failed.
-    #[serde(default)]
-    pub failed: u64,
-    /// Items skipped.
-    #[serde(default)]
-    pub skipped: u64,
-    /// Sets or raises the total.
-    pub total: Option<u64>,
-    /// Failures to merge into the summary.
-    #[serde(default)]
-    pub failures: Vec<FailureBody>,
-}
-
-/// One failure entry of a progress report.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FailureBody {
-    /// A stable code, e.g. `graph.throttled`.
-    pub code: String,
-    /// What went wrong (secrets are stripped before it is stored).
-    pub message: String,
-    /// How many items failed this way (default 1).
-    pub count: Option<u64>,
-}
-
-/// `POST …/complete`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CompleteBody {
-    /// `succeeded`, `partially_succeeded` or `failed`; derived from the counts when absent.
-    pub outcome: Option<String>,
-}
-
-/// `POST …/dispatch-failed`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DispatchFailedBody {
-    /// A stable failure code.
-    pub code: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-/// `POST …/start` takes no fields.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StartBody {}
 
 /// A queue body as domain values.
 pub(crate) struct ParsedQueue {
@@ -106,9 +37,11 @@ pub(crate) struct ParsedQueue {
     pub(crate) context: Value,
 }
 
-impl QueueRunBody {
+impl ParseBody for QueueRunBody {
+    type Parsed = ParsedQueue;
+
     /// The run to queue.
-    pub(crate) fn parse(self) -> Result<ParsedQueue, ApiError> {
+    fn parse(self) -> Result<ParsedQueue, ApiError> {
         let run_type = RunType::parse(&self.run_type)?;
         let identity_inputs = self.identity.unwrap_or_else(|| json!({}));
         refuse_nul("identity", &identity_inputs)?;
@@ -173,14 +106,16 @@ pub(crate) struct ParsedProgress {
     pub(crate) failures: Vec<FailureReport>,
 }
 
-impl ProgressBody {
+impl ParseBody for ProgressBody {
+    type Parsed = ParsedProgress;
+
     /// The increments, total and failures to report.
-    pub(crate) fn parse(self) -> Result<ParsedProgress, ApiError> {
+    fn parse(self) -> Result<ParsedProgress, ApiError> {
         let failures = self
             .failures
             .iter()
             .enumerate()
-            .map(|(index, failure)| failure.parse(&format!("failures[{index}].")))
+            .map(|(index, failure)| parse_failure(failure, &format!("failures[{index}].")))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ParsedProgress {
             delta: ProgressDelta {
@@ -194,9 +129,11 @@ impl ProgressBody {
     }
 }
 
-impl CompleteBody {
+impl ParseBody for CompleteBody {
+    type Parsed = Option<Outcome>;
+
     /// The outcome asked for, if any.
-    pub(crate) fn parse(self) -> Result<Option<Outcome>, ApiError> {
+    fn parse(self) -> Result<Option<Outcome>, ApiError> {
         Ok(self
             .outcome
             .as_deref()
@@ -205,41 +142,40 @@ impl CompleteBody {
     }
 }
 
-impl DispatchFailedBody {
+impl ParseBody for DispatchFailedBody {
+    type Parsed = FailureReport;
+
     /// The dispatch failure, counted once.
-    pub(crate) fn parse(self) -> Result<FailureReport, ApiError> {
-        FailureBody {
+    fn parse(self) -> Result<FailureReport, ApiError> {
+        let failure = FailureBody {
             code: self.code,
             message: self.message,
             count: Some(1),
-        }
-        .parse("")
+        };
+        parse_failure(&failure, "")
     }
 }
 
-impl FailureBody {
-    /// Parses one failure of a body; `field_prefix` locates its fields in the body
-    /// (`failures[2].` in a progress report, nothing in dispatch-failed), so a problem names
-    /// the exact field.
-    fn parse(&self, field_prefix: &str) -> Result<FailureReport, ApiError> {
-        let field = |name: &str| format!("{field_prefix}{name}");
-        let code = FailureCode::parse(&self.code)
-            .map_err(|error| ApiError::bad_field(field("code"), error.reason))?;
-        if self.message.chars().count() > MAX_RAW_MESSAGE {
-            return Err(ApiError::bad_field(
-                field("message"),
-                "must be at most 4096 characters",
-            ));
-        }
-        if self.count == Some(0) {
-            return Err(ApiError::bad_field(field("count"), "must be at least 1"));
-        }
-        Ok(FailureReport {
-            code,
-            message: self.message.clone(),
-            count: self.count.unwrap_or(1),
-        })
+/// Parses one failure of a body; `field_prefix` locates its fields in the body (`failures[2].`
+/// in a progress report, nothing in dispatch-failed), so a problem names the exact field.
+fn parse_failure(failure: &FailureBody, field_prefix: &str) -> Result<FailureReport, ApiError> {
+    let field = |name: &str| format!("{field_prefix}{name}");
+    let code = FailureCode::parse(&failure.code)
+        .map_err(|error| ApiError::bad_field(field("code"), error.reason))?;
+    if failure.message.chars().count() > MAX_RAW_MESSAGE {
+        return Err(ApiError::bad_field(
+            field("message"),
+            "must be at most 4096 characters",
+        ));
     }
+    if failure.count == Some(0) {
+        return Err(ApiError::bad_field(field("count"), "must be at least 1"));
+    }
+    Ok(FailureReport {
+        code,
+        message: failure.message.clone(),
+        count: failure.count.unwrap_or(1),
+    })
 }
 
 /// PostgreSQL cannot store U+0000 in `jsonb`: refuse it at the edge rather than fail the append.

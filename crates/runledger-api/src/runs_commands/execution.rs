@@ -10,7 +10,8 @@ use runledger_core::{RunCommand, RunId, TenantId};
 use runledger_store::{
     CommandError, CommandOutcome, CommandRequest, EventMetadata, ExpectedVersion, StoreError,
 };
-use serde_json::{Value, json};
+use runledger_wire::CommandAnswer;
+use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -93,35 +94,43 @@ impl CommandContext {
                 return Err(error.into());
             }
         };
-        let answer = answer(&self.state, queues, outcome);
+        let answer = answer(&self.state, queues, outcome)?;
         let (status, body) = self.idempotency.finish(&self.state.pool, answer).await?;
         tracing::info!(token = %self.caller.token_id, tenant = %self.tenant, run = %run, status = status.as_u16(), "command");
         Ok((status, Json(body)).into_response())
     }
 }
 
-/// The answer to a command that the store applied or deduplicated.
-fn answer(state: &AppState, queues: bool, outcome: CommandOutcome) -> (StatusCode, Value) {
-    match outcome {
+/// The answer to a command that the store applied or deduplicated, as the JSON an
+/// `Idempotency-Key`'s later sends are answered with too.
+fn answer(
+    state: &AppState,
+    queues: bool,
+    outcome: CommandOutcome,
+) -> Result<(StatusCode, Value), ApiError> {
+    let (status, answer) = match outcome {
         CommandOutcome::Applied { run, position, .. } => {
             let status = if queues {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
             };
-            let mut body = json!({ "run": run_json(&state.config, &run), "position": position });
-            if queues {
-                body["created"] = json!(true);
-            }
-            (status, body)
+            let answer = CommandAnswer {
+                created: queues.then_some(true),
+                position: Some(position),
+                run: run_json(&state.config, &run)?,
+            };
+            (status, answer)
         }
         CommandOutcome::Deduplicated { existing } => {
-            let body = json!({
-                "created": false,
-                "run": run_json(&state.config, &existing),
-                "position": null,
-            });
-            (StatusCode::OK, body)
+            let answer = CommandAnswer {
+                created: Some(false),
+                position: None,
+                run: run_json(&state.config, &existing)?,
+            };
+            (StatusCode::OK, answer)
         }
-    }
+    };
+    let body = serde_json::to_value(answer).map_err(|error| ApiError::Internal(error.into()))?;
+    Ok((status, body))
 }

@@ -91,18 +91,28 @@ impl FromRequestParts<AppState> for Viewer {
         let Some(secret) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
             return Err(PageError::SignIn { next });
         };
-        let row: Option<(uuid::Uuid, String, i64, String, Option<i64>, String)> = sqlx::query_as(
-            "SELECT t.id, t.name, t.tenant_id, t.role, t.user_id, s.csrf_token \
+        type SessionRow = (
+            uuid::Uuid,
+            String,
+            i64,
+            String,
+            Option<i64>,
+            Vec<i64>,
+            bool,
+            String,
+        );
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT t.id, t.name, t.tenant_id, t.role, t.user_id, t.tenant_ids, t.all_tenants, s.csrf_token \
              FROM ui_sessions s JOIN api_tokens t ON t.id = s.token_id \
              WHERE s.session_hash = $1 AND s.expires_at > now() AND t.revoked_at IS NULL",
         )
         .bind(token_hash(&secret).to_vec())
         .fetch_optional(&state.pool)
         .await?;
-        let Some((id, name, tenant, role, user, csrf)) = row else {
+        let Some((id, name, tenant, role, user, tenants, all_tenants, csrf)) = row else {
             return Err(PageError::SignIn { next });
         };
-        let token: TokenRow = (id, name, tenant, role, user);
+        let token: TokenRow = (id, name, tenant, role, user, tenants, all_tenants);
         Ok(Viewer {
             caller: caller_of_token(token)?,
             csrf,
