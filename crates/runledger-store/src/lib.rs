@@ -13,13 +13,16 @@
 //! - [`append`]: the write side, [`EventWriter::append`], group-committed by one writer task.
 //! - [`read`]: [`EventReader`]: one stream, or the log in safe order from a [`LogCursor`].
 //! - [`tail`]: a live stream of the log, woken by `LISTEN/NOTIFY` with a polling fallback.
-//! - [`command`]: the command path: load, decide, append, retry on conflicts.
+//! - [`command`]: the command path: load, decide, append, retry on conflicts; a decision of no
+//!   events answers the run unchanged.
+//! - [`heartbeat`]: each run's last heartbeat, kept beside the log, never in it.
 //! - [`error`]: [`StoreError`] and [`CommandError`].
 
 pub mod append;
 pub mod chain;
 pub mod command;
 pub mod error;
+pub mod heartbeat;
 pub mod read;
 pub mod schema;
 pub mod tail;
@@ -27,6 +30,7 @@ pub mod tail;
 pub use append::{AppendOutcome, EventWriter, NewEvent, WriterConfig, WriterStats};
 pub use command::{CommandHandler, CommandOutcome, CommandRequest, ExpectedVersion};
 pub use error::{CommandError, StoreError};
+pub use heartbeat::{Heartbeat, HeartbeatError};
 pub use read::{EventReader, LogCursor};
 pub use schema::{EventMetadata, RecordedEvent};
 
