@@ -17,7 +17,8 @@
 //! - [`openapi`]: every documented route listed once: the router and the OpenAPI document.
 //! - [`operations`]: health, readiness, metrics, and serving the OpenAPI document.
 //! - [`metrics`]: Prometheus metrics.
-//! - [`runs_commands`]: queue, start, progress, complete, dispatch-failed.
+//! - [`runs_commands`]: queue, start, progress, complete, dispatch-failed, cancel; heartbeats;
+//!   the default limits.
 //! - [`runs_queries`]: list, get, count, over the OperationRun read model's typed queries.
 //! - [`page`]: opaque keyset page tokens (the one owner of their encoding).
 //! - [`notifications`]: the signed-in user's notices.
@@ -71,6 +72,8 @@ pub struct ApiConfig {
     /// How long a token's lookup is reused: the longest a revoked token may still be accepted
     /// (docs/adr/0010). Zero looks the token up on every request.
     pub token_staleness: Duration,
+    /// The lifecycle limits a queued run gets where its request gives none (docs/adr/0017).
+    pub limits: runs_commands::limits::LimitDefaults,
 }
 
 impl ApiConfig {
@@ -81,6 +84,7 @@ impl ApiConfig {
             max_read_wait: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,
             token_staleness: Duration::from_secs(5),
+            limits: runs_commands::limits::LimitDefaults::default(),
         }
     }
 

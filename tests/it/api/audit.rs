@@ -66,7 +66,11 @@ impl AuditedRun {
     /// store's own fold, rendered as every route renders a run.
     fn folded(&self, count: usize) -> Value {
         let run = fold(&self.stored[..count]).expect("stored events decode");
-        run_json(&self.api.config, run.snapshot().expect("a queued run"))
+        run_json(
+            &self.api.config,
+            run.snapshot().expect("a queued run"),
+            None,
+        )
     }
 
     /// `GET` a path of the run (`events`, `state?…`) as the auditor.

@@ -2,7 +2,8 @@
 //! validate): a body that parses is a command the domain can decide.
 
 use runledger_core::{
-    FailureCode, FailureReport, Initiator, Outcome, ProgressDelta, RunIdentity, RunType, UserId,
+    FailureCode, FailureReport, Initiator, Outcome, ProgressDelta, RunId, RunIdentity, RunLimits,
+    RunType, SummaryCounts, UserId, WorkerId,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -31,6 +32,23 @@ pub struct QueueRunBody {
     /// Who starts it; default "System".
     #[serde(default)]
     pub initiator: Option<InitiatorBody>,
+    /// The run's id, chosen by the caller (a UUID, not the nil one). Without it the id is
+    /// derived from the `Idempotency-Key` (UUIDv5 of the tenant and the key, so a retry names
+    /// the same run), or else fresh (UUIDv7).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub run_id: Option<uuid::Uuid>,
+    /// How long the run may stay queued (1–2,592,000 s); default: the run type's, else the
+    /// server's, else none.
+    #[serde(default)]
+    pub start_deadline_seconds: Option<i64>,
+    /// How long the run may run once started (1–2,592,000 s); defaults as above.
+    #[serde(default)]
+    pub run_deadline_seconds: Option<i64>,
+    /// How long the running run may go without a heartbeat or progress report (1–2,592,000 s),
+    /// measured from its start until its first; defaults as above.
+    #[serde(default)]
+    pub heartbeat_timeout_seconds: Option<i64>,
 }
 
 /// The initiator of a queued run.
@@ -75,13 +93,53 @@ pub struct FailureBody {
     pub count: Option<u64>,
 }
 
-/// `POST …/complete`.
+/// `POST …/complete`: the outcome, and optionally the final counts and last failures in the
+/// same call (one event).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
-    /// `succeeded`, `partially_succeeded` or `failed`; derived from the counts when absent.
+    /// `succeeded`, `partially_succeeded` or `failed`, or `cancelled` after a cancel request;
+    /// derived from the counts (the final ones, when given) when absent.
     pub outcome: Option<String>,
+    /// The absolute counts the run finished with; they replace the summed progress, and none
+    /// may be below what was reported.
+    #[serde(default)]
+    pub final_counts: Option<FinalCountsBody>,
+    /// Failures to merge into the summary.
+    #[serde(default)]
+    pub failures: Vec<FailureBody>,
 }
+
+/// Absolute counts a run finished with.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinalCountsBody {
+    /// How many items there were; the known total when absent.
+    pub total: Option<u64>,
+    /// Items that succeeded.
+    #[serde(default)]
+    pub success: u64,
+    /// Items that failed.
+    #[serde(default)]
+    pub failed: u64,
+    /// Items skipped.
+    #[serde(default)]
+    pub skipped: u64,
+}
+
+/// `POST …/cancel`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// Why, in the requester's words (secrets are stripped and it is cut to 500 characters
+    /// before it is stored).
+    pub reason: Option<String>,
+}
+
+/// `POST …/heartbeat` takes no fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatBody {}
 
 /// `POST …/dispatch-failed`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -93,10 +151,14 @@ pub struct DispatchFailedBody {
     pub message: String,
 }
 
-/// `POST …/start` takes no fields.
+/// `POST …/start`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StartBody {}
+pub struct StartBody {
+    /// The id the worker names itself by (1–128 characters of `[A-Za-z0-9._:@/-]`): the same
+    /// worker starting the run again gets 200 and the run, another worker 409 naming the holder.
+    pub worker: Option<String>,
+}
 
 /// A queue body as domain values.
 pub(crate) struct ParsedQueue {
@@ -104,6 +166,10 @@ pub(crate) struct ParsedQueue {
     pub(crate) identity: RunIdentity,
     pub(crate) initiator: Initiator,
     pub(crate) context: Value,
+    /// The caller's id for the run, if it chose one.
+    pub(crate) run_id: Option<RunId>,
+    /// The limits the request gave, before the defaults.
+    pub(crate) limits: RunLimits,
 }
 
 impl QueueRunBody {
@@ -157,12 +223,42 @@ impl QueueRunBody {
                 ));
             }
         };
+        let run_id = match self.run_id {
+            Some(id) if id.is_nil() => {
+                return Err(ApiError::bad_field("run_id", "must not be the nil UUID"));
+            }
+            id => id.map(RunId::from_uuid),
+        };
+        let limits = RunLimits::from_seconds(
+            self.start_deadline_seconds,
+            self.run_deadline_seconds,
+            self.heartbeat_timeout_seconds,
+        )?;
         Ok(ParsedQueue {
             run_type,
             identity,
             initiator,
             context,
+            run_id,
+            limits,
         })
+    }
+}
+
+impl StartBody {
+    /// The worker that starts the run, if it named itself.
+    pub(crate) fn parse(self) -> Result<Option<WorkerId>, ApiError> {
+        Ok(self.worker.as_deref().map(WorkerId::parse).transpose()?)
+    }
+}
+
+impl CancelBody {
+    /// The reason, raw (the domain sanitizes and bounds it).
+    pub(crate) fn parse(self) -> Result<Option<String>, ApiError> {
+        if let Some(reason) = &self.reason {
+            bounded_text("reason", reason)?;
+        }
+        Ok(self.reason)
     }
 }
 
@@ -176,12 +272,7 @@ pub(crate) struct ParsedProgress {
 impl ProgressBody {
     /// The increments, total and failures to report.
     pub(crate) fn parse(self) -> Result<ParsedProgress, ApiError> {
-        let failures = self
-            .failures
-            .iter()
-            .enumerate()
-            .map(|(index, failure)| failure.parse(&format!("failures[{index}].")))
-            .collect::<Result<Vec<_>, _>>()?;
+        let failures = parse_failures(&self.failures)?;
         Ok(ParsedProgress {
             delta: ProgressDelta {
                 success: self.success,
@@ -194,14 +285,30 @@ impl ProgressBody {
     }
 }
 
+/// A complete body as domain values.
+pub(crate) struct ParsedComplete {
+    pub(crate) outcome: Option<Outcome>,
+    pub(crate) final_counts: Option<SummaryCounts>,
+    pub(crate) failures: Vec<FailureReport>,
+}
+
 impl CompleteBody {
-    /// The outcome asked for, if any.
-    pub(crate) fn parse(self) -> Result<Option<Outcome>, ApiError> {
-        Ok(self
-            .outcome
-            .as_deref()
-            .map(str::parse::<Outcome>)
-            .transpose()?)
+    /// The outcome asked for, if any, the final counts and the last failures.
+    pub(crate) fn parse(self) -> Result<ParsedComplete, ApiError> {
+        Ok(ParsedComplete {
+            outcome: self
+                .outcome
+                .as_deref()
+                .map(str::parse::<Outcome>)
+                .transpose()?,
+            final_counts: self.final_counts.map(|counts| SummaryCounts {
+                total: counts.total,
+                success: counts.success,
+                failed: counts.failed,
+                skipped: counts.skipped,
+            }),
+            failures: parse_failures(&self.failures)?,
+        })
     }
 }
 
@@ -217,6 +324,26 @@ impl DispatchFailedBody {
     }
 }
 
+/// The failures of a body, each located as `failures[i].` in its problems.
+fn parse_failures(failures: &[FailureBody]) -> Result<Vec<FailureReport>, ApiError> {
+    failures
+        .iter()
+        .enumerate()
+        .map(|(index, failure)| failure.parse(&format!("failures[{index}].")))
+        .collect()
+}
+
+/// Refuses text longer than is accepted before sanitizing.
+fn bounded_text(field: impl Into<String>, text: &str) -> Result<(), ApiError> {
+    if text.chars().count() > MAX_RAW_MESSAGE {
+        return Err(ApiError::bad_field(
+            field,
+            "must be at most 4096 characters",
+        ));
+    }
+    Ok(())
+}
+
 impl FailureBody {
     /// Parses one failure of a body; `field_prefix` locates its fields in the body
     /// (`failures[2].` in a progress report, nothing in dispatch-failed), so a problem names
@@ -225,12 +352,7 @@ impl FailureBody {
         let field = |name: &str| format!("{field_prefix}{name}");
         let code = FailureCode::parse(&self.code)
             .map_err(|error| ApiError::bad_field(field("code"), error.reason))?;
-        if self.message.chars().count() > MAX_RAW_MESSAGE {
-            return Err(ApiError::bad_field(
-                field("message"),
-                "must be at most 4096 characters",
-            ));
-        }
+        bounded_text(field("message"), &self.message)?;
         if self.count == Some(0) {
             return Err(ApiError::bad_field(field("count"), "must be at least 1"));
         }
