@@ -1,12 +1,13 @@
 //! Run commands for scripting: each builds a domain command, runs it through the store's
-//! command path and prints the run as OperationRun JSON.
+//! command path and prints the run as OperationRun JSON; `heartbeat` records a heartbeat
+//! beside the log.
 
 use anyhow::Context;
 use clap::Args;
 use runledger_core::{
-    Clock, Complete, DispatchFailed, EventId, FailureCode, FailureReport, Initiator, Outcome,
-    ProgressDelta, QueueRun, ReportProgress, RunCommand, RunId, RunIdentity, RunType, Start,
-    TenantId, UserId,
+    Cancel, Clock, Complete, DispatchFailed, EventId, FailureCode, FailureReport, Initiator,
+    Outcome, ProgressDelta, QueueRun, ReportProgress, RunCommand, RunId, RunIdentity, RunLimits,
+    RunType, Start, SummaryCounts, TenantId, UserId, WorkerId,
 };
 use runledger_store::{
     CommandHandler, CommandOutcome, CommandRequest, EventMetadata, EventReader, EventWriter,
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::database::Database;
+use crate::lifecycle_args::LimitArgs;
 use runledger_cli::clock::SystemClock;
 
 /// Names one run of one tenant.
@@ -50,6 +52,41 @@ pub(crate) struct QueueArgs {
     /// The initiating user's name, as it should be remembered.
     #[arg(long, requires = "user_id")]
     user_name: Option<String>,
+    /// The run's id (a UUID); default: a new one.
+    #[arg(long)]
+    run_id: Option<RunId>,
+    /// Seconds the run may stay queued; default: the run type's, else the server's (below).
+    #[arg(long)]
+    start_deadline_seconds: Option<i64>,
+    /// Seconds the run may run once started.
+    #[arg(long)]
+    run_deadline_seconds: Option<i64>,
+    /// Seconds the running run may go without a heartbeat or progress report.
+    #[arg(long)]
+    heartbeat_timeout_seconds: Option<i64>,
+    #[command(flatten)]
+    defaults: LimitArgs,
+}
+
+/// `runledger start`.
+#[derive(Debug, Args)]
+pub(crate) struct StartArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The worker's id: starting again a run the same worker started changes nothing, and a
+    /// run another worker started is refused.
+    #[arg(long)]
+    worker: Option<WorkerId>,
+}
+
+/// `runledger cancel`.
+#[derive(Debug, Args)]
+pub(crate) struct CancelArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Why (secrets are stripped before it is stored).
+    #[arg(long)]
+    reason: Option<String>,
 }
 
 /// `runledger progress`.
@@ -76,9 +113,23 @@ pub(crate) struct ProgressArgs {
 pub(crate) struct CompleteArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// succeeded, partially_succeeded or failed; derived from the counts when absent.
+    /// succeeded, partially_succeeded or failed (cancelled after a cancel request); derived
+    /// from the counts when absent.
     #[arg(long)]
     outcome: Option<Outcome>,
+    /// Final count of items that succeeded (with --failed and --skipped: the run's absolute
+    /// counts, replacing the summed progress).
+    #[arg(long, requires_all = ["failed", "skipped"])]
+    success: Option<u64>,
+    /// Final count of items that failed.
+    #[arg(long, requires_all = ["success", "skipped"])]
+    failed: Option<u64>,
+    /// Final count of items skipped.
+    #[arg(long, requires_all = ["success", "failed"])]
+    skipped: Option<u64>,
+    /// The final total (default: the known total).
+    #[arg(long, requires = "success")]
+    total: Option<u64>,
 }
 
 /// `runledger dispatch-failed`.
@@ -102,7 +153,15 @@ pub(crate) async fn queue(database: &Database, args: QueueArgs) -> anyhow::Resul
         (Some(user), Some(name)) => Initiator::user(user, &name)?,
         _ => Initiator::system(),
     };
-    let run_id = RunId::from_uuid(Uuid::new_v4());
+    let run_id = args
+        .run_id
+        .unwrap_or_else(|| RunId::from_uuid(Uuid::now_v7()));
+    let given = RunLimits::from_seconds(
+        args.start_deadline_seconds,
+        args.run_deadline_seconds,
+        args.heartbeat_timeout_seconds,
+    )?;
+    let limits = args.defaults.defaults()?.resolve(&args.run_type, given);
     let command = RunCommand::Queue(QueueRun {
         run_id,
         tenant_id: args.tenant,
@@ -110,23 +169,47 @@ pub(crate) async fn queue(database: &Database, args: QueueArgs) -> anyhow::Resul
         identity: RunIdentity::new(identity)?,
         initiator,
         context,
-        limits: runledger_core::RunLimits::default(),
+        limits,
         at: SystemClock.now(),
     });
     execute(database, args.tenant, run_id, command).await
 }
 
-pub(crate) async fn start(database: &Database, args: RunArgs) -> anyhow::Result<()> {
+pub(crate) async fn start(database: &Database, args: StartArgs) -> anyhow::Result<()> {
     execute(
         database,
-        args.tenant,
-        args.run,
+        args.run.tenant,
+        args.run.run,
         RunCommand::Start(Start {
-            worker: None,
+            worker: args.worker,
             at: SystemClock.now(),
         }),
     )
     .await
+}
+
+pub(crate) async fn cancel(database: &Database, args: CancelArgs) -> anyhow::Result<()> {
+    let command = RunCommand::Cancel(Cancel {
+        reason: args.reason,
+        at: SystemClock.now(),
+    });
+    execute(database, args.run.tenant, args.run.run, command).await
+}
+
+/// `runledger heartbeat`: records a heartbeat of a running run and prints it, with whether it
+/// was asked to cancel.
+pub(crate) async fn heartbeat(database: &Database, args: RunArgs) -> anyhow::Result<()> {
+    let handler = handler(database).await?;
+    let beat = handler
+        .heartbeat(args.tenant, args.run, SystemClock.now())
+        .await?;
+    let output = json!({
+        "cancel_requested": beat.run.cancel_requested.is_some(),
+        "last_heartbeat_at": beat.last_heartbeat_at,
+        "run": beat.run.to_operation_run_json(),
+    });
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
 }
 
 pub(crate) async fn progress(database: &Database, args: ProgressArgs) -> anyhow::Result<()> {
@@ -144,9 +227,18 @@ pub(crate) async fn progress(database: &Database, args: ProgressArgs) -> anyhow:
 }
 
 pub(crate) async fn complete(database: &Database, args: CompleteArgs) -> anyhow::Result<()> {
+    let final_counts = match (args.success, args.failed, args.skipped) {
+        (Some(success), Some(failed), Some(skipped)) => Some(SummaryCounts {
+            total: args.total,
+            success,
+            failed,
+            skipped,
+        }),
+        _ => None,
+    };
     let command = RunCommand::Complete(Complete {
         outcome: args.outcome,
-        final_counts: None,
+        final_counts,
         failures: Vec::new(),
         at: SystemClock.now(),
     });
@@ -210,7 +302,8 @@ async fn execute(
         CommandOutcome::Applied { run, position, .. } if queues => {
             json!({ "created": true, "position": position, "run": run.to_operation_run_json() })
         }
-        CommandOutcome::Applied { run, position, .. } => {
+        CommandOutcome::Applied { run, position, .. }
+        | CommandOutcome::Unchanged { run, position } => {
             json!({ "position": position, "run": run.to_operation_run_json() })
         }
         CommandOutcome::Deduplicated { existing } => {
