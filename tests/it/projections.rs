@@ -21,7 +21,5 @@ mod schema_change;
 mod notifications;
 // A poison event halts the projection visibly; skipping it moves on.
 mod poison;
-// The inline dedupe index rebuilt from the log while appends go on.
-mod dedupe_rebuild;
 // Read-your-writes: has_passed and the bounded wait.
 mod read_your_writes;

@@ -6,6 +6,8 @@ mod smoke;
 mod occ;
 // The inline dedupe index: one active run per tenant and identity, freed on completion.
 mod dedupe;
+// The inline dedupe index rebuilt from the log while appends go on.
+mod dedupe_rebuild;
 // Re-sent appends and commands (same event ids) return the first result and write nothing.
 mod idempotency;
 // The command path under contention: unpinned retries add up exactly; pinned versions conflict.

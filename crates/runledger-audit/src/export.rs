@@ -6,14 +6,14 @@
 //! runs. The CLI writes the chunks to stdout; the HTTP route streams them as the response body.
 
 use futures_util::{Stream, stream};
-use runledger_store::{EventReader, LogCursor, RecordedEvent};
+use runledger_store::{EventReader, LogCursor, LogWalk, RecordedEvent};
 
+use crate::LOG_BATCH;
 use crate::error::AuditError;
 use crate::format::{
     AuditEvent, EXPORT_END_FORMAT, EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportEnd, ExportHeader,
     LogBound, Scope, json_line, rfc3339,
 };
-use crate::walk::{Horizon, LogWalk};
 
 /// Some lines of an export.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub async fn export(
     reader: EventReader,
     scope: Scope,
 ) -> Result<impl Stream<Item = Result<ExportChunk, AuditError>> + Send + 'static, AuditError> {
-    let horizon = Horizon::now(reader.pool()).await?;
+    let horizon = reader.horizon().await?;
     let source = match (scope.tenant_id, scope.run_id) {
         (Some(tenant), Some(run)) => {
             let mut events = reader.read_stream(tenant, run).await?;
@@ -69,7 +69,7 @@ pub async fn export(
                 Some(LogBound::Cursor(cursor)) => cursor,
                 _ => LogCursor::START,
             };
-            Source::Log(LogWalk::new(reader, after, tenant, horizon))
+            Source::Log(reader.walk_to(horizon, after, tenant, LOG_BATCH))
         }
     };
     let export = Export {

@@ -2,10 +2,10 @@
 //! verification, which `runledger verify` records (append-only) when it checks the database.
 
 use chrono::{DateTime, Utc};
-use runledger_store::LogCursor;
+use runledger_store::{EventReader, LogCursor};
 use sqlx::PgPool;
 
-use crate::anchor::{Anchor, events_after, latest_anchor};
+use crate::anchor::{Anchor, latest_anchor};
 use crate::error::AuditError;
 use crate::verify::Report;
 
@@ -77,7 +77,9 @@ pub async fn status(pool: &PgPool) -> Result<AuditStatus, AuditError> {
     let after = last_anchor
         .as_ref()
         .map_or(LogCursor::START, |anchor| anchor.cursor);
-    let events_after_last_anchor = events_after(pool, after, u64::MAX).await?;
+    let events_after_last_anchor = EventReader::new(pool.clone())
+        .count_events(after, None, u64::MAX)
+        .await?;
     let last_verification = sqlx::query_as(
         "SELECT recorded_at, scope, runs, events, anchors_checked, failures, valid, first_failure \
          FROM verifications ORDER BY id DESC LIMIT 1",

@@ -2,9 +2,9 @@
 //! number of runs (one chain head each), and the anchors checked as the walk passes them.
 //!
 //! [`Verifier`] does the checking and no IO: it is fed events in log order, from the database
-//! ([`verify_database`]) or from an export file ([`verify_export`]), and reports the first
-//! broken event of each run, the anchors the log no longer matches, and, for files, lines that
-//! are not what an export holds.
+//! ([`verify_database`], a walk of the log up to the horizon at its start) or from an export
+//! file ([`verify_export`]), and reports the first broken event of each run, every anchor the
+//! log no longer matches, and, for files, lines that are not what an export holds.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -14,6 +14,7 @@ use std::io::BufRead;
 use runledger_core::{EventId, RunId, TenantId};
 use runledger_store::chain::{ChainBreak, ChainHead};
 use runledger_store::{EventReader, LogCursor, RecordedEvent};
+use sqlx::PgPool;
 
 use crate::anchor::{
     Anchor, AnchorBreak, LogDigest, TenantState, check_anchor_chain, stored_anchors,
@@ -21,8 +22,7 @@ use crate::anchor::{
 use crate::error::AuditError;
 use crate::file::{CheckedItem, ExportReader};
 use crate::format::ExportHeader;
-use crate::parallel;
-use crate::walk::{Horizon, LogWalk};
+use crate::{LOG_BATCH, parallel};
 
 /// What a verification covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +203,8 @@ pub struct Report {
     pub anchors_checked: u64,
     /// Anchors past the end of what was verified (recorded after an export was written).
     pub anchors_not_covered: u64,
-    /// Anchors that do not verify (for the log: the first one of each tenant).
+    /// Anchors that do not verify: every one, in the order the walk passed them (an anchor
+    /// the log no longer matches once for each tenant it no longer matches).
     pub anchor_failures: Vec<AnchorFailure>,
     /// Problems with an export's lines (the first ones; see `line_problems_omitted`).
     pub line_problems: Vec<String>,
@@ -294,7 +295,6 @@ pub struct Verifier {
     runs: HashMap<RunId, RunChain>,
     digest: LogDigest,
     anchors: VecDeque<Anchor>,
-    tenants_with_failed_anchors: BTreeSet<TenantId>,
     last_cursor: Option<LogCursor>,
     report: Report,
 }
@@ -309,7 +309,6 @@ impl Verifier {
             runs: HashMap::new(),
             digest: LogDigest::default(),
             anchors: VecDeque::new(),
-            tenants_with_failed_anchors: BTreeSet::new(),
             last_cursor: None,
             report: Report::default(),
         }
@@ -442,8 +441,10 @@ impl Verifier {
         };
         for tenant in tenants {
             let (anchored, found) = (anchor.tenant(tenant), self.digest.tenant(tenant));
-            // Once a tenant's log differs from an anchor, it differs from every later one.
-            if anchored != found && self.tenants_with_failed_anchors.insert(tenant) {
+            // Once a tenant's log differs from an anchor it differs from every later one too,
+            // and each of them is reported: an auditor holding any one of those anchors must
+            // learn that it fails.
+            if anchored != found {
                 self.report.anchor_failures.push(AnchorFailure {
                     sequence: anchor.sequence,
                     cursor: anchor.cursor,
@@ -483,43 +484,53 @@ pub enum Anchors {
 }
 
 /// Verifies the log in the database: chains in safe log order up to the horizon at the start,
-/// and anchors, which need a whole tenant (or the whole log). `progress` hears how many events
-/// each batch checked.
+/// and anchors (read from `pool` when stored), which need a whole tenant (or the whole log).
+/// `progress` hears how many events each batch checked.
 ///
 /// # Errors
 /// [`AuditError::AnchorsNeedWholeTenants`] for anchors with [`Target::Run`]; on a database
 /// failure or a row that does not decode.
 pub async fn verify_database(
-    reader: &EventReader,
+    pool: &PgPool,
     target: Target,
     anchors: Anchors,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Report, AuditError> {
+    let reader = EventReader::new(pool.clone());
     if let Target::Run(tenant, run) = target {
         if !matches!(anchors, Anchors::None) {
             return Err(AuditError::AnchorsNeedWholeTenants);
         }
-        let mut events = reader.read_stream(tenant, run).await?;
-        // In log order, like the whole log, so a changed order shows as such.
-        events.sort_by_key(LogCursor::after);
-        let mut verifier = Verifier::new(false);
-        verifier.push_batch(&events);
-        progress(events.len() as u64);
-        return Ok(verifier.finish(|_| false));
+        let report = verify_one_run(&reader, tenant, run).await?;
+        progress(report.events);
+        return Ok(report);
     }
-    let horizon = Horizon::now(reader.pool()).await?;
+    let horizon = reader.horizon().await?;
     let anchors = match anchors {
         Anchors::None => Vec::new(),
-        Anchors::Stored => stored_anchors(reader.pool()).await?,
+        Anchors::Stored => stored_anchors(pool).await?,
         Anchors::Given(anchors) => anchors,
     };
     let mut verifier = Verifier::new(false).with_anchors(anchors, target.tenant());
-    let mut walk = LogWalk::new(reader.clone(), LogCursor::START, target.tenant(), horizon);
+    let mut walk = reader.walk_to(horizon, LogCursor::START, target.tenant(), LOG_BATCH);
     while let Some(batch) = walk.next_batch().await? {
         verifier.push_batch(&batch);
         progress(batch.len() as u64);
     }
     Ok(verifier.finish(|cursor| horizon.covers(cursor)))
+}
+
+/// One run's chain, in log order like the whole log's, so that a changed order shows as such.
+async fn verify_one_run(
+    reader: &EventReader,
+    tenant: TenantId,
+    run: RunId,
+) -> Result<Report, AuditError> {
+    let mut events = reader.read_stream(tenant, run).await?;
+    events.sort_by_key(LogCursor::after);
+    let mut verifier = Verifier::new(false);
+    verifier.push_batch(&events);
+    Ok(verifier.finish(|_| false))
 }
 
 /// One run's verification, as the HTTP route answers it.
@@ -540,7 +551,7 @@ pub async fn verify_run(
     tenant: TenantId,
     run: RunId,
 ) -> Result<Option<RunVerification>, AuditError> {
-    let report = verify_database(reader, Target::Run(tenant, run), Anchors::None, &|_| {}).await?;
+    let report = verify_one_run(reader, tenant, run).await?;
     Ok((report.events > 0).then(|| RunVerification {
         events_checked: report.events,
         first_invalid: report.broken_runs.into_iter().next(),

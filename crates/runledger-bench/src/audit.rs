@@ -130,7 +130,7 @@ pub async fn run(database: &Database, args: AuditBenchArgs) -> anyhow::Result<()
     let reader = EventReader::new(pool.clone());
     let mut verified_runs = 0;
     let verification = measure(async {
-        let verified = verify_database(&reader, Target::Log, Anchors::Stored, &|_| {}).await?;
+        let verified = verify_database(&pool, Target::Log, Anchors::Stored, &|_| {}).await?;
         anyhow::ensure!(verified.is_valid(), "{}", verified.summary());
         verified_runs = verified.runs;
         Ok(verified.events)

@@ -20,7 +20,7 @@ use runledger_audit::format::rfc3339;
 use runledger_audit::verify::{Anchors, Report, Target, Verifier};
 use runledger_audit::{LogBound, PointInTime, Scope, state_at, verify_database, verify_export};
 use runledger_core::{RunId, TenantId};
-use runledger_store::{EventReader, RecordedEvent};
+use runledger_store::{EventReader, LogCursor, RecordedEvent};
 use sqlx::PgPool;
 
 use crate::database::Database;
@@ -141,8 +141,7 @@ pub(crate) async fn verify(database: &Database, args: VerifyArgs) -> anyhow::Res
         (None, false, _) => Anchors::Stored,
     };
     let bar = progress_bar(count_events(&pool, target.tenant()).await?, EVENTS)?;
-    let reader = EventReader::new(pool.clone());
-    let report = verify_database(&reader, target, anchors, &|events| bar.inc(events)).await?;
+    let report = verify_database(&pool, target, anchors, &|events| bar.inc(events)).await?;
     bar.finish_and_clear();
     let scope = match &args.anchors {
         Some(path) => format!("{target}, anchors of {}", path.display()),
@@ -350,13 +349,10 @@ fn announce(recorded: Option<&runledger_audit::Anchor>) {
 
 /// How many events the log (or a tenant's part) holds, for a progress bar.
 async fn count_events(pool: &PgPool, tenant: Option<TenantId>) -> anyhow::Result<u64> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE $1::bigint IS NULL OR tenant_id = $1",
-    )
-    .bind(tenant.map(TenantId::get))
-    .fetch_one(pool)
-    .await?;
-    Ok(count.unsigned_abs())
+    let reader = EventReader::new(pool.clone());
+    Ok(reader
+        .count_events(LogCursor::START, tenant, u64::MAX)
+        .await?)
 }
 
 /// Progress counted in events.

@@ -115,12 +115,11 @@ fn main() -> anyhow::Result<()> {
 async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Migrate => {
-            let pool = database.migrated_pool().await?;
-            let (events, runs): (i64, i64) = sqlx::query_as(
-                "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM streams)",
-            )
-            .fetch_one(&pool)
-            .await?;
+            let reader = runledger_store::EventReader::new(database.migrated_pool().await?);
+            let events = reader
+                .count_events(runledger_store::LogCursor::START, None, u64::MAX)
+                .await?;
+            let runs = reader.count_runs().await?;
             println!(
                 "migrated: the ledger holds {events} events of {runs} runs ({})",
                 database.describe()

@@ -216,7 +216,7 @@ pub(crate) async fn rebuild(database: &Database, args: RebuildArgs) -> anyhow::R
     for name in names {
         match name.as_str() {
             DEDUPE_INDEX => {
-                let rebuilt = runledger_projections::rebuild_dedupe_index(&pool).await?;
+                let rebuilt = runledger_store::rebuild_dedupe_index(&pool).await?;
                 println!(
                     "{DEDUPE_INDEX}: {} active runs ({} added, {} removed)",
                     rebuilt.active, rebuilt.added, rebuilt.removed

@@ -20,17 +20,6 @@ pub enum ProjectionError {
         /// The position asked for.
         position: i64,
     },
-    /// The log has two active runs with one tenant and identity: the dedupe index cannot be
-    /// rebuilt from it, and is left as it was.
-    #[error("runs {runs:?} of tenant {tenant} are both active with identity {identity_hash}")]
-    DedupeConflict {
-        /// The tenant.
-        tenant: i64,
-        /// The shared identity hash.
-        identity_hash: String,
-        /// The two runs.
-        runs: [uuid::Uuid; 2],
-    },
     /// A failure injected by a test at a statement boundary (see [`crate::FailPoint`]).
     #[error("injected failure at {0}")]
     Injected(&'static str),

@@ -13,23 +13,24 @@
 //! start of the log beside the active one, which keeps serving; once caught up, the views are
 //! switched to it in one transaction (docs/adr/0006).
 //!
-//! This crate never appends events: it reads them with the store's [`EventReader`].
+//! This crate never appends events, and never reads `events` with SQL of its own: it reads the
+//! log with the store's [`EventReader`] (a [`LogWalk`] per version, and the store's probes).
 //!
 //! [`EventReader`]: runledger_store::EventReader
+//! [`LogWalk`]: runledger_store::LogWalk
 //!
 //! # Layout
 //! - [`projection`]: the [`Projection`] trait, [`Definition`] and fingerprints, fail points.
-//! - [`projector`]: [`Projector`]: step, catch up, run; leadership; poison events.
+//! - [`projector`]: [`Projector`]: step, catch up, run; with its leadership, batch application
+//!   and poison events in files of their own.
 //! - [`registry`]: versions and their schemas; switch, rebuild, cancel, skip.
-//! - [`status`]: [`status`](status::status) and lag; [`has_passed`] for read-your-writes.
+//! - [`status`](mod@status): [`status`](status::status) and lag; [`has_passed`] for read-your-writes.
 //! - [`operation_runs`]: the OperationRun read model, its rows and its queries.
 //! - [`notifications`]: the notification feed and its queries.
 //! - `keyset`: the keyset page condition both read models' lists share.
-//! - [`dedupe`]: rebuilding the inline dedupe index from the log.
 //! - [`runtime`]: the known projections, and running them all.
 //! - [`error`]: [`ProjectionError`] and [`ApplyError`].
 
-pub mod dedupe;
 pub mod error;
 pub(crate) mod keyset;
 pub mod notifications;
@@ -40,7 +41,6 @@ pub mod registry;
 pub mod runtime;
 pub mod status;
 
-pub use dedupe::{DedupeRebuild, rebuild_dedupe_index};
 pub use error::{ApplyError, ProjectionError};
 pub use notifications::{NOTIFICATIONS, NoticeKind, Notifications, notice_id};
 pub use operation_runs::{OPERATION_RUNS, OperationRunRow, OperationRuns};

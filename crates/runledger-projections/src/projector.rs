@@ -6,26 +6,33 @@
 //! is still the one the batch was read from: even two projectors that both believe they lead
 //! can never apply a batch twice.
 //!
-//! One projector leads each projection (per code fingerprint) across processes: it holds a
-//! session-level advisory lock on a connection of its own. When its process dies the connection
-//! closes, the lock is released, and another projector takes over on its next step.
+//! One projector leads each projection (per code fingerprint) across processes
+//! (`projector/leadership.rs`); each live version reads the log through a walk of its own from
+//! its checkpoint, which reads the next batch while this one applies
+//! ([`runledger_store::LogWalk`]); a batch applies exactly once (`projector/batch.rs`), up to a
+//! poison event, which halts its version (`projector/poison.rs`).
 //!
 //! While a rebuild is under way, the leader keeps the active version up to date and builds the
 //! new one side by side; once the new one has caught up, it switches the public views to it.
+
+mod batch;
+pub(crate) mod leadership;
+mod poison;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use runledger_store::{EVENTS_CHANNEL, EventReader, LogCursor, RecordedEvent, StoreError};
+use runledger_store::{EVENTS_CHANNEL, EventReader, LogWalk};
+use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use sqlx::{Connection, PgConnection, PgPool};
-use tokio::task::JoinHandle;
 
-use crate::error::{ApplyError, ProjectionError, Result};
-use crate::projection::{ApplyTx, Definition, FailPoint, ProjectedEvent, Projection, fail_at};
-use crate::registry::{self, Prepared, ProjectionVersion, VersionStatus, stored_tx_id};
+use crate::error::Result;
+use crate::projection::{Definition, FailPoint, Projection};
+use crate::registry::{self, Prepared, ProjectionVersion, VersionStatus};
+use batch::BatchResult;
+use leadership::{Lead, Leadership};
 
 /// How a projector runs.
 #[derive(Clone)]
@@ -116,14 +123,6 @@ pub struct ProjectorStats {
     pub batches: u64,
 }
 
-/// The connection that holds the leader lock.
-struct Leader {
-    conn: PgConnection,
-    checked: Instant,
-}
-
-/// How often a leader makes sure its lock connection is still alive.
-const LEADER_CHECK: Duration = Duration::from_secs(1);
 /// The first pause before looking again at committed events held back by a transaction still
 /// running; it doubles up to [`HELD_BACK_MAX_PAUSE`]. (An append that commits also notifies,
 /// which ends the pause at once; the pause is for transactions that do not.)
@@ -134,23 +133,6 @@ const HELD_BACK_MAX_PAUSE: Duration = Duration::from_millis(50);
 /// How often the leader drops the schemas of versions retired longer than the grace period.
 const HOUSEKEEPING: Duration = Duration::from_secs(30);
 
-/// A version's batch being read ahead, on its own task, while the previous one applies.
-struct Prefetched {
-    from: LogCursor,
-    events: JoinHandle<Result<Vec<RecordedEvent>, StoreError>>,
-}
-
-/// What applying one version's batch came to.
-enum BatchResult {
-    Applied(usize),
-    Halted {
-        applied: usize,
-        position: i64,
-    },
-    /// The checkpoint moved under us: another projector applied it.
-    Lost,
-}
-
 /// Runs one projection: steppable for tests, or as a loop with [`Projector::run`].
 pub struct Projector<P> {
     pool: PgPool,
@@ -158,11 +140,12 @@ pub struct Projector<P> {
     projection: P,
     definition: Definition,
     options: ProjectorOptions,
-    leader: Option<Leader>,
+    leadership: Leadership,
     prepared: bool,
     housekeeping_at: Option<Instant>,
-    /// Batches read ahead, by version id.
-    prefetched: HashMap<i64, Prefetched>,
+    /// Each live version's walk of the log, by version id; it is where the version's
+    /// checkpoint is, unless another projector moved the checkpoint (then it starts afresh).
+    walks: HashMap<i64, LogWalk>,
     stats: ProjectorStats,
 }
 
@@ -174,12 +157,12 @@ impl<P: Projection> Projector<P> {
             reader: EventReader::new(pool.clone()),
             pool,
             projection,
+            leadership: Leadership::new(&definition),
             definition,
             options,
-            leader: None,
             prepared: false,
             housekeeping_at: None,
-            prefetched: HashMap::new(),
+            walks: HashMap::new(),
             stats: ProjectorStats::default(),
         }
     }
@@ -196,19 +179,12 @@ impl<P: Projection> Projector<P> {
 
     /// Whether this projector holds the leader lock (as of its last step).
     pub fn is_leader(&self) -> bool {
-        self.leader.is_some()
+        self.leadership.is_held()
     }
 
     /// Gives up the leader lock, so another projector can take over at once.
     pub async fn release(&mut self) {
-        if let Some(mut leader) = self.leader.take() {
-            // Unlocked explicitly: the session's end would release it too, but a moment later.
-            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-                .bind(self.definition.leader_key())
-                .execute(&mut leader.conn)
-                .await;
-            let _ = leader.conn.close().await;
-        }
+        self.leadership.release().await;
         self.prepared = false;
     }
 
@@ -229,12 +205,17 @@ impl<P: Projection> Projector<P> {
     /// of this code's fingerprint, pass over a skipped poison event, or switch a rebuilt version.
     ///
     /// # Errors
-    /// [`ProjectionError`] when the database fails or a fail point fires; nothing half-applied
-    /// remains, and the next step retries.
+    /// [`ProjectionError`](crate::ProjectionError) when the database fails or a fail point
+    /// fires; nothing half-applied remains, and the next step retries.
     #[tracing::instrument(skip_all, fields(projection = self.definition.name))]
     pub async fn step(&mut self) -> Result<StepOutcome> {
-        if !self.lead().await? {
-            return Ok(StepOutcome::NotLeader);
+        match self.leadership.lead(&self.pool).await? {
+            Lead::Kept => {}
+            Lead::Taken => self.prepared = false,
+            Lead::Refused => {
+                self.prepared = false;
+                return Ok(StepOutcome::NotLeader);
+            }
         }
         if !self.prepared {
             if registry::prepare(&self.pool, &self.definition).await? == Prepared::Superseded {
@@ -251,7 +232,7 @@ impl<P: Projection> Projector<P> {
             self.prepared = false;
             return Ok(StepOutcome::Superseded);
         }
-        self.prefetched
+        self.walks
             .retain(|id, _| live.iter().any(|version| version.id == *id));
         let mut applied = 0;
         let mut halted = None;
@@ -264,35 +245,20 @@ impl<P: Projection> Projector<P> {
                 halted.get_or_insert(position);
                 continue;
             }
-            let batch = match self.prefetched.remove(&version.id) {
-                Some(prefetched) if prefetched.from == version.checkpoint => {
-                    match prefetched.events.await {
-                        Ok(read) => read?,
-                        Err(_) => self.read(version.checkpoint).await?,
-                    }
-                }
-                stale => {
-                    if let Some(stale) = stale {
-                        stale.events.abort();
-                    }
-                    self.read(version.checkpoint).await?
-                }
-            };
-            let full = batch.len() >= self.options.batch_size as usize;
-            // A full batch means more to read: read the next batch, on another task, while this
-            // one applies. It starts after this batch's last event, where the checkpoint will
-            // be; a read done early is still a correct prefix of the log after that cursor.
-            if let Some(last) = batch.last().filter(|_| full) {
-                let from = LogCursor::after(last);
-                let (reader, batch_size) = (self.reader.clone(), self.options.batch_size);
-                let prefetched = Prefetched {
-                    from,
-                    events: tokio::spawn(
-                        async move { reader.read_log(from, batch_size, None).await },
-                    ),
-                };
-                self.prefetched.insert(version.id, prefetched);
+            let (reader, batch_size) = (&self.reader, self.options.batch_size);
+            let walk = self
+                .walks
+                .entry(version.id)
+                .or_insert_with(|| reader.walk(version.checkpoint, None, batch_size));
+            if walk.cursor() != version.checkpoint {
+                // The checkpoint is not where the walk is: another projector moved it, an
+                // operator's skip did, or the last batch was not (all) applied.
+                *walk = reader.walk(version.checkpoint, None, batch_size);
             }
+            // A full batch means more to read: the walk reads the next one, on another task,
+            // while this one applies.
+            let batch = walk.next_batch().await?.unwrap_or_default();
+            let full = batch.len() >= batch_size as usize;
             match self.apply_batch(version, batch).await? {
                 BatchResult::Applied(events) => applied += events,
                 BatchResult::Halted {
@@ -327,20 +293,25 @@ impl<P: Projection> Projector<P> {
     /// Whether committed events lie after a live version's checkpoint: after a step that found
     /// nothing to read, they are held back by a transaction still running.
     ///
+    /// Each version's question is one index entry of the log (the store's
+    /// [`EventReader::has_events_after`]), never a scan: a projector asks it every time it goes
+    /// idle.
+    ///
     /// # Errors
-    /// [`ProjectionError::Database`] when the database fails.
+    /// [`ProjectionError::Database`](crate::ProjectionError::Database) or
+    /// [`ProjectionError::Store`](crate::ProjectionError::Store) when the database fails.
     pub async fn has_unread_events(&self) -> Result<bool> {
-        let unread: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM projection_versions v JOIN events e \
-                 ON (e.tx_id, e.position) > (v.checkpoint_tx_id::text::xid8, v.checkpoint_position) \
-             WHERE v.projection = $1 AND v.fingerprint = $2 AND v.status IN ('active', 'building') \
-               AND v.halted_position IS NULL)",
-        )
-        .bind(self.definition.name)
-        .bind(&self.definition.fingerprint)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(unread)
+        for version in self.live_versions().await? {
+            if version.halted_position.is_none()
+                && self
+                    .reader
+                    .has_events_after(version.checkpoint, None)
+                    .await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Runs until `shutdown` completes: catches up, then waits for the store's notification or
@@ -349,8 +320,8 @@ impl<P: Projection> Projector<P> {
     /// back) first. Gives up the leader lock before it returns.
     ///
     /// # Errors
-    /// [`ProjectionError::Database`] when it cannot listen for notifications at the start;
-    /// failures of steps are logged and retried.
+    /// [`ProjectionError::Database`](crate::ProjectionError::Database) when it cannot listen for
+    /// notifications at the start; failures of steps are logged and retried.
     pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let mut shutdown = pin!(shutdown);
         let mut listener = PgListener::connect_with(&self.pool).await?;
@@ -392,7 +363,7 @@ impl<P: Projection> Projector<P> {
             };
             tokio::select! {
                 () = &mut shutdown => break,
-                // A notification, a listener error (it connections on the next call) or the
+                // A notification, a listener error (it reconnects on the next call) or the
                 // timeout: each leads to one more step.
                 _ = tokio::time::timeout(wait, listener.try_recv()) => {}
             }
@@ -418,54 +389,10 @@ impl<P: Projection> Projector<P> {
     /// Drops the schemas of this projection's versions retired longer than the grace period.
     ///
     /// # Errors
-    /// [`ProjectionError::Database`] when the database fails.
+    /// [`ProjectionError::Database`](crate::ProjectionError::Database) when the database
+    /// fails.
     pub async fn drop_retired(&self) -> Result<usize> {
         registry::drop_expired(&self.pool, self.definition.name, self.options.retired_grace).await
-    }
-
-    /// Up to a batch of events after `from`.
-    async fn read(&self, from: LogCursor) -> Result<Vec<RecordedEvent>> {
-        Ok(self
-            .reader
-            .read_log(from, self.options.batch_size, None)
-            .await?)
-    }
-
-    /// Holds or takes the leader lock; false when another projector holds it.
-    async fn lead(&mut self) -> Result<bool> {
-        if let Some(leader) = &mut self.leader {
-            if leader.checked.elapsed() < LEADER_CHECK {
-                return Ok(true);
-            }
-            match sqlx::query("SELECT 1").execute(&mut leader.conn).await {
-                Ok(_) => {
-                    leader.checked = Instant::now();
-                    return Ok(true);
-                }
-                Err(error) => {
-                    tracing::warn!(projection = self.definition.name, %error, "lost the leader connection");
-                    self.leader = None;
-                    self.prepared = false;
-                }
-            }
-        }
-        // A connection of its own, outside the pool: the lock lives as long as the session.
-        let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(self.definition.leader_key())
-            .fetch_one(&mut conn)
-            .await?;
-        if locked {
-            tracing::info!(projection = self.definition.name, "leading the projection");
-            self.leader = Some(Leader {
-                conn,
-                checked: Instant::now(),
-            });
-            self.prepared = false;
-        } else {
-            let _ = conn.close().await;
-        }
-        Ok(locked)
     }
 
     /// This fingerprint's active and building versions, active first.
@@ -482,210 +409,4 @@ impl<P: Projection> Projector<P> {
         live.sort_by_key(|v| v.status != VersionStatus::Active);
         Ok(live)
     }
-
-    /// Decodes and applies a batch read from `version`'s checkpoint. A poison event (one that
-    /// does not decode, or fails to apply on its own) is recorded and halts the version; the
-    /// events before it are applied.
-    async fn apply_batch(
-        &mut self,
-        version: &ProjectionVersion,
-        batch: Vec<RecordedEvent>,
-    ) -> Result<BatchResult> {
-        let mut events = Vec::with_capacity(batch.len());
-        let mut undecodable = None;
-        for recorded in batch {
-            match recorded.decode() {
-                Ok(event) => events.push(ProjectedEvent { recorded, event }),
-                Err(error) => {
-                    undecodable = Some((recorded, error.to_string()));
-                    break;
-                }
-            }
-        }
-        let mut checkpoint = version.checkpoint;
-        let mut applied = 0;
-        if !events.is_empty() {
-            match self.commit_batch(version, checkpoint, &events).await {
-                Ok(true) => {
-                    applied = events.len();
-                    checkpoint = LogCursor::after(&events[events.len() - 1].recorded);
-                }
-                Ok(false) => return Ok(BatchResult::Lost),
-                Err(ApplyError::Failed(error)) => return Err(error),
-                // One event of the batch cannot be applied: apply them one at a time to find it,
-                // so that every event before it is applied.
-                Err(ApplyError::Poison(_)) => {
-                    for event in &events {
-                        match self
-                            .commit_batch(version, checkpoint, std::slice::from_ref(event))
-                            .await
-                        {
-                            Ok(true) => {
-                                applied += 1;
-                                checkpoint = LogCursor::after(&event.recorded);
-                            }
-                            Ok(false) => return Ok(BatchResult::Lost),
-                            Err(ApplyError::Failed(error)) => return Err(error),
-                            Err(ApplyError::Poison(reason)) => {
-                                return self
-                                    .halt(version, checkpoint, &event.recorded, &reason, applied)
-                                    .await;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        match undecodable {
-            Some((recorded, reason)) => {
-                self.halt(version, checkpoint, &recorded, &reason, applied)
-                    .await
-            }
-            None => Ok(BatchResult::Applied(applied)),
-        }
-    }
-
-    /// Applies `events` to `version` and advances its checkpoint from `from`, in one
-    /// transaction. False when the checkpoint is no longer `from` (another projector moved it).
-    async fn commit_batch(
-        &mut self,
-        version: &ProjectionVersion,
-        from: LogCursor,
-        events: &[ProjectedEvent],
-    ) -> Result<bool, ApplyError> {
-        let fail_point = self.options.fail_point.as_ref();
-        let mut tx = self.pool.begin().await.map_err(ProjectionError::from)?;
-        fail_at(fail_point, "begin")?;
-        if !claim(&mut tx, version.id, from).await? {
-            return Ok(false);
-        }
-        fail_at(fail_point, "claim")?;
-        self.projection
-            .apply(
-                events,
-                &mut ApplyTx {
-                    conn: &mut tx,
-                    fail_point,
-                },
-            )
-            .await?;
-        let last = LogCursor::after(&events[events.len() - 1].recorded);
-        sqlx::query(
-            // Qualified: `search_path` is the version's schema in this transaction.
-            "UPDATE public.projection_versions SET checkpoint_tx_id = $2, checkpoint_position = $3, \
-                    events_applied = events_applied + $4, updated_at = now() \
-             WHERE id = $1",
-        )
-        .bind(version.id)
-        .bind(stored_tx_id(last))
-        .bind(last.position)
-        .bind(events.len() as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(ProjectionError::from)?;
-        fail_at(fail_point, "checkpoint")?;
-        tx.commit().await.map_err(ProjectionError::from)?;
-        self.stats.events_applied += events.len() as u64;
-        self.stats.batches += 1;
-        // After the commit: a crash here must not apply the batch again.
-        fail_at(fail_point, "committed")?;
-        Ok(true)
-    }
-
-    /// Records the poison event `event` of `version` and halts the version at it.
-    async fn halt(
-        &self,
-        version: &ProjectionVersion,
-        checkpoint: LogCursor,
-        event: &RecordedEvent,
-        reason: &str,
-        applied: usize,
-    ) -> Result<BatchResult> {
-        let mut tx = self.pool.begin().await?;
-        if !claim(&mut tx, version.id, checkpoint).await? {
-            return Ok(BatchResult::Lost);
-        }
-        sqlx::query(
-            // Qualified, like every statement after `claim` (which sets `search_path`).
-            "INSERT INTO public.projection_poison (version_id, projection, position, tx_id, error) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (version_id, position) DO UPDATE SET error = EXCLUDED.error",
-        )
-        .bind(version.id)
-        .bind(self.definition.name)
-        .bind(event.position)
-        .bind(stored_tx_id(LogCursor::after(event)))
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE public.projection_versions SET halted_position = $2, last_error = $3, updated_at = now() \
-             WHERE id = $1",
-        )
-        .bind(version.id)
-        .bind(event.position)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        tracing::error!(
-            projection = self.definition.name,
-            schema = version.schema_name,
-            position = event.position,
-            reason,
-            "a poison event halts the projection until an operator skips it"
-        );
-        Ok(BatchResult::Halted {
-            applied,
-            position: event.position,
-        })
-    }
-
-    /// Moves `version` past the poison event at `position` if an operator skipped it.
-    async fn pass_skipped(&self, version: &ProjectionVersion, position: i64) -> Result<bool> {
-        let passed = sqlx::query(
-            "UPDATE projection_versions v \
-             SET checkpoint_tx_id = p.tx_id, checkpoint_position = p.position, \
-                 events_skipped = v.events_skipped + 1, halted_position = NULL, updated_at = now() \
-             FROM projection_poison p \
-             WHERE v.id = $1 AND v.halted_position = $2 AND p.version_id = v.id \
-               AND p.position = $2 AND p.skipped_at IS NOT NULL",
-        )
-        .bind(version.id)
-        .bind(position)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if passed > 0 {
-            tracing::warn!(
-                projection = self.definition.name,
-                position,
-                "skipped a poison event"
-            );
-        }
-        Ok(passed > 0)
-    }
-}
-
-/// Locks `version`'s registry row, checks its checkpoint is still `from` (and that it is live
-/// and not halted), and sets `search_path` to its schema for the rest of the transaction.
-///
-/// The transaction also commits without waiting for the WAL flush (`synchronous_commit` off):
-/// a crash may lose the last few batches, but always their effects together with their
-/// checkpoint, which are then applied again. Exactly-once holds; durability of a derived table
-/// is not worth a disk flush per batch.
-async fn claim(tx: &mut PgConnection, version: i64, from: LogCursor) -> Result<bool> {
-    let claimed: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT checkpoint_tx_id, checkpoint_position \
-         FROM (SELECT checkpoint_tx_id, checkpoint_position, \
-                      set_config('search_path', schema_name, true), \
-                      set_config('synchronous_commit', 'off', true) \
-               FROM projection_versions \
-               WHERE id = $1 AND status IN ('active', 'building') AND halted_position IS NULL \
-               FOR UPDATE) AS claimed",
-    )
-    .bind(version)
-    .fetch_optional(tx)
-    .await?;
-    Ok(claimed.is_some_and(|(tx_id, position)| registry::cursor(tx_id, position) == from))
 }

@@ -3,7 +3,7 @@
 //! poison events and dropping the schemas of retired versions.
 //!
 //! Every change of a projection's set of versions takes the transaction-scoped advisory lock
-//! [`registry_key`], so processes running different code (a rolling deploy) and operators'
+//! `registry_key`, so processes running different code (a rolling deploy) and operators'
 //! commands never interleave them.
 
 use std::time::Duration;
@@ -161,6 +161,21 @@ pub(crate) async fn versions(
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(ProjectionVersion::from).collect())
+}
+
+/// The checkpoint of `projection`'s active version, if it has one.
+pub(crate) async fn active_checkpoint(
+    pool: &PgPool,
+    projection: &str,
+) -> Result<Option<LogCursor>> {
+    let checkpoint: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT checkpoint_tx_id, checkpoint_position FROM projection_versions \
+         WHERE projection = $1 AND status = 'active'",
+    )
+    .bind(projection)
+    .fetch_optional(pool)
+    .await?;
+    Ok(checkpoint.map(|(tx_id, position)| cursor(tx_id, position)))
 }
 
 /// Runs SQL built at run time (DDL, with identifiers this crate made), possibly several

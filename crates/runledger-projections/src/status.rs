@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use runledger_store::LogCursor;
+use chrono::Utc;
+use runledger_store::{EventReader, LogCursor};
 use sqlx::PgPool;
 
 use crate::error::Result;
-use crate::projection::Definition;
-use crate::registry::{ProjectionVersion, VersionRow, VersionStatus, version_columns};
+use crate::projector::leadership::is_led;
+use crate::registry::{self, ProjectionVersion, VersionRow, VersionStatus, version_columns};
 
 /// The state of a projection, as its status shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub struct VersionProgress {
     pub version: ProjectionVersion,
     /// Committed events after its checkpoint.
     pub lag_events: i64,
-    /// Seconds since the oldest of them was recorded (0 when there is none).
+    /// Seconds since the first of them (in log order) was recorded (0 when there is none).
     pub lag_seconds: f64,
     /// Whether a projector holds this version's leader lock.
     pub led: bool,
@@ -173,66 +173,42 @@ pub async fn status(pool: &PgPool, projection: &str) -> Result<Option<Projection
 }
 
 async fn progress(pool: &PgPool, version: ProjectionVersion) -> Result<VersionProgress> {
-    let (lag_events, oldest, led): (i64, Option<DateTime<Utc>>, bool) = sqlx::query_as(
-        "SELECT count(*), min(recorded_at), \
-                EXISTS (SELECT 1 FROM pg_locks l \
-                        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-                          AND l.database = (SELECT oid FROM pg_database \
-                                            WHERE datname = current_database()) \
-                          AND l.classid = $3::bigint::oid AND l.objid = $4::bigint::oid) \
-         FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)",
-    )
-    .bind(version.checkpoint.tx_id.to_string())
-    .bind(version.checkpoint.position)
-    .bind(leader_key_high(&version))
-    .bind(leader_key_low(&version))
-    .fetch_one(pool)
-    .await?;
-    let lag_seconds = oldest.map_or(0.0, |oldest| {
-        (Utc::now() - oldest)
+    let lag = EventReader::new(pool.clone())
+        .lag(version.checkpoint)
+        .await?;
+    let led = is_led(pool, &version).await?;
+    let lag_seconds = lag.first_recorded_at.map_or(0.0, |first| {
+        (Utc::now() - first)
             .to_std()
             .unwrap_or_default()
             .as_secs_f64()
     });
     Ok(VersionProgress {
         version,
-        lag_events,
+        lag_events: i64::try_from(lag.events).unwrap_or(i64::MAX),
         lag_seconds,
         led,
     })
-}
-
-/// The leader key of a stored version, split as `pg_locks` shows a bigint advisory lock.
-fn leader_key(version: &ProjectionVersion) -> u64 {
-    Definition::leader_key_of(&version.projection, &version.fingerprint) as u64
-}
-
-fn leader_key_high(version: &ProjectionVersion) -> i64 {
-    (leader_key(version) >> 32) as i64
-}
-
-fn leader_key_low(version: &ProjectionVersion) -> i64 {
-    (leader_key(version) & 0xffff_ffff) as i64
 }
 
 /// Whether the active version of `projection` has applied (or skipped) the event at
 /// `position`: the position a command returned. False for a position no committed event has.
 ///
 /// # Errors
-/// [`crate::ProjectionError::Database`] when the database fails.
+/// [`crate::ProjectionError::Database`] or [`crate::ProjectionError::Store`] when the database
+/// fails.
 pub async fn has_passed(pool: &PgPool, projection: &str, position: i64) -> Result<bool> {
-    let passed: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events e JOIN projection_versions v \
-                        ON v.projection = $1 AND v.status = 'active' \
-                        WHERE e.position = $2 \
-                          AND (e.tx_id, e.position) \
-                              <= (v.checkpoint_tx_id::text::xid8, v.checkpoint_position))",
-    )
-    .bind(projection)
-    .bind(position)
-    .fetch_one(pool)
-    .await?;
-    Ok(passed)
+    match EventReader::new(pool.clone()).cursor_of(position).await? {
+        Some(event) => has_passed_cursor(pool, projection, event).await,
+        None => Ok(false),
+    }
+}
+
+/// Whether the active version of `projection` has applied (or skipped) the event at `event`.
+async fn has_passed_cursor(pool: &PgPool, projection: &str, event: LogCursor) -> Result<bool> {
+    Ok(registry::active_checkpoint(pool, projection)
+        .await?
+        .is_some_and(|checkpoint| event <= checkpoint))
 }
 
 /// How often [`wait_until_passed`] looks again.
@@ -248,9 +224,17 @@ pub async fn wait_until_passed(
     position: i64,
     timeout: Duration,
 ) -> Result<bool> {
+    let reader = EventReader::new(pool.clone());
     let deadline = Instant::now() + timeout;
+    // An event's place in the log never changes: once found, only the checkpoint is looked at.
+    let mut event = None;
     loop {
-        if has_passed(pool, projection, position).await? {
+        if event.is_none() {
+            event = reader.cursor_of(position).await?;
+        }
+        if let Some(event) = event
+            && has_passed_cursor(pool, projection, event).await?
+        {
             return Ok(true);
         }
         let now = Instant::now();

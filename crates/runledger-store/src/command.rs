@@ -227,7 +227,7 @@ impl CommandHandler {
 
     /// The database of the store (for the tables beside the log: heartbeats).
     pub(crate) fn pool(&self) -> &sqlx::PgPool {
-        self.reader.pool()
+        &self.reader.pool
     }
 }
 

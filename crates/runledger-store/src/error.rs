@@ -40,6 +40,17 @@ pub enum StoreError {
         /// Why it does not decode.
         reason: String,
     },
+    /// The log itself has two active runs with one tenant and identity: the dedupe index cannot
+    /// be rebuilt from it, and is left as it was.
+    #[error("runs {runs:?} of tenant {tenant} are both active with identity {identity_hash}")]
+    DedupeConflict {
+        /// The tenant.
+        tenant: i64,
+        /// The shared identity hash.
+        identity_hash: String,
+        /// The two runs.
+        runs: [uuid::Uuid; 2],
+    },
     /// The database failed or could not be reached; the append may be retried with the same
     /// event ids, which is safe.
     #[error("database error")]

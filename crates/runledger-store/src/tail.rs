@@ -1,4 +1,5 @@
-//! A live stream of the log in safe order: catch up from a cursor, then follow new events.
+//! A live stream of the log in safe order: catch up from a cursor, then follow new events (a
+//! [`LogWalk`](crate::walk::LogWalk) that follows the log, woken when it is caught up).
 //!
 //! The stream listens on the append channel before its first read, so an event committed
 //! between a read and the wait wakes it at once. Notifications can be lost (a dropped
@@ -39,22 +40,19 @@ pub fn tail(
     poll: Duration,
 ) -> impl Stream<Item = Result<RecordedEvent, StoreError>> {
     async_stream::try_stream! {
-        let mut listener = PgListener::connect_with(reader.pool()).await?;
+        let mut listener = PgListener::connect_with(&reader.pool).await?;
         listener.listen(EVENTS_CHANNEL).await?;
-        let mut cursor = from;
+        let mut walk = reader.walk(from, tenant, BATCH);
         let mut held_back_pause = HELD_BACK_PAUSE;
         loop {
-            let batch = reader.read_log(cursor, BATCH, tenant).await?;
-            let caught_up = batch.len() < BATCH as usize;
-            if !batch.is_empty() {
+            if let Some(batch) = walk.next_batch().await? {
                 held_back_pause = HELD_BACK_PAUSE;
+                for event in batch {
+                    yield event;
+                }
             }
-            for event in batch {
-                cursor = LogCursor::after(&event);
-                yield event;
-            }
-            if caught_up {
-                let wait = if reader.has_events_after(cursor, tenant).await? {
+            if walk.is_caught_up() {
+                let wait = if walk.has_held_back_events().await? {
                     let wait = held_back_pause.min(poll);
                     held_back_pause = held_back_pause.saturating_mul(2);
                     wait

@@ -9,7 +9,7 @@ use runledger_audit::anchor::{
     AnchorBreak, AnchorOutcome, AnchorPolicy, TenantState, anchor_if_due, check_anchor_chain,
     record_anchor, run_anchoring, stored_anchors,
 };
-use runledger_audit::verify::{AnchorProblem, Anchors, Target};
+use runledger_audit::verify::{AnchorFailure, AnchorProblem, Anchors, Target};
 use runledger_audit::{AuditError, Scope};
 
 use super::support::{
@@ -23,7 +23,13 @@ use crate::helpers::{LOG_WAIT, TestStore};
 #[track_caller]
 fn assert_tenant_lost(report: &runledger_audit::Report, t: i64, events: u64, runs: u64) {
     assert_eq!(report.anchor_failures.len(), 1, "{}", report.summary());
-    let failure = &report.anchor_failures[0];
+    assert_anchor_says_tenant_lost(&report.anchor_failures[0], t, events, runs);
+    assert!(!report.is_valid());
+}
+
+/// Asserts that `failure` says tenant `t` lost `events` events and `runs` runs.
+#[track_caller]
+fn assert_anchor_says_tenant_lost(failure: &AnchorFailure, t: i64, events: u64, runs: u64) {
     let AnchorProblem::Tenant {
         tenant: failed,
         anchored,
@@ -32,10 +38,9 @@ fn assert_tenant_lost(report: &runledger_audit::Report, t: i64, events: u64, run
     else {
         panic!("a tenant mismatch: {failure}");
     };
-    assert_eq!(*failed, tenant(t));
+    assert_eq!(*failed, tenant(t), "{failure}");
     assert_eq!(anchored.events - found.events, events, "{failure}");
     assert_eq!(anchored.runs - found.runs, runs, "{failure}");
-    assert!(!report.is_valid());
 }
 
 #[tokio::test]
@@ -117,6 +122,78 @@ async fn deleting_a_whole_run_is_caught_by_an_exported_anchor() {
     let export = export_text(&store, Scope::default()).await;
     let offline = verify_text(&export, Target::Log, Some(anchors(&exported))).unwrap();
     assert_tenant_lost(&offline.report, 2, 5, 1);
+}
+
+/// The sequences of the anchors a report says fail, in the order it lists them.
+fn failed_sequences(report: &runledger_audit::Report) -> Vec<u64> {
+    report
+        .anchor_failures
+        .iter()
+        .map(|failure| failure.sequence)
+        .collect()
+}
+
+/// Asserts that `report` lists exactly `failed` as failing anchors, each as a problem line of
+/// its own (what `runledger verify` prints), and that it fails.
+#[track_caller]
+fn assert_anchors_fail(report: &runledger_audit::Report, failed: &[u64]) {
+    assert_eq!(failed_sequences(report), failed, "{}", report.summary());
+    for sequence in failed {
+        let line = format!("anchor #{sequence} at ");
+        assert!(
+            report.problems().any(|problem| problem.starts_with(&line)),
+            "no problem line for anchor #{sequence}: {:?}",
+            report.problems().collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        report
+            .summary()
+            .ends_with(&format!("FAILED ({} anchor failures)", failed.len())),
+        "{}",
+        report.summary()
+    );
+}
+
+// Issue 11: `verify` reported only the first failing anchor of each tenant.
+#[tokio::test]
+async fn verify_reports_every_failing_anchor_not_only_the_first() {
+    let store = TestStore::new().await;
+    let (runs, _) = small_ledger(&store).await;
+    export_anchors(&store).await;
+    runs_of_five(&store, tenant(1), 1).await;
+    let exported = export_anchors(&store).await;
+    assert_eq!(anchors(&exported).len(), 2);
+
+    // Events both anchors cover are deleted: each of them fails, in the database (stored and
+    // exported anchors) and offline.
+    delete_newest_events(&store, runs[1], 2).await;
+    let stored = verify(&store, Target::Log, Anchors::Stored).await;
+    assert_anchors_fail(&stored, &[1, 2]);
+    for failure in &stored.anchor_failures {
+        assert_anchor_says_tenant_lost(failure, 1, 2, 0);
+    }
+    let given = verify(&store, Target::Log, Anchors::Given(anchors(&exported))).await;
+    assert_anchors_fail(&given, &[1, 2]);
+    let export = export_text(&store, Scope::default()).await;
+    let offline = verify_text(&export, Target::Log, Some(anchors(&exported))).unwrap();
+    assert_anchors_fail(&offline.report, &[1, 2]);
+
+    // Both anchors of the kept file edited: each is reported.
+    let edited = exported
+        .replace("\"event_count\":25", "\"event_count\":23")
+        .replace("\"event_count\":30", "\"event_count\":28");
+    assert_eq!(anchors(&edited).len(), 2);
+    let report = verify(&store, Target::Log, Anchors::Given(anchors(&edited))).await;
+    assert_anchors_fail(&report, &[1, 2]);
+    assert!(
+        report
+            .anchor_failures
+            .iter()
+            .all(|failure| failure.problem == AnchorProblem::Record(AnchorBreak::HashMismatch)),
+        "{:?}",
+        report.anchor_failures
+    );
 }
 
 #[tokio::test]
@@ -208,7 +285,7 @@ async fn anchors_cannot_be_checked_against_part_of_a_tenant() {
     let exported = export_anchors(&store).await;
 
     let one_run = runledger_audit::verify_database(
-        &store.reader,
+        &store.pool,
         Target::Run(tenant(1), runs[0]),
         Anchors::Given(anchors(&exported)),
         &|_| {},

@@ -56,7 +56,7 @@ pub(crate) async fn settle(store: &TestStore) {
 /// Verifies the database (every committed event: it settles first).
 pub(crate) async fn verify(store: &TestStore, target: Target, anchors: Anchors) -> Report {
     settle(store).await;
-    verify_database(&store.reader, target, anchors, &|_| {})
+    verify_database(&store.pool, target, anchors, &|_| {})
         .await
         .expect("the verification runs")
 }

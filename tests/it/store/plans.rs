@@ -7,6 +7,7 @@
 //! log, and none may scan `events` (nor, for the writer, `streams` or `active_runs`).
 
 use runledger_store::append::statement::{WRITER_SESSION, WRITER_STATEMENTS};
+use runledger_store::read::READ_STATEMENTS;
 use sqlx::PgConnection;
 use sqlx::pool::PoolConnection;
 
@@ -29,10 +30,16 @@ async fn small_log() -> TestStore {
     store
 }
 
-/// A log of 200,000 events (and as many runs, a quarter of them active), analyzed. Inserted in
-/// bulk as the tables' owner: the append-only triggers allow inserts.
+/// A log of 200,000 events (and as many runs, a quarter of them active), analyzed.
 async fn large_log() -> TestStore {
     let store = small_log().await;
+    grow(&store).await;
+    store
+}
+
+/// Adds 200,000 events (and as many runs, a quarter of them active) and analyzes the tables.
+/// Inserted in bulk as the tables' owner: the append-only triggers allow inserts.
+async fn grow(store: &TestStore) {
     sqlx::raw_sql(
         "INSERT INTO events (event_id, tenant_id, run_id, version, event_type, schema_version,
                              payload, metadata, recorded_at, prev_hash, hash)
@@ -50,8 +57,7 @@ async fn large_log() -> TestStore {
     .execute(&store.pool)
     .await
     .unwrap();
-    analyze(&store).await;
-    store
+    analyze(store).await;
 }
 
 async fn analyze(store: &TestStore) {
@@ -137,4 +143,64 @@ async fn the_writers_statements_never_scan_a_small_log() {
 async fn the_writers_statements_never_scan_a_large_log() {
     let store = large_log().await;
     writer_statements_use_indexes(&store).await;
+}
+
+#[tokio::test]
+async fn the_readers_statements_never_scan_a_large_log() {
+    let store = large_log().await;
+    for (name, sql) in READ_STATEMENTS {
+        let plan = generic_plan(&store, None, sql).await;
+        assert_no_scan_of(&["events"], name, &plan);
+    }
+}
+
+/// The plan of each prepared statement, as `EXPLAIN EXECUTE` shows it on `conn` now.
+async fn explain_each<'a>(
+    conn: &mut PgConnection,
+    prepared: &[(&'a str, String)],
+) -> Vec<(&'a str, String)> {
+    let mut plans = Vec::new();
+    for (name, explain) in prepared {
+        let lines: Vec<String> = sqlx::query_scalar(explain)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        plans.push((*name, lines.join("\n")));
+    }
+    plans
+}
+
+#[tokio::test]
+async fn a_readers_plan_made_while_the_log_was_tiny_is_made_again_once_it_has_grown() {
+    // On a log of one page every reader's statement reads the page (the planner's right
+    // choice there, and the readers run on the caller's pool, without the writer's session
+    // settings). A plan cached then is not kept: analyzing the grown log (autovacuum does it
+    // as the log grows) makes PostgreSQL plan the statement again, on the index.
+    let store = small_log().await;
+    let mut conn = store.pool.acquire().await.unwrap();
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let mut prepared = Vec::new();
+    for (i, (name, sql)) in READ_STATEMENTS.iter().enumerate() {
+        sqlx::raw_sql(&format!("PREPARE read_{i} AS {sql}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let parameters = vec!["NULL"; parameter_count(sql)].join(", ");
+        prepared.push((*name, format!("EXPLAIN EXECUTE read_{i}({parameters})")));
+    }
+    let tiny = explain_each(&mut conn, &prepared).await;
+    assert!(
+        tiny.iter()
+            .any(|(_, plan)| plan.contains("Seq Scan on events")),
+        "the tiny log tempts the planner: {tiny:?}"
+    );
+    grow(&store).await;
+    for (name, plan) in explain_each(&mut conn, &prepared).await {
+        assert_no_scan_of(&["events"], name, &plan);
+    }
+    // Not returned to the pool: its session was changed.
+    conn.close().await.unwrap();
 }

@@ -10,10 +10,11 @@ use runledger_core::{
     Cancel, Complete, CompletionReason, Outcome, QueueRun, RunCommand, RunEvent, RunId,
     RunRejection, RunStatus, RunType, Start, TenantId, TimeOut, WorkerId,
 };
-use runledger_projections::rebuild_dedupe_index;
 use runledger_store::chain::{GENESIS, verify_chain};
 use runledger_store::command::fold;
-use runledger_store::{CommandError, CommandOutcome, LogCursor, RecordedEvent};
+use runledger_store::{
+    CommandError, CommandOutcome, LogCursor, RecordedEvent, rebuild_dedupe_index,
+};
 use serde_json::{Value, json};
 
 use crate::helpers::verbs::{queue, request};

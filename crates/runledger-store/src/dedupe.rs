@@ -3,8 +3,8 @@
 //! `active_runs` is derived state written by the store's append statement, one row per queued or
 //! running run. If it were ever lost or damaged, it can be recomputed from the events: the runs
 //! with a `Queued` and no `Completed`, keyed by the identity hash of their `Queued`. The rebuild
-//! lives here, with the other rebuilds of derived state; the store stays the only writer of
-//! events.
+//! lives in the store, beside the append that writes the index inline, and decodes the `Queued`
+//! events as every reader does ([`RecordedEvent::decode`], with its upcasting).
 //!
 //! Every append statement writes `active_runs` (taking or freeing a slot, or planning to), so it
 //! takes a ROW EXCLUSIVE lock on it. The rebuild holds SHARE ROW EXCLUSIVE for its transaction:
@@ -14,13 +14,12 @@
 use std::collections::{HashMap, HashSet};
 
 use runledger_core::RunEvent;
-use runledger_store::StoreError;
-use runledger_store::schema::decode_payload;
-use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::error::{ProjectionError, Result};
+use crate::error::StoreError;
+use crate::read::{EventRow, event_columns, into_events};
+use crate::schema::RecordedEvent;
 
 /// What a dedupe index rebuild changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,38 +39,33 @@ type Slot = (i64, String, Uuid);
 /// duration (a scan of the `Queued` events).
 ///
 /// # Errors
-/// [`ProjectionError::Store`] when a `Queued` payload does not decode;
-/// [`ProjectionError::DedupeConflict`] when the log itself has two active runs with one identity
-/// (the index is then left as it was); [`ProjectionError::Database`] when the database fails.
-pub async fn rebuild_dedupe_index(pool: &PgPool) -> Result<DedupeRebuild> {
+/// [`StoreError::Decode`] when a `Queued` event does not decode;
+/// [`StoreError::DedupeConflict`] when the log itself has two active runs with one identity
+/// (the index is then left as it was); [`StoreError::Database`] when the database fails.
+pub async fn rebuild_dedupe_index(pool: &PgPool) -> Result<DedupeRebuild, StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("LOCK TABLE active_runs IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
-    let queued: Vec<(i64, i32, Value)> = sqlx::query_as(
-        "SELECT q.position, q.schema_version, q.payload FROM events q \
-         WHERE q.event_type = 'Queued' \
+    let rows: Vec<EventRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events \
+         WHERE event_type = 'Queued' \
            AND NOT EXISTS (SELECT 1 FROM events c \
-                           WHERE c.run_id = q.run_id AND c.event_type = 'Completed')",
-    )
+                           WHERE c.run_id = events.run_id AND c.event_type = 'Completed')"
+    ))
     .fetch_all(&mut *tx)
     .await?;
+    let queued = into_events(rows)?;
     let mut wanted: HashMap<(i64, String), Uuid> = HashMap::with_capacity(queued.len());
-    for (position, schema_version, payload) in queued {
-        let decode_error = |reason: String| StoreError::Decode {
-            position,
-            event_type: "Queued".to_owned(),
-            schema_version,
-            reason,
-        };
-        let RunEvent::Queued(queued) = decode_payload("Queued", schema_version, payload)
-            .map_err(|e| ProjectionError::from(decode_error(e)))?
-        else {
-            unreachable!("a Queued payload decodes to a Queued event");
+    for recorded in &queued {
+        let RunEvent::Queued(queued) = recorded.decode()? else {
+            return Err(not_queued(recorded));
         };
         let key = (queued.tenant_id.get(), queued.run_identity_hash.to_hex());
         if let Some(other) = wanted.insert(key.clone(), queued.run_id.as_uuid()) {
-            return Err(ProjectionError::DedupeConflict {
+            return Err(StoreError::DedupeConflict {
                 tenant: key.0,
                 identity_hash: key.1,
                 runs: [other, queued.run_id.as_uuid()],
@@ -121,4 +115,14 @@ pub async fn rebuild_dedupe_index(pool: &PgPool) -> Result<DedupeRebuild> {
         );
     }
     Ok(rebuilt)
+}
+
+/// A stored `Queued` event that decodes to another kind of event (no known schema does that).
+fn not_queued(recorded: &RecordedEvent) -> StoreError {
+    StoreError::Decode {
+        position: recorded.position,
+        event_type: recorded.event_type.clone(),
+        schema_version: recorded.schema_version,
+        reason: "does not decode to a Queued event".to_owned(),
+    }
 }

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use runledger_projections::rebuild_dedupe_index;
-use runledger_store::CommandOutcome;
+use runledger_store::{CommandOutcome, rebuild_dedupe_index};
 use serde_json::json;
 
 use crate::helpers::TestStore;
