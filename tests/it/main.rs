@@ -18,6 +18,8 @@ mod api;
 mod ledger_audit;
 // The monitoring pages (`/ui`), through the router and in a real browser.
 mod ui;
+// Lifecycle limits, heartbeats, the sweeper, cancellation and re-delivery (issue 13).
+mod lifecycle;
 // The benches' harnesses: a bench measures the load it claims (N writers really at once).
 mod bench;
 // The source tree itself: every file opens with `//!`; only the store reads `events`.
