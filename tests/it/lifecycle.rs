@@ -12,5 +12,7 @@ mod heartbeat;
 mod cancel;
 // Re-delivery: the same worker's start is idempotent, another's is 409; complete with counts.
 mod redelivery;
+// A sweeper racing 20 completes and cancels per run: exactly one Completed each.
+mod race;
 // Run ids chosen by the caller, or derived from an Idempotency-Key.
 mod run_ids;
