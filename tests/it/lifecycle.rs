@@ -14,5 +14,8 @@ mod cancel;
 mod redelivery;
 // A sweeper racing 20 completes and cancels per run: exactly one Completed each.
 mod race;
+// A rebuild of the read model and the feed after time-outs and cancellations equals the
+// incremental build; the read model's lifecycle fields are the fold of the log.
+mod rebuild;
 // Run ids chosen by the caller, or derived from an Idempotency-Key.
 mod run_ids;
