@@ -25,6 +25,9 @@ pub struct OverdueRun {
     pub due_at: DateTime<Utc>,
 }
 
+/// A row of [`overdue_runs`]' query: tenant, run, stored heartbeat, when it fell due.
+type OverdueRow = (i64, Uuid, Option<DateTime<Utc>>, DateTime<Utc>);
+
 /// Up to `limit` runs, of every tenant, whose start deadline (queued), run deadline or heartbeat
 /// timeout (running) has passed at `at`, the longest overdue first; each run once.
 ///
@@ -39,7 +42,7 @@ pub async fn overdue_runs(
     at: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<OverdueRun>, sqlx::Error> {
-    let rows: Vec<(i64, Uuid, Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<OverdueRow> = sqlx::query_as(
         "SELECT DISTINCT ON (due.id) due.tenant_id, due.id, due.heartbeat_at, due.due_at \
          FROM ( \
              (SELECT tenant_id, id, heartbeat_at, start_deadline_at AS due_at \
