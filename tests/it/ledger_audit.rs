@@ -16,3 +16,5 @@ mod anchors;
 mod export;
 // Point-in-time replay, from the database and from an export, against the fold and the read model.
 mod replay;
+// docs/export-format.md: its worked example and its number rule, checked against the code.
+mod export_format;

@@ -11,8 +11,8 @@
 //! [`EventReader`]: runledger_store::EventReader
 //!
 //! # Layout
-//! - [`format`](mod@format): the export format: header, [`AuditEvent`] lines (also the audit routes' JSON),
-//!   end line; scopes and bounds.
+//! - [`format`](mod@format): the export format: header, [`AuditEvent`] lines (also the audit
+//!   routes' JSON), end line; scopes and bounds.
 //! - [`verify`]: the [`Verifier`], and verifying the database, one run, or an export file.
 //! - [`anchor`]: anchors: digests of the log up to a cursor ([`anchor::LogDigest`]), the anchor
 //!   and its chain ([`Anchor`]), the `anchors` table, and the anchoring schedule.

@@ -2,9 +2,9 @@
 //! raw into a plain table (and, when installed, Message DB's `write_message`), in one run
 //! against the same PostgreSQL.
 //!
-//! Each scenario runs every way for a fixed time with N concurrent writers, each writing its own
-//! run, back to back so that they see the same server state. The bench works in a database of
-//! its own, dropped at the end.
+//! Each scenario runs every way with N concurrent writers, each writing its own run; the ways
+//! take turns in short slices, round after round, so that they see the same server state and
+//! the same load of the machine. The bench works in a database of its own, dropped at the end.
 //!
 //! What each side does:
 //! - store: one `EventWriter`, shared by the N writers as the server shares one, on the bench
@@ -44,9 +44,13 @@ use crate::database::{drop_database, fresh_database};
 /// `runledger-bench append`.
 #[derive(Debug, Args)]
 pub struct AppendArgs {
-    /// Seconds each way of each scenario runs.
+    /// Seconds each way of each scenario runs, in all.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Slices each way's seconds are cut into: the ways of a scenario take turns slice by slice,
+    /// so that a change of the machine's load weighs on each of them alike.
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
     /// The database of the ledger's server where Message DB is installed, to compare with; it is
     /// skipped when that database or its `message_store` schema is missing.
     #[arg(long, default_value = "message_store")]
@@ -178,10 +182,12 @@ pub async fn run(database: &Database, args: AppendArgs) -> anyhow::Result<()> {
             args.message_db_database
         );
     }
-    let duration = Duration::from_secs(args.seconds);
+    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    let slice = Duration::from_secs(args.seconds) / args.rounds;
     let mut results = Map::new();
     for scenario in SCENARIOS {
-        let figures = measure_scenario(&pool, message_db.as_ref(), scenario, duration).await?;
+        let figures =
+            measure_scenario(&pool, message_db.as_ref(), scenario, slice, args.rounds).await?;
         if !args.json {
             println!("{}", figures.line(scenario));
         }
@@ -205,36 +211,62 @@ struct Figures {
     message_db: Option<f64>,
 }
 
-/// Measures every way of `scenario`, one after the other: raw, coalesced raw, Message DB, store.
+/// Events and seconds of one way, summed over the rounds of a scenario.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    events: u64,
+    seconds: f64,
+}
+
+impl Tally {
+    fn add(&mut self, measurement: &Measurement) {
+        self.events += measurement.events();
+        self.seconds += measurement.seconds;
+    }
+
+    fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.seconds
+    }
+}
+
+/// Measures every way of `scenario` for `rounds` slices of `slice` each, taking turns within
+/// each round: raw, raw coalesced, Message DB, store.
 async fn measure_scenario(
     pool: &PgPool,
     message_db: Option<&PgPool>,
     scenario: Scenario,
-    duration: Duration,
+    slice: Duration,
+    rounds: u32,
 ) -> anyhow::Result<Figures> {
     let load = scenario.load;
-    let raw = measure(&Way::Raw(pool.clone()), load, duration).await?;
-    let coalesced = if scenario.coalesced {
-        let load = Load {
-            writers: 1,
-            batch: load.writers * load.batch,
-        };
-        Some(measure(&Way::Raw(pool.clone()), load, duration).await?)
-    } else {
-        None
-    };
-    let message_db = match message_db {
-        Some(pool) if load.batch == 1 => {
-            Some(measure(&Way::MessageDb(pool.clone()), load, duration).await?)
+    let raw_way = Way::Raw(pool.clone());
+    let coalesced_load = scenario.coalesced.then_some(Load {
+        writers: 1,
+        batch: load.writers * load.batch,
+    });
+    let message_db_way = message_db
+        .filter(|_| load.batch == 1)
+        .map(|pool| Way::MessageDb(pool.clone()));
+    let store_way = Way::Store(EventWriter::new(pool.clone()));
+    let (mut raw, mut store) = (Tally::default(), Tally::default());
+    let (mut coalesced, mut message_db): (Option<Tally>, Option<Tally>) = (None, None);
+    for _ in 0..rounds {
+        raw.add(&measure(&raw_way, load, slice).await?);
+        if let Some(coalesced_load) = coalesced_load {
+            let measured = measure(&raw_way, coalesced_load, slice).await?;
+            coalesced.get_or_insert_with(Tally::default).add(&measured);
         }
-        _ => None,
-    };
-    let store = measure(&Way::Store(EventWriter::new(pool.clone())), load, duration).await?;
+        if let Some(way) = &message_db_way {
+            let measured = measure(way, load, slice).await?;
+            message_db.get_or_insert_with(Tally::default).add(&measured);
+        }
+        store.add(&measure(&store_way, load, slice).await?);
+    }
     Ok(Figures {
-        store: store.events_per_second,
-        raw: raw.events_per_second,
-        coalesced: coalesced.map(|m| m.events_per_second),
-        message_db: message_db.map(|m| m.events_per_second),
+        store: store.events_per_second(),
+        raw: raw.events_per_second(),
+        coalesced: coalesced.map(|t| t.events_per_second()),
+        message_db: message_db.map(|t| t.events_per_second()),
     })
 }
 

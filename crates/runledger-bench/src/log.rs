@@ -54,6 +54,13 @@ pub(crate) fn queued(
     })))
 }
 
+/// A new run of `run_type` for `tenant`, queued by the system: its id and its `Queued` event.
+pub(crate) fn system_run(tenant: TenantId, run_type: &str) -> anyhow::Result<(RunId, NewEvent)> {
+    let run = RunId::from_uuid(Uuid::now_v7());
+    let queued = queued(tenant, run, &RunType::parse(run_type)?, Initiator::system())?;
+    Ok((run, queued))
+}
+
 /// A `Started` event.
 pub(crate) fn started() -> NewEvent {
     bench_event(RunEvent::Started(RunStarted {

@@ -33,20 +33,11 @@ enum Bench {
 fn main() -> anyhow::Result<()> {
     runledger_cli::logging::init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let database = Database::open(&cli.database)?;
-    let result = runtime.block_on(async {
-        match cli.bench {
-            Bench::Append(args) => append::run(&database, args).await,
-            Bench::Projections(args) => projections::run(&database, args).await,
-            Bench::Http(args) => http::run(&database, args).await,
-            Bench::Audit(args) => audit::run(&database, args).await,
-        }
-    });
-    drop(runtime);
-    // Stop the embedded server whatever the outcome, so it shuts down cleanly.
-    database.close()?;
-    result
+    let runtime = runledger_cli::runtime()?;
+    Database::run(&cli.database, runtime, async |database| match cli.bench {
+        Bench::Append(args) => append::run(database, args).await,
+        Bench::Projections(args) => projections::run(database, args).await,
+        Bench::Http(args) => http::run(database, args).await,
+        Bench::Audit(args) => audit::run(database, args).await,
+    })
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use futures_util::future::try_join_all;
 use runledger_cli::database::Database;
-use runledger_core::{Initiator, RunId, RunType, TenantId};
+use runledger_core::TenantId;
 use runledger_projections::{OperationRuns, Projector, ProjectorOptions, StepOutcome};
 use runledger_store::EventWriter;
 use serde_json::json;
@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::database::{drop_database, fresh_database};
-use crate::log::{generate_log, progressed, queued, started};
+use crate::log::{generate_log, progressed, started, system_run};
 use crate::memory::{peak_rss_kib, reset_peak_rss};
 use crate::percentile::percentile_ms;
 
@@ -241,13 +241,7 @@ async fn steady_writer(
     probes: mpsc::Sender<Probe>,
 ) -> anyhow::Result<()> {
     let tenant = TenantId::new(1 + w as i64)?;
-    let run = RunId::from_uuid(Uuid::now_v7());
-    let queued = queued(
-        tenant,
-        run,
-        &RunType::parse("inventory.sync")?,
-        Initiator::system(),
-    )?;
+    let (run, queued) = system_run(tenant, "inventory.sync")?;
     writer.append(tenant, run, 0, &[queued, started()]).await?;
     let mut version = 2;
     let mut ticks = tokio::time::interval(interval);

@@ -134,6 +134,35 @@ impl Database {
             .with_context(|| format!("connecting to {}", self.describe()))
     }
 
+    /// Opens the database of `args`, runs `work` on it to completion in `runtime`, then drops
+    /// the runtime (and with it every task still using the database) and stops the embedded
+    /// server, whatever the outcome, so that it shuts down cleanly.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or stopped, or `work` fails.
+    pub fn run<T>(
+        args: &DatabaseArgs,
+        runtime: tokio::runtime::Runtime,
+        work: impl AsyncFnOnce(&Database) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let database = Database::open(args)?;
+        let result = runtime.block_on(work(&database));
+        drop(runtime);
+        match (result, database.close()) {
+            (result, Ok(())) => result,
+            (Ok(_), Err(stop)) => Err(stop),
+            // The work's failure is the one to report (a full disk, say, fails the work and
+            // then the shutdown's checkpoint): the shutdown's is only logged.
+            (Err(error), Err(stop)) => {
+                tracing::error!(
+                    error = format!("{stop:#}"),
+                    "the database did not stop cleanly either"
+                );
+                Err(error)
+            }
+        }
+    }
+
     /// Stops the embedded server, if we started one.
     pub fn close(self) -> anyhow::Result<()> {
         if let Some(embedded) = self.embedded {

@@ -88,21 +88,14 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     runledger_cli::logging::init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = runledger_cli::runtime()?;
     let result = match cli.command {
         // An export is audited offline: no database is opened, nor started, for it.
         Command::Verify(args) if args.is_offline() => runtime.block_on(audit::verify_offline(args)),
         Command::Replay(args) if args.is_offline() => runtime.block_on(audit::replay_offline(args)),
-        command => {
-            let database = Database::open(&cli.database)?;
-            let result = runtime.block_on(run(&database, command));
-            drop(runtime);
-            // Stop the embedded server whatever the outcome, so it shuts down cleanly.
-            database.close()?;
-            result
-        }
+        command => Database::run(&cli.database, runtime, async |database| {
+            run(database, command).await
+        }),
     };
     if let Err(error) = &result
         && error.is::<audit::VerificationFailed>()

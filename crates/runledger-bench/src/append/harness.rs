@@ -26,13 +26,18 @@ pub struct WriterWindow {
 /// One measurement: the rate of all writers together, and what each did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
-    /// Events appended by all writers per second of the measurement.
-    pub events_per_second: f64,
+    /// Seconds from the start until the last writer returned.
+    pub seconds: f64,
     /// Each writer's events and window, in writer order.
     pub writers: Vec<WriterWindow>,
 }
 
 impl Measurement {
+    /// Events appended by all writers.
+    pub fn events(&self) -> u64 {
+        self.writers.iter().map(|w| w.events).sum()
+    }
+
     /// Whether every writer appended and some instant lies in every writer's window: the
     /// latest first append began before the earliest last append returned.
     pub fn writers_overlapped(&self) -> bool {
@@ -68,10 +73,8 @@ pub(super) async fn measure<A: Appender>(
         .context("a bench writer panicked")?
         .into_iter()
         .collect::<anyhow::Result<Vec<WriterWindow>>>()?;
-    let seconds = started.elapsed().as_secs_f64();
-    let events: u64 = writers.iter().map(|w| w.events).sum();
     Ok(Measurement {
-        events_per_second: events as f64 / seconds,
+        seconds: started.elapsed().as_secs_f64(),
         writers,
     })
 }

@@ -1,12 +1,11 @@
 //! The append bench's store writer: `EventWriter::append` to a run of its own, as the server
 //! appends.
 
-use runledger_core::{Initiator, RunId, RunType, TenantId};
+use runledger_core::{RunId, TenantId};
 use runledger_store::{AppendOutcome, EventWriter, NewEvent};
-use uuid::Uuid;
 
 use super::harness::Appender;
-use crate::log::{progressed, queued};
+use crate::log::{progressed, system_run};
 
 /// A store writer: `batch` `Progressed` events per append to its own run.
 pub(super) struct StoreAppender {
@@ -22,13 +21,7 @@ impl StoreAppender {
     /// one), with its run queued.
     pub(super) async fn ready(writer: EventWriter, batch: usize) -> anyhow::Result<Self> {
         let tenant = TenantId::new(1)?;
-        let run = RunId::from_uuid(Uuid::new_v4());
-        let queued = queued(
-            tenant,
-            run,
-            &RunType::parse("bench.append")?,
-            Initiator::system(),
-        )?;
+        let (run, queued) = system_run(tenant, "bench.append")?;
         writer.append(tenant, run, 0, &[queued]).await?;
         Ok(Self {
             writer,

@@ -73,7 +73,7 @@ impl Notifications {
     /// The version of the apply code; bump it when the notices it writes change.
     pub const CODE_VERSION: &'static str = "2";
 
-    /// The feed; "View run" links are [`view_url()`]s under `base_url`. A completed
+    /// The feed; "View run" links are built by `view_url` under `base_url`. A completed
     /// notice folds the run's stream from the log (read through `pool`), so it reads the same
     /// state `evolve` gives everywhere else.
     pub fn new(pool: PgPool, base_url: &str) -> Self {
