@@ -28,7 +28,28 @@ CREATE TABLE operation_runs (
     version           bigint      NOT NULL,
     last_position     bigint      NOT NULL,
     last_tx_id        bigint      NOT NULL,
-    last_event_at     timestamptz NOT NULL
+    last_event_at     timestamptz NOT NULL,
+    -- The lifecycle limits it was queued with, in seconds (NULL: no such limit), and the
+    -- instants they pass (docs/adr/0013).
+    start_deadline_seconds    integer,
+    run_deadline_seconds      integer,
+    heartbeat_timeout_seconds integer,
+    start_deadline_at         timestamptz,
+    run_deadline_at           timestamptz,
+    -- When the heartbeat timeout passes as the log alone tells it: from the start or the latest
+    -- progress report. Heartbeats are not events: the view adds the last one stored
+    -- (public.run_heartbeats), and a run's deadline is the later of the two.
+    log_heartbeat_deadline_at timestamptz,
+    -- The worker that started it, when the start named one.
+    worker                    text,
+    -- The latest progress report: a heartbeat the log records.
+    last_progress_at          timestamptz,
+    -- The cancel request, once someone asked.
+    cancel_requested_at       timestamptz,
+    cancel_reason             text,
+    -- Why it completed, as its Completed event says: {"reason": …} with the time-out or the
+    -- cancellation it records; NULL until completed.
+    completion                jsonb
 );
 
 -- The seed's indexes: filtering by type, the default sort, and one active run per identity.
@@ -39,3 +60,14 @@ CREATE INDEX operation_runs_tenant_created_idx
     ON operation_runs (tenant_id, created_at, id);
 CREATE UNIQUE INDEX operation_runs_active_identity_idx
     ON operation_runs (tenant_id, run_identity_hash) WHERE status IN ('queued', 'running');
+
+-- The sweeper's candidates (docs/adr/0017): the runs whose limit, as the log tells it, has
+-- passed. Each index holds only the runs its limit binds in their status, so a round reads the
+-- overdue ones and none of the others.
+CREATE INDEX operation_runs_start_deadline_idx
+    ON operation_runs (start_deadline_at) WHERE status = 'queued' AND start_deadline_at IS NOT NULL;
+CREATE INDEX operation_runs_run_deadline_idx
+    ON operation_runs (run_deadline_at) WHERE status = 'running' AND run_deadline_at IS NOT NULL;
+CREATE INDEX operation_runs_heartbeat_deadline_idx
+    ON operation_runs (log_heartbeat_deadline_at)
+    WHERE status = 'running' AND log_heartbeat_deadline_at IS NOT NULL;

@@ -23,6 +23,8 @@ mod live;
 // The Rust client against the real router over real HTTP (retries, worker handles, dispatch),
 // the token API and service tokens, and the CLI beside a running `serve`.
 mod client;
+// Lifecycle limits, heartbeats, the sweeper, cancellation and re-delivery (issue 13).
+mod lifecycle;
 // The benches' harnesses: a bench measures the load it claims (N writers really at once).
 mod bench;
 // The source tree itself: every file opens with `//!`; only the store reads `events`.

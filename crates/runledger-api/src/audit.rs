@@ -120,7 +120,8 @@ async fn run_state(
         ),
     })?;
     Ok(Json(RunStateAt {
-        run: run_json(&state.config, &folded.run)?,
+        // A past state: the heartbeat table holds only the latest heartbeat, so none is shown.
+        run: run_json(&state.config, &folded.run, None)?,
         as_of: AsOf {
             version: folded.version,
             recorded_at: rfc3339(folded.recorded_at),

@@ -8,8 +8,8 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use runledger_core::{ParseError, RunRejection, RunStatus};
-use runledger_store::{CommandError, StoreError};
+use runledger_core::{Outcome, ParseError, RunRejection, RunStatus};
+use runledger_store::{CommandError, HeartbeatError, StoreError};
 use serde_json::{Map, Value, json};
 
 /// The media type of problem bodies.
@@ -48,6 +48,24 @@ pub enum ApiError {
         detail: String,
         /// Where the run is.
         current_status: Option<RunStatus>,
+    },
+    /// A start naming a worker, of a run another worker holds (409): the holder is named.
+    #[error("{detail}")]
+    HeldByAnotherWorker {
+        /// The rule.
+        detail: String,
+        /// The worker that started the run; `None` when its start named none.
+        holder: Option<String>,
+    },
+    /// A heartbeat of a run that has completed (409): how it ended, so its worker stops.
+    #[error("{detail}")]
+    RunCompleted {
+        /// What happened.
+        detail: String,
+        /// Its outcome.
+        outcome: Outcome,
+        /// Why it completed (`finished`, `dispatch_failed`, `timed_out`, `cancelled`).
+        completion_reason: Option<&'static str>,
     },
     /// `If-Match` named another version than the run's (412).
     #[error("the run is at version {current_version}")]
@@ -150,6 +168,24 @@ impl ApiError {
                     "invalid-transition",
                     "Invalid transition",
                 )
+            }
+            ApiError::HeldByAnotherWorker { holder, .. } => {
+                extensions.insert("holder".to_owned(), json!(holder));
+                (
+                    StatusCode::CONFLICT,
+                    "held-by-another-worker",
+                    "Held by another worker",
+                )
+            }
+            ApiError::RunCompleted {
+                outcome,
+                completion_reason,
+                ..
+            } => {
+                extensions.insert("current_status".to_owned(), json!("completed"));
+                extensions.insert("outcome".to_owned(), json!(outcome.as_str()));
+                extensions.insert("completion_reason".to_owned(), json!(completion_reason));
+                (StatusCode::CONFLICT, "run-completed", "Run completed")
             }
             ApiError::VersionMismatch { current_version } => {
                 extensions.insert("current_version".to_owned(), json!(current_version));
@@ -265,12 +301,16 @@ impl From<RunRejection> for ApiError {
                 detail,
                 current_status: Some(status),
             },
-            RunRejection::AlreadyExists { .. }
-            | RunRejection::HeldByAnotherWorker { .. }
-            | RunRejection::NotOverdue { .. } => ApiError::InvalidTransition {
+            RunRejection::HeldByAnotherWorker { holder } => ApiError::HeldByAnotherWorker {
                 detail,
-                current_status: None,
+                holder: holder.map(String::from),
             },
+            RunRejection::AlreadyExists { .. } | RunRejection::NotOverdue { .. } => {
+                ApiError::InvalidTransition {
+                    detail,
+                    current_status: None,
+                }
+            }
             RunRejection::EmptyProgress
             | RunRejection::TotalDecreased { .. }
             | RunRejection::CountsExceedTotal { .. }
@@ -281,6 +321,25 @@ impl From<RunRejection> for ApiError {
                 kind: "rule-violated",
                 detail,
             },
+        }
+    }
+}
+
+impl From<HeartbeatError> for ApiError {
+    fn from(error: HeartbeatError) -> Self {
+        let detail = error.to_string();
+        match error {
+            HeartbeatError::NotFound => ApiError::NotFound,
+            HeartbeatError::NotStarted => ApiError::InvalidTransition {
+                detail,
+                current_status: Some(RunStatus::Queued),
+            },
+            HeartbeatError::Completed { run } => ApiError::RunCompleted {
+                detail,
+                outcome: run.outcome,
+                completion_reason: run.completion.as_ref().map(|reason| reason.as_str()),
+            },
+            HeartbeatError::Store(store) => store.into(),
         }
     }
 }

@@ -17,7 +17,8 @@
 //! - [`openapi`]: every documented route listed once: the router and the OpenAPI document.
 //! - [`operations`]: health, readiness, metrics, and serving the OpenAPI document.
 //! - [`metrics`]: Prometheus metrics.
-//! - [`runs_commands`]: queue, start, progress, complete, dispatch-failed.
+//! - [`runs_commands`]: queue, start, progress, complete, dispatch-failed, cancel; heartbeats;
+//!   the default limits.
 //! - [`runs_queries`]: list, get, count, over the OperationRun read model's typed queries.
 //! - [`runs_watch`]: `?watch=true` on a run and on the list: server-sent changes.
 //! - [`page`]: opaque keyset page tokens (the one owner of their encoding).
@@ -79,6 +80,8 @@ pub struct ApiConfig {
     /// The longest the process's live hub goes without looking at the log and the projections'
     /// positions when no notification came (docs/adr/0017).
     pub live_poll: Duration,
+    /// The lifecycle limits a queued run gets where its request gives none (docs/adr/0017).
+    pub limits: runs_commands::limits::LimitDefaults,
 }
 
 impl ApiConfig {
@@ -90,6 +93,7 @@ impl ApiConfig {
             max_body_bytes: 64 * 1024,
             token_staleness: Duration::from_secs(5),
             live_poll: Duration::from_secs(1),
+            limits: runs_commands::limits::LimitDefaults::default(),
         }
     }
 

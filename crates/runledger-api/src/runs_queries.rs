@@ -44,7 +44,7 @@ pub(crate) fn run_of_row(
     config: &crate::ApiConfig,
     row: &OperationRunRow,
 ) -> Result<OperationRun, ApiError> {
-    run_json(config, &snapshot_of_row(row)?)
+    run_json(config, &snapshot_of_row(row)?, row.heartbeat_at)
 }
 
 /// The run a read-model row holds; a row that does not parse is a server fault.
@@ -294,7 +294,7 @@ pub struct GetParams {
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs/{run_id}", tag = "queries",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), GetParams, ("If-None-Match" = Option<String>, Header)),
-    responses((status = 200, body = OperationRun, description = "The OperationRun, with done, version and view_url; ETag is the version. With `watch=true`, server-sent `run` events (the run now, then at each change; the stream ends after completion; `id` = a log cursor for `Last-Event-ID`)"), (status = 304), (status = 404), (status = 503)),
+    responses((status = 200, body = OperationRun, description = "The OperationRun, with done, version, its lifecycle and view_url; ETag is the version, with the last heartbeat's microseconds after a `-` once it heartbeats. With `watch=true`, server-sent `run` events (the run now, then at each change; the stream ends after completion; `id` = a log cursor for `Last-Event-ID`)"), (status = 304), (status = 404), (status = 503)),
     security(("bearer" = [])))]
 pub(crate) async fn get_run(
     State(state): State<AppState>,
@@ -309,7 +309,7 @@ pub(crate) async fn get_run(
     let row = query::find_run(&state.pool, path.tenant_id, path.run_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let etag = format!("\"{}\"", row.version);
+    let etag = entity_tag(&row);
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?;
     let matches = headers
         .get(header::IF_NONE_MATCH)
@@ -326,6 +326,16 @@ pub(crate) async fn get_run(
         Json(run_of_row(&state.config, &row)?),
     )
         .into_response())
+}
+
+/// A run's entity tag: its version, which `If-Match` takes; and, once it heartbeats, the
+/// heartbeat's microseconds after a `-` (a heartbeat changes the run's JSON, not its version,
+/// and a cached copy must not outlive it). `If-Match` reads the version before the `-`.
+fn entity_tag(row: &OperationRunRow) -> String {
+    match row.heartbeat_at {
+        None => format!("\"{}\"", row.version),
+        Some(at) => format!("\"{}-{}\"", row.version, at.timestamp_micros()),
+    }
 }
 
 /// The groups `group_by` names, in its order, each once.

@@ -8,9 +8,12 @@
 //!   embedded PostgreSQL in `--data-dir`.
 //! - `clock` (in the crate's library, shared with `runledger-bench`): the system clock, where
 //!   the time of commands enters.
-//! - `run_commands`: `queue`, `start`, `progress`, `complete`, `dispatch-failed`, `show`.
+//! - `run_commands`: `queue`, `start`, `progress`, `complete`, `dispatch-failed`, `cancel`,
+//!   `heartbeat`, `show`.
+//! - `lifecycle_args`: the default limits (`serve`, `queue`) and the sweeper's settings
+//!   (`serve`, `project`).
 //! - `projections`: `runledger projections`, `rebuild`, `project`: operating the read models.
-//! - `serve`: the HTTP API and the projectors, until SIGINT/SIGTERM.
+//! - `serve`: the HTTP API, the projectors and the sweeper, until SIGINT/SIGTERM.
 //! - `token`: API tokens.
 //! - `audit`: `verify`, `export`, `replay`, `anchors`: the auditor's commands.
 
@@ -18,6 +21,7 @@
 #![allow(clippy::print_stdout)]
 
 mod audit;
+mod lifecycle_args;
 mod projections;
 mod run_commands;
 mod serve;
@@ -78,7 +82,7 @@ impl ServerArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serves the HTTP API (and runs the projectors) until SIGINT/SIGTERM.
+    /// Serves the HTTP API (and runs the projectors and the sweeper) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
     /// Creates, lists or revokes API tokens.
     #[command(subcommand)]
@@ -87,21 +91,25 @@ enum Command {
     Migrate,
     /// Queues a run (or reports the active run with the same identity).
     Queue(run_commands::QueueArgs),
-    /// Marks a queued run as running.
-    Start(run_commands::RunArgs),
+    /// Marks a queued run as running (by a worker, when it names itself).
+    Start(run_commands::StartArgs),
     /// Adds progress counts (increments) to a running run.
     Progress(run_commands::ProgressArgs),
     /// Completes a running run; the outcome is derived from the counts when not given.
     Complete(run_commands::CompleteArgs),
     /// Completes a queued run as failed because it could not be dispatched.
     DispatchFailed(run_commands::DispatchFailedArgs),
+    /// Cancels a queued run at once, or asks a running run's worker to stop.
+    Cancel(run_commands::CancelArgs),
+    /// Records a heartbeat of a running run; prints whether it was asked to cancel.
+    Heartbeat(run_commands::RunArgs),
     /// Prints a run's current state, folded from its events.
     Show(run_commands::RunArgs),
     /// Shows the read models' status, or skips a poison event or cancels a rebuild.
     Projections(projections::ProjectionsArgs),
     /// Rebuilds a read model side by side, then switches reads to it.
     Rebuild(projections::RebuildArgs),
-    /// Runs the projectors until Ctrl-C (or until caught up).
+    /// Runs the projectors and the sweeper until Ctrl-C (or the projectors until caught up).
     Project(projections::ProjectArgs),
     /// Verifies the hash chains and anchors, of the database or (--file) of an export, offline.
     Verify(audit::VerifyArgs),
@@ -155,6 +163,8 @@ impl Command {
                 | Command::Progress(_)
                 | Command::Complete(_)
                 | Command::DispatchFailed(_)
+                | Command::Cancel(_)
+                | Command::Heartbeat(_)
                 | Command::Show(_)
         )
     }
@@ -169,6 +179,8 @@ async fn over_http(client: &runledger_client::Client, command: Command) -> anyho
         Command::Progress(args) => http::progress(client, args).await,
         Command::Complete(args) => http::complete(client, args).await,
         Command::DispatchFailed(args) => http::dispatch_failed(client, args).await,
+        Command::Cancel(args) => http::cancel(client, args).await,
+        Command::Heartbeat(args) => http::heartbeat(client, args).await,
         Command::Show(args) => http::show(client, args).await,
         other => unreachable!("{other:?} does not go over HTTP"),
     }
@@ -195,6 +207,8 @@ async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
         Command::Progress(args) => run_commands::progress(database, args).await,
         Command::Complete(args) => run_commands::complete(database, args).await,
         Command::DispatchFailed(args) => run_commands::dispatch_failed(database, args).await,
+        Command::Cancel(args) => run_commands::cancel(database, args).await,
+        Command::Heartbeat(args) => run_commands::heartbeat(database, args).await,
         Command::Show(args) => run_commands::show(database, args).await,
         Command::Projections(args) => projections::projections(database, args).await,
         Command::Rebuild(args) => projections::rebuild(database, args).await,

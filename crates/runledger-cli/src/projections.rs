@@ -1,6 +1,7 @@
 //! `runledger projections` (status, skip, cancel), `runledger rebuild` and `runledger project`:
-//! operating the read models.
+//! operating the read models (and, in `project`, the sweeper beside them).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,9 +11,14 @@ use runledger_projections::{
     DEFAULT_BASE_URL, NOTIFICATIONS, OPERATION_RUNS, Projection, ProjectionStatus,
     ProjectionsConfig, Projector, ProjectorOptions, StepOutcome, VersionStatus,
 };
+use runledger_store::{CommandHandler, EventReader, EventWriter};
+use runledger_sweeper::Sweeper;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use crate::database::Database;
+use crate::lifecycle_args::SweeperArgs;
+use runledger_cli::clock::SystemClock;
 
 /// The projections' configuration, shared by every command that runs projectors.
 #[derive(Debug, Clone, Args)]
@@ -85,11 +91,16 @@ pub(crate) struct RebuildArgs {
 /// `runledger project`.
 #[derive(Debug, Args)]
 pub(crate) struct ProjectArgs {
-    /// Stop once every projection has caught up, instead of running until Ctrl-C.
+    /// Stop once every projection has caught up, instead of running until Ctrl-C (and run no
+    /// sweeper).
     #[arg(long)]
     until_caught_up: bool,
     #[command(flatten)]
     config: ProjectionConfigArgs,
+    /// The sweeper runs beside the projectors (one leads across every process), so that a
+    /// deployment whose API processes run none still ends overdue runs.
+    #[command(flatten)]
+    sweeper: SweeperArgs,
 }
 
 /// The name `rebuild` takes for the inline dedupe index.
@@ -325,11 +336,46 @@ pub(crate) async fn project(database: &Database, args: ProjectArgs) -> anyhow::R
         catch_up(&pool, config.notifications(&pool), &config).await?;
         return Ok(());
     }
-    eprintln!("running the projectors; Ctrl-C stops them");
-    runledger_projections::run_projectors(pool, config, async {
+    let shutdown = CancellationToken::new();
+    let sweeper = match args.sweeper.config()? {
+        Some(sweeper_config) => {
+            let commands = CommandHandler::new(
+                EventReader::new(pool.clone()),
+                EventWriter::new(pool.clone()),
+            );
+            let mut sweeper = Sweeper::new(
+                pool.clone(),
+                commands,
+                Arc::new(SystemClock),
+                sweeper_config,
+            );
+            let stopped = shutdown.clone().cancelled_owned();
+            Some(tokio::spawn(async move { sweeper.run(stopped).await }))
+        }
+        None => None,
+    };
+    eprintln!(
+        "running the projectors{}; Ctrl-C stops them",
+        if sweeper.is_some() {
+            " and the sweeper"
+        } else {
+            ""
+        }
+    );
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+        signal.cancel();
+    });
+    let projected =
+        runledger_projections::run_projectors(pool, config, shutdown.clone().cancelled_owned())
+            .await;
+    // The projectors stop on the signal or on an error; the sweeper stops with them.
+    shutdown.cancel();
+    if let Some(sweeper) = sweeper {
+        sweeper.await.context("the sweeper task")?;
+    }
+    projected?;
     Ok(())
 }
 

@@ -1,13 +1,14 @@
 //! Run commands for scripting: over a server's HTTP API when one is at hand (`--server`, or the
 //! `serve` running on the data directory), through the client; else each builds a domain
 //! command, runs it through the store's command path directly; both print the answer as JSON.
+//! `heartbeat` records a heartbeat beside the log.
 
 use anyhow::Context;
 use clap::Args;
 use runledger_core::{
-    Clock, Complete, DispatchFailed, EventId, FailureCode, FailureReport, Initiator, Outcome,
-    ProgressDelta, QueueRun, ReportProgress, RunCommand, RunId, RunIdentity, RunType, Start,
-    TenantId, UserId,
+    Cancel, Clock, Complete, DispatchFailed, EventId, FailureCode, FailureReport, Initiator,
+    Outcome, ProgressDelta, QueueRun, ReportProgress, RunCommand, RunId, RunIdentity, RunLimits,
+    RunType, Start, SummaryCounts, TenantId, UserId, WorkerId,
 };
 use runledger_store::{
     CommandHandler, CommandOutcome, CommandRequest, EventMetadata, EventReader, EventWriter,
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::database::Database;
+use crate::lifecycle_args::LimitArgs;
 use runledger_cli::clock::SystemClock;
 
 /// Names one run of one tenant.
@@ -50,7 +52,42 @@ pub(crate) struct QueueArgs {
     pub(crate) user_id: Option<UserId>,
     /// The initiating user's name, as it should be remembered.
     #[arg(long, requires = "user_id")]
-    pub(crate) user_name: Option<String>,
+    user_name: Option<String>,
+    /// The run's id (a UUID); default: a new one.
+    #[arg(long)]
+    pub(crate) run_id: Option<RunId>,
+    /// Seconds the run may stay queued; default: the run type's, else the server's (below).
+    #[arg(long)]
+    pub(crate) start_deadline_seconds: Option<i64>,
+    /// Seconds the run may run once started.
+    #[arg(long)]
+    pub(crate) run_deadline_seconds: Option<i64>,
+    /// Seconds the running run may go without a heartbeat or progress report.
+    #[arg(long)]
+    pub(crate) heartbeat_timeout_seconds: Option<i64>,
+    #[command(flatten)]
+    pub(crate) defaults: LimitArgs,
+}
+
+/// `runledger start`.
+#[derive(Debug, Args)]
+pub(crate) struct StartArgs {
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// The worker's id: starting again a run the same worker started changes nothing, and a
+    /// run another worker started is refused.
+    #[arg(long)]
+    pub(crate) worker: Option<WorkerId>,
+}
+
+/// `runledger cancel`.
+#[derive(Debug, Args)]
+pub(crate) struct CancelArgs {
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// Why (secrets are stripped before it is stored).
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
 }
 
 /// `runledger progress`.
@@ -76,10 +113,24 @@ pub(crate) struct ProgressArgs {
 #[derive(Debug, Args)]
 pub(crate) struct CompleteArgs {
     #[command(flatten)]
-    pub(crate) run: RunArgs,
-    /// succeeded, partially_succeeded or failed; derived from the counts when absent.
+    run: RunArgs,
+    /// succeeded, partially_succeeded or failed (cancelled after a cancel request); derived
+    /// from the counts when absent.
     #[arg(long)]
     pub(crate) outcome: Option<Outcome>,
+    /// Final count of items that succeeded (with --failed and --skipped: the run's absolute
+    /// counts, replacing the summed progress).
+    #[arg(long, requires_all = ["failed", "skipped"])]
+    pub(crate) success: Option<u64>,
+    /// Final count of items that failed.
+    #[arg(long, requires_all = ["success", "skipped"])]
+    pub(crate) failed: Option<u64>,
+    /// Final count of items skipped.
+    #[arg(long, requires_all = ["success", "failed"])]
+    pub(crate) skipped: Option<u64>,
+    /// The final total (default: the known total).
+    #[arg(long, requires = "success")]
+    pub(crate) total: Option<u64>,
 }
 
 /// `runledger dispatch-failed`.
@@ -103,7 +154,15 @@ pub(crate) async fn queue(database: &Database, args: QueueArgs) -> anyhow::Resul
         (Some(user), Some(name)) => Initiator::user(user, &name)?,
         _ => Initiator::system(),
     };
-    let run_id = RunId::from_uuid(Uuid::new_v4());
+    let run_id = args
+        .run_id
+        .unwrap_or_else(|| RunId::from_uuid(Uuid::now_v7()));
+    let given = RunLimits::from_seconds(
+        args.start_deadline_seconds,
+        args.run_deadline_seconds,
+        args.heartbeat_timeout_seconds,
+    )?;
+    let limits = args.defaults.defaults()?.resolve(&args.run_type, given);
     let command = RunCommand::Queue(QueueRun {
         run_id,
         tenant_id: args.tenant,
@@ -111,23 +170,47 @@ pub(crate) async fn queue(database: &Database, args: QueueArgs) -> anyhow::Resul
         identity: RunIdentity::new(identity)?,
         initiator,
         context,
-        limits: runledger_core::RunLimits::default(),
+        limits,
         at: SystemClock.now(),
     });
     execute(database, args.tenant, run_id, command).await
 }
 
-pub(crate) async fn start(database: &Database, args: RunArgs) -> anyhow::Result<()> {
+pub(crate) async fn start(database: &Database, args: StartArgs) -> anyhow::Result<()> {
     execute(
         database,
-        args.tenant,
-        args.run,
+        args.run.tenant,
+        args.run.run,
         RunCommand::Start(Start {
-            worker: None,
+            worker: args.worker,
             at: SystemClock.now(),
         }),
     )
     .await
+}
+
+pub(crate) async fn cancel(database: &Database, args: CancelArgs) -> anyhow::Result<()> {
+    let command = RunCommand::Cancel(Cancel {
+        reason: args.reason,
+        at: SystemClock.now(),
+    });
+    execute(database, args.run.tenant, args.run.run, command).await
+}
+
+/// `runledger heartbeat`: records a heartbeat of a running run and prints it, with whether it
+/// was asked to cancel.
+pub(crate) async fn heartbeat(database: &Database, args: RunArgs) -> anyhow::Result<()> {
+    let handler = handler(database).await?;
+    let beat = handler
+        .heartbeat(args.tenant, args.run, SystemClock.now())
+        .await?;
+    let output = json!({
+        "cancel_requested": beat.run.cancel_requested.is_some(),
+        "last_heartbeat_at": beat.last_heartbeat_at,
+        "run": beat.run.to_operation_run_json(),
+    });
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
 }
 
 pub(crate) async fn progress(database: &Database, args: ProgressArgs) -> anyhow::Result<()> {
@@ -145,9 +228,18 @@ pub(crate) async fn progress(database: &Database, args: ProgressArgs) -> anyhow:
 }
 
 pub(crate) async fn complete(database: &Database, args: CompleteArgs) -> anyhow::Result<()> {
+    let final_counts = match (args.success, args.failed, args.skipped) {
+        (Some(success), Some(failed), Some(skipped)) => Some(SummaryCounts {
+            total: args.total,
+            success,
+            failed,
+            skipped,
+        }),
+        _ => None,
+    };
     let command = RunCommand::Complete(Complete {
         outcome: args.outcome,
-        final_counts: None,
+        final_counts,
         failures: Vec::new(),
         at: SystemClock.now(),
     });
@@ -211,7 +303,8 @@ async fn execute(
         CommandOutcome::Applied { run, position, .. } if queues => {
             json!({ "created": true, "position": position, "run": run.to_operation_run_json() })
         }
-        CommandOutcome::Applied { run, position, .. } => {
+        CommandOutcome::Applied { run, position, .. }
+        | CommandOutcome::Unchanged { run, position } => {
             json!({ "position": position, "run": run.to_operation_run_json() })
         }
         CommandOutcome::Deduplicated { existing } => {
@@ -227,11 +320,14 @@ pub(crate) mod over_http {
     use runledger_client::Client;
     use runledger_wire::audit::StateParams;
     use runledger_wire::{
-        CompleteBody, DispatchFailedBody, InitiatorBody, ProgressBody, QueueRunBody,
+        CancelBody, CompleteBody, DispatchFailedBody, FinalCountsBody, InitiatorBody, ProgressBody,
+        QueueRunBody, StartBody,
     };
     use serde::Serialize;
 
-    use super::{CompleteArgs, DispatchFailedArgs, ProgressArgs, QueueArgs, RunArgs};
+    use super::{
+        CancelArgs, CompleteArgs, DispatchFailedArgs, ProgressArgs, QueueArgs, RunArgs, StartArgs,
+    };
 
     fn print(answer: &impl Serialize) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(answer)?);
@@ -251,14 +347,42 @@ pub(crate) mod over_http {
             identity: Some(serde_json::from_str(&args.identity)?),
             context: Some(serde_json::from_str(&args.context)?),
             initiator,
+            run_id: args.run_id.map(|id| id.as_uuid()),
+            start_deadline_seconds: args.start_deadline_seconds,
+            run_deadline_seconds: args.run_deadline_seconds,
+            heartbeat_timeout_seconds: args.heartbeat_timeout_seconds,
         };
         print(&client.queue_run(args.tenant.get(), &body).await?)
     }
 
-    pub(crate) async fn start(client: &Client, args: RunArgs) -> anyhow::Result<()> {
+    pub(crate) async fn start(client: &Client, args: StartArgs) -> anyhow::Result<()> {
+        let body = StartBody {
+            worker: args.worker.map(|worker| worker.as_str().to_owned()),
+        };
+        let run = &args.run;
         print(
             &client
-                .start_run(args.tenant.get(), args.run.as_uuid())
+                .start_run_as(run.tenant.get(), run.run.as_uuid(), &body)
+                .await?,
+        )
+    }
+
+    pub(crate) async fn cancel(client: &Client, args: CancelArgs) -> anyhow::Result<()> {
+        let body = CancelBody {
+            reason: args.reason,
+        };
+        let run = &args.run;
+        print(
+            &client
+                .cancel_run(run.tenant.get(), run.run.as_uuid(), &body)
+                .await?,
+        )
+    }
+
+    pub(crate) async fn heartbeat(client: &Client, args: RunArgs) -> anyhow::Result<()> {
+        print(
+            &client
+                .heartbeat(args.tenant.get(), args.run.as_uuid())
                 .await?,
         )
     }
@@ -280,8 +404,19 @@ pub(crate) mod over_http {
     }
 
     pub(crate) async fn complete(client: &Client, args: CompleteArgs) -> anyhow::Result<()> {
+        let final_counts = match (args.success, args.failed, args.skipped) {
+            (Some(success), Some(failed), Some(skipped)) => Some(FinalCountsBody {
+                total: args.total,
+                success,
+                failed,
+                skipped,
+            }),
+            _ => None,
+        };
         let body = CompleteBody {
             outcome: args.outcome.map(|o| o.as_str().to_owned()),
+            final_counts,
+            failures: Vec::new(),
         };
         let run = &args.run;
         print(

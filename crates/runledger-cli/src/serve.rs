@@ -1,8 +1,10 @@
-//! `runledger serve`: the API and the projectors in one process, with graceful shutdown.
+//! `runledger serve`: the API, the projectors and the sweeper in one process, with graceful
+//! shutdown.
 //!
 //! One cancellation token fans out from SIGINT/SIGTERM to every task: the server stops
 //! accepting and finishes in-flight requests, projectors finish or roll back their batch, the
-//! anchoring task stops between anchors, and only then does `main` stop the embedded PostgreSQL.
+//! sweeper finishes its round, the anchoring task stops between anchors, and only then does
+//! `main` stop the embedded PostgreSQL.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,12 +16,14 @@ use runledger_api::auth::Role;
 use runledger_api::tokens::{NewToken, create_token, revoke_token};
 use runledger_api::{ApiConfig, AppState};
 use runledger_audit::{AnchorPolicy, run_anchoring};
-use runledger_core::TenantId;
+use runledger_core::{Clock, TenantId};
 use runledger_projections::{ProjectionsConfig, run_projectors};
+use runledger_sweeper::Sweeper;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::database::Database;
+use crate::lifecycle_args::{LimitArgs, SweeperArgs};
 use runledger_cli::clock::SystemClock;
 use runledger_cli::local_server::LocalServer;
 
@@ -42,6 +46,10 @@ pub(crate) struct ServeArgs {
     /// (docs/adr/0010); 0: look the token up on every request.
     #[arg(long, env = "RUNLEDGER_TOKEN_STALENESS_SECONDS", default_value_t = 5)]
     token_staleness_seconds: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    sweeper: SweeperArgs,
 }
 
 pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Result<()> {
@@ -51,10 +59,13 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
         .unwrap_or_else(|| format!("http://{}", args.listen));
     let config = ApiConfig {
         token_staleness: Duration::from_secs(args.token_staleness_seconds),
+        limits: args.limits.defaults()?,
         ..ApiConfig::new(&public_url)
     };
+    let sweeper = args.sweeper.config()?;
     let projections = config.projections();
-    let state = AppState::new(pool.clone(), config, Arc::new(SystemClock));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState::new(pool.clone(), config, Arc::clone(&clock));
     // One listener for the whole process: the projectors wake on the API's hub and publish to
     // the positions its live clients wait on.
     let projections = ProjectionsConfig {
@@ -84,6 +95,12 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
             projector_shutdown.cancel();
         }
     });
+    if let Some(config) = sweeper {
+        // The API's command path: the sweeper's time-outs are group-committed with its appends.
+        let mut sweeper = Sweeper::new(pool.clone(), state.commands.clone(), clock, config);
+        let stopped = shutdown.clone().cancelled_owned();
+        tasks.spawn(async move { sweeper.run(stopped).await });
+    }
     let anchoring = AnchorPolicy {
         every_events: args.anchor_every_events,
         every: Duration::from_secs(args.anchor_every_seconds),

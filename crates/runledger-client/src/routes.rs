@@ -5,9 +5,10 @@
 use reqwest::Method;
 use runledger_wire::audit::{ExportParams, LogParams, StateParams};
 use runledger_wire::{
-    CommandAnswer, CompleteBody, CreatedToken, DispatchFailedBody, EventPage, NewTokenBody, Notice,
-    NoticePage, NoticeQuery, OperationRun, ProgressBody, QueueRunBody, RunCount, RunEvents,
-    RunPage, RunQuery, RunStateAt, RunVerificationBody, StartBody, TokenInfo, TokenList,
+    CancelBody, CommandAnswer, CompleteBody, CreatedToken, DispatchFailedBody, EventPage,
+    HeartbeatAnswer, NewTokenBody, Notice, NoticePage, NoticeQuery, OperationRun, ProgressBody,
+    QueueRunBody, RunCount, RunEvents, RunPage, RunQuery, RunStateAt, RunVerificationBody,
+    StartBody, TokenInfo, TokenList,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -80,8 +81,53 @@ impl Client {
     /// # Errors
     /// 404 for no such run (or another tenant's), 409 when it is not queued.
     pub async fn start_run(&self, tenant: i64, run_id: Uuid) -> Result<CommandAnswer, ClientError> {
-        self.send_command(&self.run_command(tenant, run_id, "start", &StartBody {})?)
+        self.start_run_as(tenant, run_id, &StartBody::default())
             .await
+    }
+
+    /// Marks a queued run running, by the worker `body` names: the same worker starting it
+    /// again gets the run unchanged (a re-delivered job).
+    ///
+    /// # Errors
+    /// 404 for no such run, 409 when it is not queued or another worker holds it.
+    pub async fn start_run_as(
+        &self,
+        tenant: i64,
+        run_id: Uuid,
+        body: &StartBody,
+    ) -> Result<CommandAnswer, ClientError> {
+        self.send_command(&self.run_command(tenant, run_id, "start", body)?)
+            .await
+    }
+
+    /// Cancels a run: a queued one completes `cancelled` at once, a running one gets a cancel
+    /// request its worker sees in its next heartbeat or progress answer.
+    ///
+    /// # Errors
+    /// 404 for no such run, 409 when it has completed.
+    pub async fn cancel_run(
+        &self,
+        tenant: i64,
+        run_id: Uuid,
+        body: &CancelBody,
+    ) -> Result<CommandAnswer, ClientError> {
+        self.send_command(&self.run_command(tenant, run_id, "cancel", body)?)
+            .await
+    }
+
+    /// Records a heartbeat of a running run (not an event) and says whether it was asked to
+    /// cancel.
+    ///
+    /// # Errors
+    /// 404 for no such run, 409 when it is queued or completed (`run-completed`).
+    pub async fn heartbeat(
+        &self,
+        tenant: i64,
+        run_id: Uuid,
+    ) -> Result<HeartbeatAnswer, ClientError> {
+        let call =
+            Call::get(run(tenant, run_id, "/heartbeat")).with_method(Method::POST, Repeat::Safe);
+        self.json(call).await
     }
 
     /// Adds progress increments (and failures, a total) to a running run.

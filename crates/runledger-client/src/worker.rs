@@ -392,6 +392,7 @@ impl Reporter {
     async fn complete(&self, outcome: Option<Outcome>) -> Result<CommandAnswer, ClientError> {
         let body = CompleteBody {
             outcome: outcome.map(|o| o.as_str().to_owned()),
+            ..CompleteBody::default()
         };
         self.client
             .complete_run(self.tenant, self.run_id, &body)

@@ -2,11 +2,18 @@
 //!
 //! Commands that do not pin a version are retried on a version conflict: the run is re-read and
 //! the command decided again against the new state. So concurrent progress reports from many
-//! workers all land, each exactly once, and their counts add up exactly.
+//! workers all land, each exactly once, and their counts add up exactly; and of a time-out and
+//! a completion decided against the same version, one appends and the other, decided again
+//! against the completed run, is refused: nothing is ever overwritten.
+//!
+//! A decision with no events (a worker starting again the run it started, a second cancel) is
+//! an answer too: the command path appends nothing and answers the run as it stands.
 
 use std::time::Duration;
 
-use runledger_core::{EventId, Run, RunCommand, RunId, RunSnapshot, TenantId, decide, evolve};
+use runledger_core::{
+    EventId, Run, RunCommand, RunId, RunRejection, RunSnapshot, TenantId, decide, evolve,
+};
 use uuid::Uuid;
 
 use crate::append::{AppendOutcome, EventWriter, NewEvent};
@@ -58,6 +65,26 @@ pub enum CommandOutcome {
         /// The active run with the same identity, as currently stored.
         existing: Box<RunSnapshot>,
     },
+    /// The command's effect was already recorded (the domain decided no events): nothing was
+    /// appended, and this is the run as it stands.
+    Unchanged {
+        /// The run as of its latest event.
+        run: Box<RunSnapshot>,
+        /// The global position of the run's latest event (what a read-your-writes query waits
+        /// for to see this state).
+        position: i64,
+    },
+}
+
+impl CommandOutcome {
+    /// The run the outcome answers with: after the command, the active duplicate, or as it
+    /// stands.
+    pub fn run(&self) -> &RunSnapshot {
+        match self {
+            CommandOutcome::Applied { run, .. } | CommandOutcome::Unchanged { run, .. } => run,
+            CommandOutcome::Deduplicated { existing } => existing,
+        }
+    }
 }
 
 /// Runs commands against the store. Cheap to clone.
@@ -87,6 +114,8 @@ impl CommandHandler {
         let mut attempt = 0;
         // The run as folded so far: a retry reads and folds only the events that landed since.
         let mut state = Run::Unqueued;
+        // The position of the latest event folded.
+        let mut last_position = 0;
         loop {
             attempt += 1;
             let newer = self
@@ -98,6 +127,15 @@ impl CommandHandler {
                 let run = fold_onto(state, upto)?;
                 return applied(run, original.position, true);
             }
+            if attempt > 1 && state.version() == 0 && newer.is_empty() {
+                // A queue at version 0 lost its compare-and-set, yet this tenant still has no
+                // such run: the id is another tenant's. It answers as taken, exactly like an id
+                // this tenant already used, and is never retried.
+                return Err(CommandError::Rejected(RunRejection::AlreadyExists {
+                    run_id: request.run_id,
+                }));
+            }
+            last_position = newer.last().map_or(last_position, |e| e.position);
             state = fold_onto(state, &newer)?;
             if let ExpectedVersion::Exact(expected) = request.expected
                 && expected != state.version()
@@ -117,6 +155,15 @@ impl CommandHandler {
                     metadata: request.metadata.clone(),
                 })
                 .collect();
+            if events.is_empty() {
+                return match state {
+                    Run::Exists(run) => Ok(CommandOutcome::Unchanged {
+                        run,
+                        position: last_position,
+                    }),
+                    Run::Unqueued => Err(CommandError::Rejected(RunRejection::NotFound)),
+                };
+            }
             let expected = state.version();
             match self
                 .writer
@@ -158,8 +205,29 @@ impl CommandHandler {
         tenant: TenantId,
         run: RunId,
     ) -> Result<Option<RunSnapshot>, StoreError> {
+        Ok(self
+            .load_with_position(tenant, run)
+            .await?
+            .map(|(run, _)| run))
+    }
+
+    /// The run as its stored events fold, with the position of its latest event.
+    pub(crate) async fn load_with_position(
+        &self,
+        tenant: TenantId,
+        run: RunId,
+    ) -> Result<Option<(RunSnapshot, i64)>, StoreError> {
         let stored = self.reader.read_stream(tenant, run).await?;
-        Ok(fold(&stored)?.snapshot().cloned())
+        let position = stored.last().map(|event| event.position);
+        Ok(match (fold(&stored)?, position) {
+            (Run::Exists(run), Some(position)) => Some((*run, position)),
+            _ => None,
+        })
+    }
+
+    /// The database of the store (for the tables beside the log: heartbeats).
+    pub(crate) fn pool(&self) -> &sqlx::PgPool {
+        &self.reader.pool
     }
 }
 
@@ -170,9 +238,7 @@ fn applied(run: Run, position: i64, replayed: bool) -> Result<CommandOutcome, Co
             position,
             replayed,
         }),
-        Run::Unqueued => Err(CommandError::Rejected(
-            runledger_core::RunRejection::NotFound,
-        )),
+        Run::Unqueued => Err(CommandError::Rejected(RunRejection::NotFound)),
     }
 }
 

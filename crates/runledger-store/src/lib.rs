@@ -22,7 +22,9 @@
 //!   and one follower of the log, fanned out to every live reader of the process.
 //! - [`tail`]: a live stream of the log for one reader on its own, through a hub of its own.
 //! - [`dedupe`]: rebuilding the inline dedupe index (`active_runs`) from the log.
-//! - [`command`]: the command path: load, decide, append, retry on conflicts.
+//! - [`command`]: the command path: load, decide, append, retry on conflicts; a decision of no
+//!   events answers the run unchanged.
+//! - [`heartbeat`]: each run's last heartbeat, kept beside the log, never in it.
 //! - [`error`]: [`StoreError`] and [`CommandError`].
 
 pub mod append;
@@ -30,6 +32,7 @@ pub mod chain;
 pub mod command;
 pub mod dedupe;
 pub mod error;
+pub mod heartbeat;
 pub mod hub;
 pub mod read;
 pub mod schema;
@@ -40,6 +43,7 @@ pub use append::{AppendOutcome, EventWriter, NewEvent, WriterConfig, WriterStats
 pub use command::{CommandHandler, CommandOutcome, CommandRequest, ExpectedVersion};
 pub use dedupe::{DedupeRebuild, rebuild_dedupe_index};
 pub use error::{CommandError, StoreError};
+pub use heartbeat::{Heartbeat, HeartbeatError};
 pub use hub::{HubConfig, LogHub, Notice};
 pub use read::{EventReader, Lag, LogCursor};
 pub use schema::{EventMetadata, RecordedEvent};

@@ -31,8 +31,8 @@ pub use audit::{
     AsOf, AuditEvent, EventPage, InvalidEvent, RunEvents, RunStateAt, RunVerificationBody,
 };
 pub use commands::{
-    CommandAnswer, CompleteBody, DispatchFailedBody, FailureBody, InitiatorBody, ProgressBody,
-    QueueRunBody, StartBody,
+    CancelBody, CommandAnswer, CompleteBody, DispatchFailedBody, FailureBody, FinalCountsBody,
+    HeartbeatAnswer, HeartbeatBody, InitiatorBody, ProgressBody, QueueRunBody, StartBody,
 };
 pub use notices::{Notice, NoticePage, NoticeQuery};
 pub use problem::Problem;

@@ -139,6 +139,14 @@ pub struct OperationRun {
     pub done: bool,
     /// Failures merged by code.
     pub failure_summary: Vec<FailureEntry>,
+    /// When its heartbeat timeout passes: from its last heartbeat, or from its start until the
+    /// first.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::time::option"
+    )]
+    pub heartbeat_deadline_at: Option<DateTime<Utc>>,
     /// The run id.
     pub id: Uuid,
     /// The identity inputs it was queued with (runs of one tenant, type and identity are
@@ -147,6 +155,13 @@ pub struct OperationRun {
     pub identity: Value,
     /// Who started it: a user's name as remembered, or `System`.
     pub initiator_name: String,
+    /// Its latest heartbeat: the later of the last heartbeat and the last progress report.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::time::option"
+    )]
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
     /// When the last progress report arrived.
     #[serde(
         default,

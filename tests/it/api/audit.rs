@@ -66,8 +66,12 @@ impl AuditedRun {
     /// store's own fold, rendered as every route renders a run.
     fn folded(&self, count: usize) -> Value {
         let run = fold(&self.stored[..count]).expect("stored events decode");
-        let run = run_json(&self.api.config, run.snapshot().expect("a queued run"))
-            .expect("the run reads as the wire type");
+        let run = run_json(
+            &self.api.config,
+            run.snapshot().expect("a queued run"),
+            None,
+        )
+        .expect("the run reads as the wire type");
         serde_json::to_value(run).expect("a run serializes")
     }
 

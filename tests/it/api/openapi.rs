@@ -21,6 +21,8 @@ const ROUTES: &[(&str, &str)] = &[
         "post",
         "/v1/tenants/{tenant_id}/runs/{run_id}/dispatch-failed",
     ),
+    ("post", "/v1/tenants/{tenant_id}/runs/{run_id}/cancel"),
+    ("post", "/v1/tenants/{tenant_id}/runs/{run_id}/heartbeat"),
     ("get", "/v1/tenants/{tenant_id}/runs"),
     ("get", "/v1/tenants/{tenant_id}/runs/{run_id}"),
     ("get", "/v1/tenants/{tenant_id}/runs:count"),

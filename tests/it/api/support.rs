@@ -215,7 +215,7 @@ impl TestApi {
     }
 
     /// The projections' settings the API's are derived from, with the tests' projector options.
-    fn projections_config(&self) -> ProjectionsConfig {
+    pub(crate) fn projections_config(&self) -> ProjectionsConfig {
         ProjectionsConfig {
             options: options(),
             ..self.config.projections()

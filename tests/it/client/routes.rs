@@ -24,6 +24,7 @@ fn queue_body(run_type: &str, identity: Value) -> QueueRunBody {
             user_id: Some(7),
             name: Some("Ada".to_owned()),
         }),
+        ..QueueRunBody::default()
     }
 }
 

@@ -3,10 +3,12 @@
 //! decide.
 
 use runledger_core::{
-    FailureCode, FailureReport, Initiator, Outcome, ProgressDelta, RunIdentity, RunType, UserId,
+    FailureCode, FailureReport, Initiator, Outcome, ProgressDelta, RunId, RunIdentity, RunLimits,
+    RunType, SummaryCounts, UserId, WorkerId,
 };
 use runledger_wire::{
-    CompleteBody, DispatchFailedBody, FailureBody, InitiatorBody, ProgressBody, QueueRunBody,
+    CancelBody, CompleteBody, DispatchFailedBody, FailureBody, InitiatorBody, ProgressBody,
+    QueueRunBody, StartBody,
 };
 use serde_json::{Value, json};
 
@@ -35,6 +37,10 @@ pub(crate) struct ParsedQueue {
     pub(crate) identity: RunIdentity,
     pub(crate) initiator: Initiator,
     pub(crate) context: Value,
+    /// The caller's id for the run, if it chose one.
+    pub(crate) run_id: Option<RunId>,
+    /// The limits the request gave, before the defaults.
+    pub(crate) limits: RunLimits,
 }
 
 impl ParseBody for QueueRunBody {
@@ -90,12 +96,46 @@ impl ParseBody for QueueRunBody {
                 ));
             }
         };
+        let run_id = match self.run_id {
+            Some(id) if id.is_nil() => {
+                return Err(ApiError::bad_field("run_id", "must not be the nil UUID"));
+            }
+            id => id.map(RunId::from_uuid),
+        };
+        let limits = RunLimits::from_seconds(
+            self.start_deadline_seconds,
+            self.run_deadline_seconds,
+            self.heartbeat_timeout_seconds,
+        )?;
         Ok(ParsedQueue {
             run_type,
             identity,
             initiator,
             context,
+            run_id,
+            limits,
         })
+    }
+}
+
+impl ParseBody for StartBody {
+    type Parsed = Option<WorkerId>;
+
+    /// The worker that starts the run, if it named itself.
+    fn parse(self) -> Result<Option<WorkerId>, ApiError> {
+        Ok(self.worker.as_deref().map(WorkerId::parse).transpose()?)
+    }
+}
+
+impl ParseBody for CancelBody {
+    type Parsed = Option<String>;
+
+    /// The reason, raw (the domain sanitizes and bounds it).
+    fn parse(self) -> Result<Option<String>, ApiError> {
+        if let Some(reason) = &self.reason {
+            bounded_text("reason", reason)?;
+        }
+        Ok(self.reason)
     }
 }
 
@@ -111,12 +151,7 @@ impl ParseBody for ProgressBody {
 
     /// The increments, total and failures to report.
     fn parse(self) -> Result<ParsedProgress, ApiError> {
-        let failures = self
-            .failures
-            .iter()
-            .enumerate()
-            .map(|(index, failure)| parse_failure(failure, &format!("failures[{index}].")))
-            .collect::<Result<Vec<_>, _>>()?;
+        let failures = parse_failures(&self.failures)?;
         Ok(ParsedProgress {
             delta: ProgressDelta {
                 success: self.success,
@@ -129,16 +164,32 @@ impl ParseBody for ProgressBody {
     }
 }
 
-impl ParseBody for CompleteBody {
-    type Parsed = Option<Outcome>;
+/// A complete body as domain values.
+pub(crate) struct ParsedComplete {
+    pub(crate) outcome: Option<Outcome>,
+    pub(crate) final_counts: Option<SummaryCounts>,
+    pub(crate) failures: Vec<FailureReport>,
+}
 
-    /// The outcome asked for, if any.
-    fn parse(self) -> Result<Option<Outcome>, ApiError> {
-        Ok(self
-            .outcome
-            .as_deref()
-            .map(str::parse::<Outcome>)
-            .transpose()?)
+impl ParseBody for CompleteBody {
+    type Parsed = ParsedComplete;
+
+    /// The outcome asked for, if any, the final counts and the last failures.
+    fn parse(self) -> Result<ParsedComplete, ApiError> {
+        Ok(ParsedComplete {
+            outcome: self
+                .outcome
+                .as_deref()
+                .map(str::parse::<Outcome>)
+                .transpose()?,
+            final_counts: self.final_counts.map(|counts| SummaryCounts {
+                total: counts.total,
+                success: counts.success,
+                failed: counts.failed,
+                skipped: counts.skipped,
+            }),
+            failures: parse_failures(&self.failures)?,
+        })
     }
 }
 
@@ -147,27 +198,45 @@ impl ParseBody for DispatchFailedBody {
 
     /// The dispatch failure, counted once.
     fn parse(self) -> Result<FailureReport, ApiError> {
-        let failure = FailureBody {
-            code: self.code,
-            message: self.message,
-            count: Some(1),
-        };
-        parse_failure(&failure, "")
+        parse_failure(
+            &FailureBody {
+                code: self.code,
+                message: self.message,
+                count: Some(1),
+            },
+            "",
+        )
     }
 }
 
-/// Parses one failure of a body; `field_prefix` locates its fields in the body (`failures[2].`
-/// in a progress report, nothing in dispatch-failed), so a problem names the exact field.
+/// The failures of a body, each located as `failures[i].` in its problems.
+fn parse_failures(failures: &[FailureBody]) -> Result<Vec<FailureReport>, ApiError> {
+    failures
+        .iter()
+        .enumerate()
+        .map(|(index, failure)| parse_failure(failure, &format!("failures[{index}].")))
+        .collect()
+}
+
+/// Refuses text longer than is accepted before sanitizing.
+fn bounded_text(field: impl Into<String>, text: &str) -> Result<(), ApiError> {
+    if text.chars().count() > MAX_RAW_MESSAGE {
+        return Err(ApiError::bad_field(
+            field,
+            "must be at most 4096 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses one failure of a body; `field_prefix` locates its fields in the body
+/// (`failures[2].` in a progress report, nothing in dispatch-failed), so a problem names
+/// the exact field.
 fn parse_failure(failure: &FailureBody, field_prefix: &str) -> Result<FailureReport, ApiError> {
     let field = |name: &str| format!("{field_prefix}{name}");
     let code = FailureCode::parse(&failure.code)
         .map_err(|error| ApiError::bad_field(field("code"), error.reason))?;
-    if failure.message.chars().count() > MAX_RAW_MESSAGE {
-        return Err(ApiError::bad_field(
-            field("message"),
-            "must be at most 4096 characters",
-        ));
-    }
+    bounded_text(field("message"), &failure.message)?;
     if failure.count == Some(0) {
         return Err(ApiError::bad_field(field("count"), "must be at least 1"));
     }

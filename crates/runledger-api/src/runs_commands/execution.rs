@@ -35,6 +35,11 @@ impl CommandContext {
         self.idempotency.new_run_id()
     }
 
+    /// The server's default limits, which a queue request's missing ones take.
+    pub(crate) fn limit_defaults(&self) -> &super::limits::LimitDefaults {
+        &self.state.config.limits
+    }
+
     /// Runs the command `at_time` builds on `run` (or answers a retry from memory) and renders
     /// the answer. The command's time is the state's clock reading or, for a keyed request,
     /// its key's claim: this is where the time of every HTTP command enters.
@@ -52,14 +57,13 @@ impl CommandContext {
             Begun::Execute(at) => at,
         };
         let command = at_time(at);
-        let queues = matches!(command, RunCommand::Queue(_));
         let request = CommandRequest {
             tenant_id: self.tenant,
             run_id: run,
             command,
             expected: self.expected,
             event_id: self.idempotency.event_id(),
-            metadata: self.metadata,
+            metadata: self.metadata.clone(),
         };
         let started = std::time::Instant::now();
         let mut executed = self.state.commands.execute(&request).await;
@@ -78,6 +82,7 @@ impl CommandContext {
         let result = match &executed {
             Ok(CommandOutcome::Applied { .. }) => "applied",
             Ok(CommandOutcome::Deduplicated { .. }) => "deduplicated",
+            Ok(CommandOutcome::Unchanged { .. }) => "unchanged",
             Err(CommandError::Conflict { .. }) => "conflict",
             Err(CommandError::Rejected(_)) => "rejected",
             Err(CommandError::Store(_)) => "error",
@@ -94,21 +99,62 @@ impl CommandContext {
                 return Err(error.into());
             }
         };
-        let answer = answer(&self.state, queues, outcome)?;
+        let heartbeat = self.heartbeat_after(&request, &outcome, at).await;
+        let answer = answer(&self.state, &request.command, outcome, heartbeat)?;
         let (status, body) = self.idempotency.finish(&self.state.pool, answer).await?;
         tracing::info!(token = %self.caller.token_id, tenant = %self.tenant, run = %run, status = status.as_u16(), "command");
         Ok((status, Json(body)).into_response())
     }
 }
 
-/// The answer to a command that the store applied or deduplicated, as the JSON an
-/// `Idempotency-Key`'s later sends are answered with too.
+impl CommandContext {
+    /// The run's last heartbeat as stored, for the answer: a progress report is recorded as one
+    /// at the command's time; a run just queued or just started has none yet.
+    ///
+    /// The command is stored by now, so a failure here must not fail the answer (a client would
+    /// retry a command that was carried out): it is logged, and the answer goes without it.
+    async fn heartbeat_after(
+        &self,
+        request: &CommandRequest,
+        outcome: &CommandOutcome,
+        at: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let commands = &self.state.commands;
+        let run = outcome.run().id;
+        let heartbeat = match (&request.command, outcome) {
+            (RunCommand::Queue(_), CommandOutcome::Applied { .. })
+            | (
+                RunCommand::Start(_),
+                CommandOutcome::Applied {
+                    replayed: false, ..
+                },
+            ) => {
+                return None;
+            }
+            (RunCommand::ReportProgress(_), CommandOutcome::Applied { .. }) => commands
+                .record_heartbeat(self.tenant, run, at)
+                .await
+                .map(Some),
+            _ => commands.stored_heartbeat(self.tenant, run).await,
+        };
+        heartbeat.unwrap_or_else(|error| {
+            tracing::warn!(%error, tenant = %self.tenant, %run, "the run's heartbeat could not be recorded or read");
+            None
+        })
+    }
+}
+
+/// The answer to a command that the store applied, deduplicated or found already recorded, as
+/// the JSON an `Idempotency-Key`'s later sends are answered with too; a progress report's says
+/// whether the run was asked to cancel, as a heartbeat's does.
 fn answer(
     state: &AppState,
-    queues: bool,
+    command: &RunCommand,
     outcome: CommandOutcome,
+    heartbeat: Option<DateTime<Utc>>,
 ) -> Result<(StatusCode, Value), ApiError> {
-    let (status, answer) = match outcome {
+    let queues = matches!(command, RunCommand::Queue(_));
+    let (status, mut answer) = match outcome {
         CommandOutcome::Applied { run, position, .. } => {
             let status = if queues {
                 StatusCode::CREATED
@@ -116,21 +162,35 @@ fn answer(
                 StatusCode::OK
             };
             let answer = CommandAnswer {
+                cancel_requested: None,
                 created: queues.then_some(true),
                 position: Some(position),
-                run: run_json(&state.config, &run)?,
+                run: run_json(&state.config, &run, heartbeat)?,
             };
             (status, answer)
         }
+        CommandOutcome::Unchanged { run, position } => (
+            StatusCode::OK,
+            CommandAnswer {
+                cancel_requested: None,
+                created: None,
+                position: Some(position),
+                run: run_json(&state.config, &run, heartbeat)?,
+            },
+        ),
         CommandOutcome::Deduplicated { existing } => {
             let answer = CommandAnswer {
+                cancel_requested: None,
                 created: Some(false),
                 position: None,
-                run: run_json(&state.config, &existing)?,
+                run: run_json(&state.config, &existing, heartbeat)?,
             };
             (StatusCode::OK, answer)
         }
     };
+    if matches!(command, RunCommand::ReportProgress(_)) {
+        answer.cancel_requested = Some(answer.run.is_cancel_requested());
+    }
     let body = serde_json::to_value(answer).map_err(|error| ApiError::Internal(error.into()))?;
     Ok((status, body))
 }

@@ -1,31 +1,40 @@
-//! Command routes (writer role): queue, start, progress, complete, dispatch-failed.
+//! Command routes (writer role): queue, start, progress, complete, dispatch-failed, cancel, and
+//! the heartbeat (not a command: it is kept beside the log).
 //!
 //! Each route parses its body into domain values (`bodies`), builds its command, and runs it
 //! through the store's command path (`execution`), answering the run as it stands after the
-//! command. Conditional requests (`If-Match`) pin the version; `Idempotency-Key` makes retries
-//! safe. `route` reads what every command route shares.
+//! command (or as it stood, when the command's effect was already recorded: a re-delivered
+//! start, a second cancel). Conditional requests (`If-Match`) pin the version;
+//! `Idempotency-Key` makes retries safe. `route` reads what every command route shares.
 //!
 //! # Layout
 //! - `bodies`: the request bodies (`runledger_wire`'s) parsed into domain values.
+//! - [`limits`]: the server's default limits, and how a queue request's are resolved with them.
 //! - `route`: the `CommandRoute` extractor: caller, tenant check, body, shared headers.
 //! - `execution`: the key, the command path, the answer.
+//! - `heartbeat`: the heartbeat route.
 
 pub(crate) mod bodies;
 pub(crate) mod execution;
+mod heartbeat;
+pub mod limits;
 pub(crate) mod route;
 
 use axum::response::Response;
-use runledger_core::{Complete, DispatchFailed, QueueRun, ReportProgress, RunCommand, Start};
+use runledger_core::{
+    Cancel, Complete, DispatchFailed, QueueRun, ReportProgress, RunCommand, Start,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{RunPath, TenantPath};
-use bodies::{ParseBody, ParsedProgress, ParsedQueue};
+use bodies::{ParseBody, ParsedComplete, ParsedProgress, ParsedQueue};
 use route::CommandRoute;
 use runledger_wire::{
-    CommandAnswer, CompleteBody, DispatchFailedBody, ProgressBody, QueueRunBody, StartBody,
+    CancelBody, CommandAnswer, CompleteBody, DispatchFailedBody, ProgressBody, QueueRunBody,
+    StartBody,
 };
 
 /// The routes of this module.
@@ -36,13 +45,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(report_progress))
         .routes(routes!(complete_run))
         .routes(routes!(dispatch_failed))
+        .routes(routes!(cancel_run))
+        .routes(routes!(heartbeat::heartbeat))
 }
 
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs", tag = "commands",
     params(("tenant_id" = i64, Path, description = "Tenant id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a resend with the same key and body gets the first answer and appends nothing; the same key with another request is a 422 (docs/adr/0014)")),
     request_body = QueueRunBody,
-    responses((status = 201, body = CommandAnswer, description = "Queued a new run"), (status = 200, body = CommandAnswer, description = "An active run with the same identity exists: that run, with created = false"),
-              (status = 400, description = "Invalid request"), (status = 401), (status = 403), (status = 404)),
+    responses((status = 201, description = "Queued a new run, with the limits resolved with the run type's and the server's defaults", body = CommandAnswer),
+              (status = 200, description = "An active run with the same identity exists: that run, with created = false", body = CommandAnswer),
+              (status = 400, description = "Invalid request"), (status = 401), (status = 403), (status = 404),
+              (status = 409, description = "The run_id is taken")),
     security(("bearer" = [])))]
 pub(crate) async fn queue_run(
     CommandRoute {
@@ -56,8 +69,11 @@ pub(crate) async fn queue_run(
         identity,
         initiator,
         context: run_context,
+        run_id,
+        limits,
     } = body.parse()?;
-    let run_id = context.new_run_id();
+    let run_id = run_id.unwrap_or_else(|| context.new_run_id());
+    let limits = context.limit_defaults().resolve(&run_type, limits);
     context
         .execute(run_id, |at| {
             RunCommand::Queue(QueueRun {
@@ -67,7 +83,7 @@ pub(crate) async fn queue_run(
                 identity,
                 initiator,
                 context: run_context,
-                limits: runledger_core::RunLimits::default(),
+                limits,
                 at,
             })
         })
@@ -77,22 +93,29 @@ pub(crate) async fn queue_run(
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/start", tag = "commands",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected version"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a resend with the same key and body gets the first answer and appends nothing; the same key with another request is a 422 (docs/adr/0014)")),
     request_body(content = Option<StartBody>),
-    responses((status = 200, body = CommandAnswer, description = "The run, running"), (status = 404), (status = 409, description = "Not queued"), (status = 412)),
+    responses((status = 200, description = "The run, running; also when the worker it names already started it (a re-delivered job: nothing is recorded again)", body = CommandAnswer),
+              (status = 404),
+              (status = 409, description = "Not queued; or started by another worker (`held-by-another-worker`, naming the `holder`)"),
+              (status = 412)),
     security(("bearer" = [])))]
 pub(crate) async fn start_run(
-    CommandRoute { path, context, .. }: CommandRoute<RunPath, StartBody>,
+    CommandRoute {
+        path,
+        body,
+        context,
+    }: CommandRoute<RunPath, StartBody>,
 ) -> Result<Response, ApiError> {
+    let worker = body.parse()?;
     context
-        .execute(path.run_id, |at| {
-            RunCommand::Start(Start { worker: None, at })
-        })
+        .execute(path.run_id, |at| RunCommand::Start(Start { worker, at }))
         .await
 }
 
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/progress", tag = "commands",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected version"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a resend with the same key and body gets the first answer and appends nothing; the same key with another request is a 422 (docs/adr/0014)")),
     request_body = ProgressBody,
-    responses((status = 200, body = CommandAnswer, description = "The run with the increments added"), (status = 404), (status = 409, description = "Not running"), (status = 412), (status = 422, description = "Counts would exceed the total or go backwards")),
+    responses((status = 200, description = "The run with the increments added, and whether it was asked to cancel; the report counts as a heartbeat", body = CommandAnswer),
+              (status = 404), (status = 409, description = "Not running"), (status = 412), (status = 422, description = "Counts would exceed the total or go backwards")),
     security(("bearer" = [])))]
 pub(crate) async fn report_progress(
     CommandRoute {
@@ -121,7 +144,8 @@ pub(crate) async fn report_progress(
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/complete", tag = "commands",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected version"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a resend with the same key and body gets the first answer and appends nothing; the same key with another request is a 422 (docs/adr/0014)")),
     request_body = CompleteBody,
-    responses((status = 200, body = CommandAnswer, description = "The completed run"), (status = 404), (status = 409, description = "Not running"), (status = 412), (status = 422)),
+    responses((status = 200, description = "The completed run", body = CommandAnswer), (status = 404), (status = 409, description = "Not running"), (status = 412),
+              (status = 422, description = "Final counts below what was reported or past the total; `cancelled` without a cancel request")),
     security(("bearer" = [])))]
 pub(crate) async fn complete_run(
     CommandRoute {
@@ -130,13 +154,17 @@ pub(crate) async fn complete_run(
         context,
     }: CommandRoute<RunPath, CompleteBody>,
 ) -> Result<Response, ApiError> {
-    let outcome = body.parse()?;
+    let ParsedComplete {
+        outcome,
+        final_counts,
+        failures,
+    } = body.parse()?;
     context
         .execute(path.run_id, |at| {
             RunCommand::Complete(Complete {
                 outcome,
-                final_counts: None,
-                failures: Vec::new(),
+                final_counts,
+                failures,
                 at,
             })
         })
@@ -146,7 +174,7 @@ pub(crate) async fn complete_run(
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/dispatch-failed", tag = "commands",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected version"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a resend with the same key and body gets the first answer and appends nothing; the same key with another request is a 422 (docs/adr/0014)")),
     request_body = DispatchFailedBody,
-    responses((status = 200, body = CommandAnswer, description = "The run, completed as failed"), (status = 404), (status = 409, description = "Not queued"), (status = 412)),
+    responses((status = 200, description = "The run, completed as failed", body = CommandAnswer), (status = 404), (status = 409, description = "Not queued"), (status = 412)),
     security(("bearer" = [])))]
 pub(crate) async fn dispatch_failed(
     CommandRoute {
@@ -160,5 +188,24 @@ pub(crate) async fn dispatch_failed(
         .execute(path.run_id, |at| {
             RunCommand::DispatchFailed(DispatchFailed { failure, at })
         })
+        .await
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/cancel", tag = "commands",
+    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    request_body(content = Option<CancelBody>),
+    responses((status = 200, description = "A queued run, completed `cancelled` at once (its identity is free again); a running run, with `cancel_requested`: its worker sees it in its next heartbeat or progress answer and completes the run `cancelled`. A second cancel of a running run changes nothing and answers the same", body = CommandAnswer),
+              (status = 404), (status = 409, description = "Already completed"), (status = 412)),
+    security(("bearer" = [])))]
+pub(crate) async fn cancel_run(
+    CommandRoute {
+        path,
+        body,
+        context,
+    }: CommandRoute<RunPath, CancelBody>,
+) -> Result<Response, ApiError> {
+    let reason = body.parse()?;
+    context
+        .execute(path.run_id, |at| RunCommand::Cancel(Cancel { reason, at }))
         .await
 }

@@ -79,10 +79,13 @@ where
     }
 }
 
-/// Parses an `If-Match` value: a version as an entity tag, `"3"` (or `W/"3"`, or bare `3`).
+/// Parses an `If-Match` value: a version as an entity tag, `"3"` (or `W/"3"`, or bare `3`), or
+/// a run's whole entity tag, `"3-1790000000123456"`, whose heartbeat part it ignores (the
+/// version is what a command expects).
 fn parse_etag(value: Option<&str>) -> Result<u64, ApiError> {
     value
         .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .map(|v| v.split_once('-').map_or(v, |(version, _heartbeat)| version))
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| {
             ApiError::bad_field(

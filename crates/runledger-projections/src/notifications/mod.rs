@@ -1,5 +1,6 @@
 //! The notification feed (`projections/notifications/`): a notice to the initiating user when a
-//! run is queued and when it completes. System runs notify no one.
+//! run is queued and when it completes (saying so when it timed out or was cancelled). System
+//! runs notify no one.
 //!
 //! A notice's id is a UUIDv5 of the run id and the notice kind, and notices are inserted with
 //! `ON CONFLICT DO NOTHING`: applying an event again, or rebuilding the whole feed, recreates the
@@ -11,7 +12,9 @@
 //! - [`query`]: the feed's queries: a user's notices in keyset pages, marking one read.
 
 use chrono::{DateTime, Utc};
-use runledger_core::{Outcome, RunEvent, RunId, RunSnapshot, RunType, TenantId, view_url};
+use runledger_core::{
+    CompletionReason, Outcome, RunEvent, RunId, RunSnapshot, RunType, TenantId, view_url,
+};
 use runledger_store::EventReader;
 use runledger_store::command::fold_until;
 use sqlx::PgPool;
@@ -68,7 +71,7 @@ pub struct Notifications {
 
 impl Notifications {
     /// The version of the apply code; bump it when the notices it writes change.
-    pub const CODE_VERSION: &'static str = "1";
+    pub const CODE_VERSION: &'static str = "2";
 
     /// The feed; "View run" links are built by `view_url` under `base_url`. A completed
     /// notice folds the run's stream from the log (read through `pool`), so it reads the same
@@ -106,7 +109,7 @@ impl Notifications {
             user_id: user.get(),
             run_id: run.id.as_uuid(),
             kind: NoticeKind::Completed,
-            title: completed_title(&run.run_type, run.outcome),
+            title: completed_title(run),
             body: completed_body(run),
             outcome: run.outcome,
             view_url: self.view_url(run.tenant_id, run.id),
@@ -136,20 +139,56 @@ fn queued_title(run_type: &RunType) -> String {
     format!("{} queued", run_type.display_name())
 }
 
-/// `Inventory sync completed`, `… partially succeeded`, `… failed`, `… cancelled`.
-fn completed_title(run_type: &RunType, outcome: Outcome) -> String {
-    let verb = match outcome {
-        Outcome::Succeeded | Outcome::Pending => "completed",
-        other => &other.label().to_lowercase(),
+/// `Inventory sync completed`, `… partially succeeded`, `… failed`; `… timed out` and
+/// `… cancelled` when that is why it ended.
+fn completed_title(run: &RunSnapshot) -> String {
+    let verb = match (&run.completion, run.outcome) {
+        (Some(CompletionReason::TimedOut { .. }), _) => "timed out",
+        (Some(CompletionReason::Cancelled { .. }), _) => "cancelled",
+        (_, Outcome::Succeeded | Outcome::Pending) => "completed",
+        (_, other) => &other.label().to_lowercase(),
     };
-    format!("{} {verb}", run_type.display_name())
+    format!("{} {verb}", run.run_type.display_name())
 }
 
 /// `Inventory sync completed: 8 succeeded, 2 failed` (and `, 1 skipped` when any were), or the
-/// first failure's message when nothing was counted.
+/// first failure's message when nothing was counted; a time-out says which limit passed, and a
+/// cancellation why it was asked for, with what was done before.
 fn completed_body(run: &RunSnapshot) -> String {
     let name = run.run_type.display_name();
     let counts = run.summary_counts;
+    let tally = || {
+        let mut tally = format!("{} succeeded, {} failed", counts.success, counts.failed);
+        if counts.skipped > 0 {
+            tally.push_str(&format!(", {} skipped", counts.skipped));
+        }
+        tally
+    };
+    match &run.completion {
+        Some(CompletionReason::TimedOut { time_out }) => {
+            let code = time_out.limit.failure_code();
+            let why = run
+                .failure_summary
+                .iter()
+                .find(|failure| failure.code.as_str() == code)
+                .map_or_else(
+                    || time_out.limit.as_str().replace('_', " "),
+                    |f| f.message.clone(),
+                );
+            return format!("{name} timed out: {why}");
+        }
+        Some(CompletionReason::Cancelled { cancellation }) => {
+            let mut body = format!("{name} was cancelled");
+            if let Some(reason) = &cancellation.reason {
+                body.push_str(&format!(": {reason}"));
+            }
+            if counts.processed() > 0 {
+                body.push_str(&format!(" ({} before it stopped)", tally()));
+            }
+            return body;
+        }
+        _ => {}
+    }
     if counts.processed() == 0
         && let Some(failure) = run.failure_summary.first()
     {
@@ -159,14 +198,7 @@ fn completed_body(run: &RunSnapshot) -> String {
             failure.message
         );
     }
-    let mut body = format!(
-        "{name} completed: {} succeeded, {} failed",
-        counts.success, counts.failed
-    );
-    if counts.skipped > 0 {
-        body.push_str(&format!(", {} skipped", counts.skipped));
-    }
-    body
+    format!("{name} completed: {}", tally())
 }
 
 impl Projection for Notifications {

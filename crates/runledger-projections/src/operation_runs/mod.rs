@@ -9,11 +9,16 @@
 //! - this file: the projection (its definition and apply code).
 //! - [`row`]: [`OperationRunRow`], a row of the read model, and the run it holds.
 //! - [`query`]: the read model's queries: typed filters, orders, keyset pages and counts.
+//! - [`overdue`]: the sweeper's query: runs of any tenant whose limit has passed.
+//!
+//! The lifecycle columns (limits, deadlines, worker, cancel request, completion reason) are
+//! folded like the others; the last heartbeat is not an event, so the public view joins it in
+//! from `public.run_heartbeats` and no projected column holds it.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use runledger_core::{Run, RunSnapshot, UserId, evolve};
+use runledger_core::{Limit, Run, RunSnapshot, UserId, evolve};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -28,22 +33,36 @@ macro_rules! run_columns {
     () => {
         "id, tenant_id, user_id, initiator_name, type, status, outcome, run_identity_hash, \
          summary_counts, failure_summary, context, started_at, completed_at, created_at, \
-         updated_at, identity, version, last_position, last_tx_id, last_event_at"
+         updated_at, identity, version, last_position, last_tx_id, last_event_at, \
+         start_deadline_seconds, run_deadline_seconds, heartbeat_timeout_seconds, \
+         start_deadline_at, run_deadline_at, log_heartbeat_deadline_at, worker, last_progress_at, \
+         cancel_requested_at, cancel_reason, completion"
     };
 }
 
+pub mod overdue;
 pub mod query;
 pub mod row;
 
+pub use overdue::{OverdueRun, overdue_runs};
 pub use query::{
     CountGroup, RunCount, RunFilter, RunOrder, RunPage, RunPageQuery, RunPosition, RunQueryError,
     TypePrefix, count_runs, find_run, run_if_listed, run_page,
 };
 pub use row::OperationRunRow;
 
+/// The public view: the projected row, and the run's last heartbeat from the table beside the
+/// log (heartbeats are not events, so no projected column holds them and a rebuild reproduces
+/// every projected column exactly).
 const VIEWS: &[PublicView] = &[PublicView {
     name: "operation_runs",
-    select: concat!("SELECT ", run_columns!(), " FROM {schema}.operation_runs"),
+    select: concat!(
+        "SELECT ",
+        run_columns!(),
+        ", (SELECT h.last_heartbeat_at FROM public.run_heartbeats h \
+             WHERE h.tenant_id = r.tenant_id AND h.run_id = r.id) AS heartbeat_at \
+         FROM {schema}.operation_runs r"
+    ),
 }];
 
 /// The OperationRun read model.
@@ -54,7 +73,7 @@ pub struct OperationRuns {
 
 impl OperationRuns {
     /// The version of the apply code; bump it when the rows it writes change.
-    pub const CODE_VERSION: &'static str = "1";
+    pub const CODE_VERSION: &'static str = "2";
 
     /// The read model with its DDL from `projections/operation_runs/schema.sql`.
     pub fn new() -> Self {
@@ -186,6 +205,17 @@ struct RunColumns {
     last_position: Vec<i64>,
     last_tx_id: Vec<i64>,
     last_event_at: Vec<DateTime<Utc>>,
+    start_deadline_seconds: Vec<Option<i32>>,
+    run_deadline_seconds: Vec<Option<i32>>,
+    heartbeat_timeout_seconds: Vec<Option<i32>>,
+    start_deadline_at: Vec<Option<DateTime<Utc>>>,
+    run_deadline_at: Vec<Option<DateTime<Utc>>>,
+    log_heartbeat_deadline_at: Vec<Option<DateTime<Utc>>>,
+    worker: Vec<Option<String>>,
+    last_progress_at: Vec<Option<DateTime<Utc>>>,
+    cancel_requested_at: Vec<Option<DateTime<Utc>>>,
+    cancel_reason: Vec<Option<String>>,
+    completion: Vec<Option<Value>>,
 }
 
 impl RunColumns {
@@ -224,6 +254,34 @@ impl RunColumns {
         self.last_tx_id
             .push(i64::try_from(last.recorded.tx_id).unwrap_or(i64::MAX));
         self.last_event_at.push(last.recorded.recorded_at);
+        // Limits are at most thirty days of seconds: they fit an integer column.
+        let seconds = |limit: Limit| {
+            run.limits
+                .get(limit)
+                .map(|s| i32::try_from(s.get()).unwrap_or(i32::MAX))
+        };
+        self.start_deadline_seconds
+            .push(seconds(Limit::StartDeadline));
+        self.run_deadline_seconds.push(seconds(Limit::RunDeadline));
+        self.heartbeat_timeout_seconds
+            .push(seconds(Limit::HeartbeatTimeout));
+        self.start_deadline_at.push(run.start_deadline_at());
+        self.run_deadline_at.push(run.run_deadline_at());
+        self.log_heartbeat_deadline_at
+            .push(run.heartbeat_deadline_at(None));
+        self.worker
+            .push(run.worker.as_ref().map(|w| w.as_str().to_owned()));
+        self.last_progress_at.push(run.last_progress_at);
+        let request = run.cancel_requested.as_ref();
+        self.cancel_requested_at
+            .push(request.map(|r| r.requested_at));
+        self.cancel_reason
+            .push(request.and_then(|r| r.reason.clone()));
+        self.completion.push(
+            run.completion
+                .as_ref()
+                .map(|reason| json(serde_json::to_value(reason))),
+        );
     }
 
     async fn upsert(&self, tx: &mut ApplyTx<'_>) -> Result<(), ApplyError> {
@@ -239,7 +297,10 @@ impl RunColumns {
                       $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[], $11::jsonb[], \
                       $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], \
                       $15::timestamptz[], $16::jsonb[], $17::bigint[], $18::bigint[], \
-                      $19::bigint[], $20::timestamptz[]) WITH ORDINALITY \
+                      $19::bigint[], $20::timestamptz[], $21::integer[], $22::integer[], \
+                      $23::integer[], $24::timestamptz[], $25::timestamptz[], \
+                      $26::timestamptz[], $27::text[], $28::timestamptz[], $29::timestamptz[], \
+                      $30::text[], $31::jsonb[]) WITH ORDINALITY \
                  AS r(",
             run_columns!(),
             ", ord) ORDER BY ord \
@@ -254,7 +315,16 @@ impl RunColumns {
                  created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, \
                  identity = EXCLUDED.identity, version = EXCLUDED.version, \
                  last_position = EXCLUDED.last_position, last_tx_id = EXCLUDED.last_tx_id, \
-                 last_event_at = EXCLUDED.last_event_at"
+                 last_event_at = EXCLUDED.last_event_at, \
+                 start_deadline_seconds = EXCLUDED.start_deadline_seconds, \
+                 run_deadline_seconds = EXCLUDED.run_deadline_seconds, \
+                 heartbeat_timeout_seconds = EXCLUDED.heartbeat_timeout_seconds, \
+                 start_deadline_at = EXCLUDED.start_deadline_at, \
+                 run_deadline_at = EXCLUDED.run_deadline_at, \
+                 log_heartbeat_deadline_at = EXCLUDED.log_heartbeat_deadline_at, \
+                 worker = EXCLUDED.worker, last_progress_at = EXCLUDED.last_progress_at, \
+                 cancel_requested_at = EXCLUDED.cancel_requested_at, \
+                 cancel_reason = EXCLUDED.cancel_reason, completion = EXCLUDED.completion"
         ))
         .bind(&self.id)
         .bind(&self.tenant_id)
@@ -276,6 +346,17 @@ impl RunColumns {
         .bind(&self.last_position)
         .bind(&self.last_tx_id)
         .bind(&self.last_event_at)
+        .bind(&self.start_deadline_seconds)
+        .bind(&self.run_deadline_seconds)
+        .bind(&self.heartbeat_timeout_seconds)
+        .bind(&self.start_deadline_at)
+        .bind(&self.run_deadline_at)
+        .bind(&self.log_heartbeat_deadline_at)
+        .bind(&self.worker)
+        .bind(&self.last_progress_at)
+        .bind(&self.cancel_requested_at)
+        .bind(&self.cancel_reason)
+        .bind(&self.completion)
         .execute(tx.conn())
         .await?;
         Ok(())

@@ -5,13 +5,16 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use runledger_core::{
-    Initiator, Outcome, RunIdentityHash, RunLimits, RunSnapshot, RunStatus, RunType, TenantId,
-    UserId,
+    Initiator, Outcome, RunCancelRequested, RunIdentityHash, RunLimits, RunSnapshot, RunStatus,
+    RunType, TenantId, UserId, WorkerId,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
 /// A row of the read model (`public.operation_runs`).
+///
+/// The lifecycle columns (new in the apply code's version 2) are `#[sqlx(default)]`: see
+/// [`Self::COLUMNS`].
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OperationRunRow {
     /// The run id.
@@ -55,11 +58,53 @@ pub struct OperationRunRow {
     pub last_tx_id: i64,
     /// When the last event folded was recorded (database clock).
     pub last_event_at: DateTime<Utc>,
+    /// How long it may stay queued, in seconds.
+    #[sqlx(default)]
+    pub start_deadline_seconds: Option<i32>,
+    /// How long it may run once started, in seconds.
+    #[sqlx(default)]
+    pub run_deadline_seconds: Option<i32>,
+    /// How long it may run without a heartbeat, in seconds.
+    #[sqlx(default)]
+    pub heartbeat_timeout_seconds: Option<i32>,
+    /// When its start deadline passes.
+    #[sqlx(default)]
+    pub start_deadline_at: Option<DateTime<Utc>>,
+    /// When its run deadline passes (once started).
+    #[sqlx(default)]
+    pub run_deadline_at: Option<DateTime<Utc>>,
+    /// When its heartbeat timeout passes as the log alone tells it (from the start or the
+    /// latest progress report); the stored heartbeat ([`Self::heartbeat_at`]) may push it later.
+    #[sqlx(default)]
+    pub log_heartbeat_deadline_at: Option<DateTime<Utc>>,
+    /// The worker that started it, when the start named one.
+    #[sqlx(default)]
+    pub worker: Option<String>,
+    /// When a worker last reported progress.
+    #[sqlx(default)]
+    pub last_progress_at: Option<DateTime<Utc>>,
+    /// When someone asked it to cancel.
+    #[sqlx(default)]
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// Why, in the requester's words (sanitized).
+    #[sqlx(default)]
+    pub cancel_reason: Option<String>,
+    /// Why it completed: the `Completed` event's reason with what it records.
+    #[sqlx(default)]
+    pub completion: Option<Value>,
+    /// The last heartbeat stored outside the log (`public.run_heartbeats`), which the public
+    /// view joins in; not a projected column (heartbeats are not events), so it is absent,
+    /// and `None`, where a row is read from the projection's own table.
+    #[sqlx(default)]
+    pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
 impl OperationRunRow {
-    /// The columns of a row, in order, for `SELECT`s of `public.operation_runs`.
-    pub const COLUMNS: &'static str = run_columns!();
+    /// The columns of a row for `SELECT`s of `public.operation_runs`: all the view has. While
+    /// an upgrade rebuilds the read model the view still shows the version built before it,
+    /// whose columns may be fewer: a row of it reads the columns it lacks (all `#[sqlx(default)]`)
+    /// as none, and the query does not fail (design brief §5: no error during a rebuild).
+    pub const COLUMNS: &'static str = "*";
 
     /// The run's state as the domain knows it.
     ///
@@ -100,12 +145,31 @@ impl OperationRunRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version.unsigned_abs(),
-            // Not yet in the read model (issue 13): shown empty until the columns exist.
-            limits: RunLimits::default(),
-            worker: None,
-            last_progress_at: None,
-            cancel_requested: None,
-            completion: None,
+            limits: RunLimits::from_seconds(
+                self.start_deadline_seconds.map(i64::from),
+                self.run_deadline_seconds.map(i64::from),
+                self.heartbeat_timeout_seconds.map(i64::from),
+            )
+            .map_err(|e| invalid(e.field, &e.reason))?,
+            worker: self
+                .worker
+                .as_deref()
+                .map(WorkerId::parse)
+                .transpose()
+                .map_err(|e| invalid("worker", &e))?,
+            last_progress_at: self.last_progress_at,
+            cancel_requested: self
+                .cancel_requested_at
+                .map(|requested_at| RunCancelRequested {
+                    reason: self.cancel_reason.clone(),
+                    requested_at,
+                }),
+            completion: self
+                .completion
+                .clone()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| invalid("completion", &e))?,
         })
     }
 }
