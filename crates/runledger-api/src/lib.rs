@@ -80,7 +80,7 @@ pub struct ApiConfig {
     /// The longest the process's live hub goes without looking at the log and the projections'
     /// positions when no notification came (docs/adr/0017).
     pub live_poll: Duration,
-    /// The lifecycle limits a queued run gets where its request gives none (docs/adr/0017).
+    /// The lifecycle limits a queued run gets where its request gives none (docs/adr/0021).
     pub limits: runs_commands::limits::LimitDefaults,
 }
 

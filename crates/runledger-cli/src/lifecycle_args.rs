@@ -9,7 +9,7 @@ use runledger_api::runs_commands::limits::{LimitDefaults, TypeLimits};
 use runledger_core::RunLimits;
 use runledger_sweeper::SweeperConfig;
 
-/// The default lifecycle limits (docs/adr/0017): a limit a queue request leaves out is its run
+/// The default lifecycle limits (docs/adr/0021): a limit a queue request leaves out is its run
 /// type's default, else the server's, else none.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LimitArgs {

@@ -6,7 +6,7 @@
 //! log, and sends each a `TimeOut`, which the pure core decides against the run's events. It
 //! never appends itself: it is a client of `CommandHandler`, as the API is, which is why it is a
 //! crate of its own rather than part of the projections (which never append) or the API (the
-//! HTTP layer). See docs/adr/0017.
+//! HTTP layer). See docs/adr/0021.
 //!
 //! # Layout
 //! - [`sweeper`]: [`Sweeper`]: a round ([`Sweeper::step`]) and the loop ([`Sweeper::run`]).

@@ -6,7 +6,7 @@
 //! decision is the core's, against the run's events, so a stale candidate (a heartbeat, a
 //! progress report or a completion came in between, or the read model lags) is refused there
 //! and changes nothing, and a time-out racing a completion ends with exactly one `Completed`
-//! (docs/adr/0013, docs/adr/0017).
+//! (docs/adr/0013, docs/adr/0021).
 
 use std::future::Future;
 use std::pin::pin;

@@ -75,7 +75,7 @@ async fn without_a_run_id_an_idempotency_key_derives_it() {
     let first = send("order-17", 1).await;
     assert_eq!(first.status, StatusCode::CREATED, "{:#}", first.body);
     let id: Uuid = first.body["run"]["id"].as_str().unwrap().parse().unwrap();
-    // A UUIDv5 of the tenant and the key (docs/adr/0017): the same key names the same run.
+    // A UUIDv5 of the tenant and the key (docs/adr/0021): the same key names the same run.
     assert_eq!(id.get_version_num(), 5);
     let retry = send("order-17", 1).await;
     assert_eq!(retry.body["run"]["id"], id.to_string());

@@ -1,5 +1,5 @@
 //! The server's default lifecycle limits, per run type and server-wide, and how a queue request's
-//! limits are resolved with them before the `Queue` command is built (docs/adr/0017).
+//! limits are resolved with them before the `Queue` command is built (docs/adr/0021).
 //!
 //! Each limit resolves on its own: the request's value, else its run type's default, else the
 //! server's, else none. The resolved limits go into the command, so the `Queued` event records
