@@ -3,6 +3,9 @@
 -- the kind), so rebuilding the feed recreates the same notices and read state, kept in
 -- public.notification_reads, still applies. Table names are unqualified: the projector runs
 -- this in the version's own schema, and the view public.notifications shows the active version.
+-- No link is stored: the "View run" link is built when a notice is read, from the tenant, the run
+-- and the public URL of the process that serves it, so no per-process setting shapes the rows or
+-- the fingerprint (docs/adr/0025).
 
 CREATE TABLE notifications (
     id          uuid        PRIMARY KEY,
@@ -14,7 +17,6 @@ CREATE TABLE notifications (
     body        text        NOT NULL,
     -- The run's outcome when the notice was made (pending for queued notices).
     outcome     text        NOT NULL,
-    view_url    text        NOT NULL,
     -- When the event happened, as its command said.
     created_at  timestamptz NOT NULL,
     -- The log position of the event the notice comes from.

@@ -69,6 +69,9 @@ use crate::caller_cache::CallerCache;
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Where people open run pages, e.g. `http://127.0.0.1:8080/ui`; `view_url`s start with it.
+    /// This process's own setting: links are built with it when they are read (the notices'
+    /// too), never stored, so processes with different public URLs share every read model
+    /// (docs/adr/0025).
     pub view_base_url: String,
     /// The longest a query waits for `min_position` (read-your-writes).
     pub max_read_wait: Duration,
@@ -97,15 +100,6 @@ impl ApiConfig {
         }
     }
 
-    /// The projections' settings that must agree with the API's (the notices' links). (A process
-    /// that serves the API also gives its projectors its [`AppState::live`].)
-    pub fn projections(&self) -> runledger_projections::ProjectionsConfig {
-        runledger_projections::ProjectionsConfig {
-            base_url: self.view_base_url.clone(),
-            ..runledger_projections::ProjectionsConfig::default()
-        }
-    }
-
     /// Whether the pages' cookies may only travel over HTTPS (when they are served over it).
     pub fn secure_cookies(&self) -> bool {
         self.view_base_url.starts_with("https://")
@@ -114,6 +108,15 @@ impl ApiConfig {
     /// The page of a run.
     pub fn view_url(&self, tenant: TenantId, run: RunId) -> String {
         runledger_core::view_url(&self.view_base_url, tenant, run)
+    }
+
+    /// The "View run" link of a notice of `tenant`'s feed (the tenant the feed was read for).
+    pub fn notice_view_url(
+        &self,
+        tenant: TenantId,
+        notice: &runledger_projections::notifications::NoticeRow,
+    ) -> String {
+        self.view_url(tenant, RunId::from_uuid(notice.run_id))
     }
 }
 

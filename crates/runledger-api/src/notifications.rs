@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use runledger_core::UserId;
+use runledger_core::{TenantId, UserId};
 use runledger_projections::notifications::{
     NoticePageQuery, NoticePosition, NoticeRow, mark_read as mark_notice_read, notice_page,
 };
@@ -16,11 +16,11 @@ use runledger_wire::{Notice, NoticePage, NoticeQuery};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Query;
 use crate::page::PageToken;
+use crate::{ApiConfig, AppState};
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -29,8 +29,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_read))
 }
 
-/// A row of the feed as the API shows it.
-fn notice_of_row(row: NoticeRow) -> Notice {
+/// A row of `tenant`'s feed as the API shows it, with its link under this process's public URL.
+fn notice_of_row(config: &ApiConfig, tenant: TenantId, row: NoticeRow) -> Notice {
+    let view_url = config.notice_view_url(tenant, &row);
     let NoticeRow {
         id,
         tenant_id,
@@ -40,7 +41,6 @@ fn notice_of_row(row: NoticeRow) -> Notice {
         title,
         body,
         outcome,
-        view_url,
         created_at,
         position,
         read_at,
@@ -132,7 +132,11 @@ pub(crate) async fn list_notifications(
         .encode()
     });
     Ok(Json(NoticePage {
-        notifications: page.notices.into_iter().map(notice_of_row).collect(),
+        notifications: page
+            .notices
+            .into_iter()
+            .map(|row| notice_of_row(&state.config, caller.tenant_id, row))
+            .collect(),
         next_page_token,
     }))
 }
@@ -148,6 +152,8 @@ pub(crate) async fn mark_read(
 ) -> Result<Json<Notice>, ApiError> {
     let id = parse_notice_id(&id)?;
     Ok(Json(notice_of_row(
+        &state.config,
+        caller.tenant_id,
         read_notice(&state, &caller, user, id).await?,
     )))
 }

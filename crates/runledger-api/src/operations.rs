@@ -78,7 +78,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
     .await?;
     metrics::gauge!("runledger_oldest_writer_transaction_seconds")
         .set(oldest_writer.unwrap_or(0.0));
-    let projections = runledger_projections::statuses(&state.pool)
+    let projections = crate::projections::statuses_here(&state)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     for projection in projections {
@@ -92,6 +92,12 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         metrics::gauge!("runledger_projection_halted", &labels).set(f64::from(u8::from(
             projection.state == ProjectionState::Halted,
         )));
+        // 0 when this process's code cannot lead the projection (its version was replaced, or
+        // the active one is not its own): the alert of a fork, beside the lag it causes.
+        if let Some(standing) = &projection.this_code {
+            metrics::gauge!("runledger_projection_this_code_can_lead", &labels)
+                .set(f64::from(u8::from(standing.can_lead())));
+        }
     }
     let body = crate::metrics::handle().map_or_else(
         || "# metrics recorder unavailable\n".to_owned(),

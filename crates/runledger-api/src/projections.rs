@@ -5,7 +5,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use runledger_projections::{
-    ProjectionError, ProjectionStatus, RebuildStarted, VersionProgress, rebuild, statuses,
+    ProjectionError, ProjectionStatus, ProjectionsConfig, RebuildStarted, VersionProgress, rebuild,
+    statuses_of_code,
 };
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -55,17 +56,33 @@ pub fn status_json(status: &ProjectionStatus) -> Value {
             "eta_seconds": r.eta_seconds,
         })),
         "last_error": status.last_error,
+        // Where this process's code stands: an error when it cannot lead the projection.
+        "this_code": status.this_code.as_ref().map(|standing| json!({
+            "standing": standing.as_str(),
+            "fingerprint": status.this_code_fingerprint,
+            "can_lead": standing.can_lead(),
+            "error": status.code_problem(),
+        })),
     })
 }
 
+/// Every installed projection's status, with where this process's code stands with each: the
+/// route's, the page's and the metrics' one source.
+pub(crate) async fn statuses_here(
+    state: &AppState,
+) -> Result<Vec<ProjectionStatus>, ProjectionError> {
+    let code = ProjectionsConfig::default().definitions(&state.pool);
+    statuses_of_code(&state.pool, &code).await
+}
+
 #[utoipa::path(get, path = "/v1/projections", tag = "operations",
-    responses((status = 200, description = "`{projections: [...]}`: state, active version, checkpoint, lag, rebuild progress, last error"), (status = 401)),
+    responses((status = 200, description = "`{projections: [...]}`: state, active version, checkpoint, lag, rebuild progress, last error, and `this_code`: whether this server's code can lead it (`error` when it cannot)"), (status = 401)),
     security(("bearer" = [])))]
 pub(crate) async fn list_projections(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let all = statuses(&state.pool).await.map_err(internal)?;
+    let all = statuses_here(&state).await.map_err(internal)?;
     Ok(Json(
         json!({ "projections": all.iter().map(status_json).collect::<Vec<_>>() }),
     ))
@@ -101,7 +118,7 @@ pub(crate) async fn start_rebuild(
     state: &AppState,
     name: &str,
 ) -> Result<RebuildStarted, ApiError> {
-    let definition = match state.config.projections().definition(&state.pool, name) {
+    let definition = match ProjectionsConfig::default().definition(&state.pool, name) {
         Ok(definition) => definition,
         Err(ProjectionError::UnknownProjection(_)) => return Err(ApiError::NotFound),
         Err(other) => return Err(internal(other)),

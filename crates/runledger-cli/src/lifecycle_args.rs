@@ -62,8 +62,9 @@ pub(crate) struct SweeperArgs {
 }
 
 impl SweeperArgs {
-    /// The sweeper's configuration, or `None` when this process runs none.
-    pub(crate) fn config(&self) -> anyhow::Result<Option<SweeperConfig>> {
+    /// The sweeper's configuration, with the leaders' `lease`, or `None` when this process runs
+    /// none.
+    pub(crate) fn config(&self, lease: Duration) -> anyhow::Result<Option<SweeperConfig>> {
         if self.sweep_interval_seconds == 0.0 {
             return Ok(None);
         }
@@ -73,6 +74,7 @@ impl SweeperArgs {
         Ok(Some(SweeperConfig {
             interval,
             batch: self.sweep_batch,
+            lease,
             ..SweeperConfig::default()
         }))
     }

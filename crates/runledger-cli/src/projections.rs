@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use runledger_projections::{
-    DEFAULT_BASE_URL, NOTIFICATIONS, OPERATION_RUNS, Projection, ProjectionStatus,
-    ProjectionsConfig, Projector, ProjectorOptions, StepOutcome, VersionStatus,
+    NOTIFICATIONS, OPERATION_RUNS, Projection, ProjectionStatus, ProjectionsConfig, Projector,
+    ProjectorOptions, StepOutcome, VersionStatus,
 };
 use runledger_store::{CommandHandler, EventReader, EventWriter};
 use runledger_sweeper::Sweeper;
@@ -20,28 +20,44 @@ use crate::database::Database;
 use crate::lifecycle_args::SweeperArgs;
 use runledger_cli::clock::SystemClock;
 
-/// The projections' configuration, shared by every command that runs projectors.
+/// How the projectors of this process run, shared by every command that runs them (`serve`,
+/// `project`, `rebuild`). None of it shapes what they store: every process of the same code,
+/// whatever its flags, applies the same versions (docs/adr/0025).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ProjectionConfigArgs {
-    /// Base URL of "View run" links in notifications.
-    #[arg(long, env = "RUNLEDGER_BASE_URL", default_value = DEFAULT_BASE_URL)]
-    base_url: String,
     /// Seconds a projector waits without a notification before it looks again.
     #[arg(long, env = "RUNLEDGER_PROJECTOR_POLL_SECONDS", default_value_t = 1.0)]
     poll_seconds: f64,
+    /// Seconds a leader's lease lasts (of each projection and of the sweeper, docs/adr/0024): a
+    /// leader that stops renewing it (dead, paused, hung in a step) loses it within this long,
+    /// and another process takes over.
+    #[arg(long, env = "RUNLEDGER_LEASE_SECONDS", default_value_t = runledger_store::DEFAULT_LEASE_DURATION.as_secs_f64())]
+    lease_seconds: f64,
 }
 
 impl ProjectionConfigArgs {
+    /// The leaders' lease.
+    pub(crate) fn lease(&self) -> anyhow::Result<Duration> {
+        let lease = Duration::try_from_secs_f64(self.lease_seconds)
+            .map_err(|_| anyhow::anyhow!("--lease-seconds must be a positive number"))?;
+        anyhow::ensure!(
+            lease >= runledger_store::lease::MIN_LEASE_DURATION,
+            "--lease-seconds must be at least {} s",
+            runledger_store::lease::MIN_LEASE_DURATION.as_secs_f64()
+        );
+        Ok(lease)
+    }
+
     /// The projections' configuration.
-    pub(crate) fn config(&self) -> ProjectionsConfig {
-        ProjectionsConfig {
-            base_url: self.base_url.clone(),
+    pub(crate) fn config(&self) -> anyhow::Result<ProjectionsConfig> {
+        Ok(ProjectionsConfig {
             options: ProjectorOptions {
                 poll: Duration::from_secs_f64(self.poll_seconds.max(0.01)),
+                lease: self.lease()?,
                 ..ProjectorOptions::default()
             },
             live: None,
-        }
+        })
     }
 }
 
@@ -110,12 +126,23 @@ pub(crate) async fn projections(database: &Database, args: ProjectionsArgs) -> a
     let pool = database.migrated_pool().await?;
     match args.command {
         None => {
-            let statuses = runledger_projections::statuses(&pool).await?;
+            let code = ProjectionsConfig::default().definitions(&pool);
+            let statuses = runledger_projections::statuses_of_code(&pool, &code).await?;
             if args.json {
                 let rows: Vec<serde_json::Value> = statuses.iter().map(status_json).collect();
                 println!("{}", serde_json::Value::Array(rows));
             } else {
                 print_table(&statuses);
+            }
+            // A projection this code cannot lead is an error, not a line among the others: it
+            // does not catch up while only processes of this code run.
+            let problems: Vec<String> = statuses.iter().filter_map(|s| s.code_problem()).collect();
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "this code cannot lead {} projection(s):\n  {}",
+                    problems.len(),
+                    problems.join("\n  ")
+                );
             }
         }
         Some(ProjectionsCommand::Skip { name, position }) => {
@@ -204,12 +231,18 @@ fn status_json(status: &ProjectionStatus) -> serde_json::Value {
             "eta_seconds": r.eta_seconds,
         })),
         "last_error": status.last_error,
+        "this_code": status.this_code.as_ref().map(|standing| serde_json::json!({
+            "standing": standing.as_str(),
+            "fingerprint": status.this_code_fingerprint,
+            "can_lead": standing.can_lead(),
+            "error": status.code_problem(),
+        })),
     })
 }
 
 pub(crate) async fn rebuild(database: &Database, args: RebuildArgs) -> anyhow::Result<()> {
     let pool = database.migrated_pool().await?;
-    let config = args.config.config();
+    let config = args.config.config()?;
     let names: Vec<String> = match &args.name {
         Some(name) => vec![name.clone()],
         None => vec![OPERATION_RUNS.to_owned(), NOTIFICATIONS.to_owned()],
@@ -330,14 +363,14 @@ async fn rebuild_one<P: Projection>(
 
 pub(crate) async fn project(database: &Database, args: ProjectArgs) -> anyhow::Result<()> {
     let pool = database.migrated_pool().await?;
-    let config = args.config.config();
+    let config = args.config.config()?;
     if args.until_caught_up {
         catch_up(&pool, config.operation_runs(), &config).await?;
         catch_up(&pool, config.notifications(&pool), &config).await?;
         return Ok(());
     }
     let shutdown = CancellationToken::new();
-    let sweeper = match args.sweeper.config()? {
+    let sweeper = match args.sweeper.config(args.config.lease()?)? {
         Some(sweeper_config) => {
             let commands = CommandHandler::new(
                 EventReader::new(pool.clone()),

@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::database::Database;
 use crate::lifecycle_args::{LimitArgs, SweeperArgs};
+use crate::projections::ProjectionConfigArgs;
 use runledger_cli::clock::SystemClock;
 use runledger_cli::local_server::LocalServer;
 
@@ -33,7 +34,8 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "RUNLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The URL people reach this server at (for `view_url` links); default `http://<listen>`.
+    /// The URL people reach this server at (for `view_url` links, built when they are read:
+    /// it shapes nothing stored); default `http://<listen>`.
     #[arg(long, env = "RUNLEDGER_PUBLIC_URL")]
     public_url: Option<String>,
     /// Record an anchor (a digest of the log, docs/auditing.md) after this many new events; 0: never.
@@ -50,6 +52,8 @@ pub(crate) struct ServeArgs {
     limits: LimitArgs,
     #[command(flatten)]
     sweeper: SweeperArgs,
+    #[command(flatten)]
+    projectors: ProjectionConfigArgs,
 }
 
 pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Result<()> {
@@ -62,8 +66,8 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
         limits: args.limits.defaults()?,
         ..ApiConfig::new(&public_url)
     };
-    let sweeper = args.sweeper.config()?;
-    let projections = config.projections();
+    let sweeper = args.sweeper.config(args.projectors.lease()?)?;
+    let projections = args.projectors.config()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(pool.clone(), config, Arc::clone(&clock));
     // One listener for the whole process: the projectors wake on the API's hub and publish to

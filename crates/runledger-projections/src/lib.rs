@@ -3,12 +3,12 @@
 //!
 //! A projection folds the log into tables of its own. Its projector reads the log in safe order
 //! from a checkpoint, and applies a batch and advances the checkpoint in one transaction. One
-//! projector leads each projection across processes (an advisory lock); the others stand by. An
+//! projector leads each projection across processes (a lease in the store); the others stand by. An
 //! event a projection cannot apply is recorded as poison and halts it, visibly, until an operator
 //! skips it.
 //!
 //! A projection's tables live in a Postgres schema per version, a version being a fingerprint of
-//! its DDL, code version and configuration. Reads go through views in `public` that show the
+//! its DDL and code version. Reads go through views in `public` that show the
 //! active version. A changed definition, or an operator's rebuild, builds a new version from the
 //! start of the log beside the active one, which keeps serving; once caught up, the views are
 //! switched to it in one transaction (docs/adr/0006).
@@ -55,8 +55,8 @@ pub use published::{Applied, LiveLog, POSITIONS_CHANNEL, Position, Published};
 pub use registry::{
     ProjectionVersion, RebuildStarted, VersionStatus, cancel_rebuild, rebuild, skip, version,
 };
-pub use runtime::{DEFAULT_BASE_URL, ProjectionsConfig, run_projectors};
+pub use runtime::{ProjectionsConfig, run_projectors};
 pub use status::{
-    ProjectionState, ProjectionStatus, RebuildProgress, VersionProgress, has_passed, status,
-    statuses, wait_until_passed,
+    CodeStanding, ProjectionState, ProjectionStatus, RebuildProgress, VersionProgress,
+    code_standing, has_passed, status, statuses, statuses_of_code, wait_until_passed,
 };

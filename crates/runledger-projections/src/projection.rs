@@ -48,11 +48,6 @@ pub trait Projection: Send + Sync + 'static {
     /// fingerprint changes and the projection is rebuilt.
     fn code_version(&self) -> &'static str;
 
-    /// Configuration that shapes the rows (a base URL in stored links): part of the fingerprint.
-    fn configuration(&self) -> String {
-        String::new()
-    }
-
     /// The views in `public` that show the active version.
     fn views(&self) -> &'static [PublicView];
 
@@ -69,13 +64,7 @@ pub trait Projection: Send + Sync + 'static {
 
     /// The projection's definition: what versions are made of.
     fn definition(&self) -> Definition {
-        Definition::new(
-            self.name(),
-            self.ddl(),
-            self.code_version(),
-            &self.configuration(),
-            self.views(),
-        )
+        Definition::new(self.name(), self.ddl(), self.code_version(), self.views())
     }
 }
 
@@ -87,14 +76,16 @@ pub struct Definition {
     pub name: &'static str,
     /// The DDL.
     pub ddl: String,
-    /// SHA-256 (hex) of the DDL, the code version and the configuration.
+    /// SHA-256 (hex) of the DDL and the code version.
     pub fingerprint: String,
     /// The public views.
     pub views: &'static [PublicView],
 }
 
 impl Definition {
-    /// A definition; the fingerprint is computed here.
+    /// A definition; the fingerprint is computed here, from the DDL and the code version only:
+    /// no setting of a process (its address, public URL, pool sizes) enters it, so every
+    /// process of the same code applies the same versions (docs/adr/0025).
     ///
     /// # Panics
     /// When `name` is not `[a-z_]+`: names become parts of SQL identifiers.
@@ -102,7 +93,6 @@ impl Definition {
         name: &'static str,
         ddl: &str,
         code_version: &str,
-        configuration: &str,
         views: &'static [PublicView],
     ) -> Self {
         assert!(
@@ -110,8 +100,10 @@ impl Definition {
             "projection names are [a-z_]+: {name}"
         );
         let mut hasher = Sha256::new();
-        // Length-prefixed parts, so no two different inputs share an encoding.
-        for part in [ddl, code_version, configuration] {
+        // Length-prefixed parts, so no two different inputs share an encoding. The third part
+        // was a projection's configuration; it stays, empty, so that the fingerprints of
+        // versions built before it went keep their value and are not rebuilt for nothing.
+        for part in [ddl, code_version, ""] {
             hasher.update((part.len() as u64).to_be_bytes());
             hasher.update(part.as_bytes());
         }
@@ -132,16 +124,6 @@ impl Definition {
         } else {
             format!("proj_{}_{short}_g{generation}", self.name)
         }
-    }
-
-    /// The advisory lock key the leader of this projection's versions of this fingerprint holds.
-    pub(crate) fn leader_key(&self) -> i64 {
-        Self::leader_key_of(self.name, &self.fingerprint)
-    }
-
-    /// The leader lock key of the versions of `projection` with `fingerprint`.
-    pub(crate) fn leader_key_of(projection: &str, fingerprint: &str) -> i64 {
-        lock_key(&format!("runledger.projector:{projection}:{fingerprint}"))
     }
 }
 

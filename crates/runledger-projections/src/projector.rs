@@ -2,13 +2,14 @@
 //!
 //! A step reads a batch from a version's checkpoint in safe log order, and applies it and
 //! advances the checkpoint in one transaction, so a crash at any point neither loses nor doubles
-//! an effect. The transaction first locks the version's registry row and checks the checkpoint
-//! is still the one the batch was read from: even two projectors that both believe they lead
-//! can never apply a batch twice.
+//! an effect. The transaction first checks the leader's lease (its fence), then locks the
+//! version's registry row and checks the checkpoint is still the one the batch was read from:
+//! a leader that lost its lease commits nothing, and even two projectors that both believe they
+//! lead can never apply a batch twice.
 //!
-//! One projector leads each projection (per code fingerprint) across processes
-//! (`projector/leadership.rs`); each live version reads the log through a walk of its own from
-//! its checkpoint, which reads the next batch while this one applies
+//! One projector leads each projection (per code fingerprint) across processes, by a lease in
+//! the store that lapses when it stops renewing (`projector/leadership.rs`); each live version
+//! reads the log through a walk of its own from its checkpoint, which reads the next batch while this one applies
 //! ([`runledger_store::LogWalk`]); a batch applies exactly once (`projector/batch.rs`), up to a
 //! poison event, which halts its version (`projector/poison.rs`).
 //!
@@ -24,7 +25,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use runledger_store::{EventReader, HubConfig, LogHub, LogWalk};
+use runledger_store::{EventReader, HubConfig, LeaseBid, LogHub, LogWalk};
 use sqlx::PgPool;
 
 use crate::error::Result;
@@ -32,16 +33,20 @@ use crate::projection::{Definition, FailPoint, Projection};
 use crate::published::{LiveLog, Published};
 use crate::registry::{self, Prepared, ProjectionVersion, VersionStatus};
 use batch::BatchResult;
-use leadership::{Lead, Leadership};
+use leadership::Leadership;
 
 /// How a projector runs.
 #[derive(Clone)]
 pub struct ProjectorOptions {
     /// The most events one transaction applies.
     pub batch_size: u32,
-    /// The longest the run loop sleeps without a notification; also how soon a standby
-    /// projector takes over from a leader that died.
+    /// The longest the run loop sleeps without a notification; also how soon after a leader's
+    /// lease lapses a standby projector takes over.
     pub poll: Duration,
+    /// The leader's lease (docs/adr/0024): a leader that stops renewing it (dead, paused, hung
+    /// in a step) loses it within this long; its batch transaction idle this long is ended by
+    /// the server, so it holds no lock past it.
+    pub lease: Duration,
     /// How long the schema of a retired version is kept after a switch, for queries that
     /// resolved the old view before it.
     pub retired_grace: Duration,
@@ -54,6 +59,7 @@ impl Default for ProjectorOptions {
         Self {
             batch_size: 1000,
             poll: Duration::from_secs(1),
+            lease: runledger_store::DEFAULT_LEASE_DURATION,
             retired_grace: Duration::from_secs(600),
             fail_point: None,
         }
@@ -65,6 +71,7 @@ impl std::fmt::Debug for ProjectorOptions {
         f.debug_struct("ProjectorOptions")
             .field("batch_size", &self.batch_size)
             .field("poll", &self.poll)
+            .field("lease", &self.lease)
             .field("retired_grace", &self.retired_grace)
             .field("fail_point", &self.fail_point.is_some())
             .finish()
@@ -98,7 +105,8 @@ pub enum StepOutcome {
     },
     /// Another projector leads this projection.
     NotLeader,
-    /// This code's version of the projection was replaced or cancelled; it applies nothing.
+    /// This code's version of the projection was replaced or cancelled; it applies nothing (the
+    /// projections' status says so: [`crate::CodeStanding`]).
     Superseded,
 }
 
@@ -142,6 +150,8 @@ pub struct Projector<P> {
     options: ProjectorOptions,
     leadership: Leadership,
     prepared: bool,
+    /// Whether it has said that this code's version was replaced (once, not at every step).
+    told_superseded: bool,
     housekeeping_at: Option<Instant>,
     /// Each live version's walk of the log, by version id; it is where the version's
     /// checkpoint is, unless another projector moved the checkpoint (then it starts afresh).
@@ -158,14 +168,16 @@ impl<P: Projection> Projector<P> {
     pub fn new(pool: PgPool, projection: P, options: ProjectorOptions) -> Self {
         let definition = projection.definition();
         let reader_pool = pool.clone();
+        let leadership = Leadership::new(pool.clone(), &definition, options.lease);
         Self {
+            leadership,
             reader: EventReader::new(pool.clone()),
             pool,
             projection,
-            leadership: Leadership::new(&definition),
             definition,
             options,
             prepared: false,
+            told_superseded: false,
             housekeeping_at: None,
             walks: HashMap::new(),
             published: Published::new(reader_pool),
@@ -193,12 +205,12 @@ impl<P: Projection> Projector<P> {
         self.stats
     }
 
-    /// Whether this projector holds the leader lock (as of its last step).
+    /// Whether this projector holds the lease (renewed less than its duration ago).
     pub fn is_leader(&self) -> bool {
         self.leadership.is_held()
     }
 
-    /// Gives up the leader lock, so another projector can take over at once.
+    /// Gives up the lease, so another projector can take over at once.
     pub async fn release(&mut self) {
         self.leadership.release().await;
         self.prepared = false;
@@ -225,22 +237,29 @@ impl<P: Projection> Projector<P> {
     /// fires; nothing half-applied remains, and the next step retries.
     #[tracing::instrument(skip_all, fields(projection = self.definition.name))]
     pub async fn step(&mut self) -> Result<StepOutcome> {
-        match self.leadership.lead(&self.pool).await? {
-            Lead::Kept => {}
-            Lead::Taken => self.prepared = false,
-            Lead::Refused => {
+        match self.leadership.lead().await? {
+            LeaseBid::Kept => {}
+            LeaseBid::Taken => self.prepared = false,
+            LeaseBid::Refused => {
                 self.prepared = false;
                 return Ok(StepOutcome::NotLeader);
             }
         }
         if !self.prepared {
             if registry::prepare(&self.pool, &self.definition).await? == Prepared::Superseded {
-                tracing::warn!(
-                    fingerprint = self.definition.fingerprint,
-                    "this code's version of the projection was replaced; it applies nothing"
-                );
+                // Said once; the status (CLI, page, metrics) keeps saying it.
+                if !self.told_superseded {
+                    tracing::error!(
+                        projection = self.definition.name,
+                        fingerprint = self.definition.fingerprint,
+                        "this code's version of the projection was replaced; this process \
+                         applies nothing to it (see `runledger projections`)"
+                    );
+                    self.told_superseded = true;
+                }
                 return Ok(StepOutcome::Superseded);
             }
+            self.told_superseded = false;
             self.prepared = true;
         }
         let live = self.live_versions().await?;
@@ -336,9 +355,9 @@ impl<P: Projection> Projector<P> {
 
     /// Runs until `shutdown` completes: catches up, then waits for a wake of the process's hub
     /// (an append's notification, or its poll interval) or its own poll interval; a standby
-    /// projector takes over within the poll interval when the leader goes away. A step under
-    /// way when `shutdown` completes finishes (commits or rolls back) first. Gives up the leader
-    /// lock before it returns.
+    /// projector takes over within the poll interval after the leader's lease lapses (at once
+    /// when it gives the lease up). A step under way when `shutdown` completes finishes
+    /// (commits or rolls back) first. Gives up the lease before it returns.
     ///
     /// # Errors
     /// None so far: failures of steps are logged and retried.

@@ -57,7 +57,7 @@ pub struct ProjectionVersion {
     pub id: i64,
     /// The projection.
     pub projection: String,
-    /// SHA-256 (hex) of the DDL, code version and configuration.
+    /// SHA-256 (hex) of the DDL and code version.
     pub fingerprint: String,
     /// 1, or more for operator rebuilds of the same fingerprint.
     pub generation: i32,

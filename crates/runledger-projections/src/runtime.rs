@@ -12,29 +12,15 @@ use crate::projection::{Definition, Projection};
 use crate::projector::{Projector, ProjectorOptions};
 use crate::published::LiveLog;
 
-/// How the projections are configured.
-#[derive(Debug, Clone)]
+/// How the projections run in this process. None of it shapes what they store or their
+/// fingerprints: every process of the same code applies the same versions (docs/adr/0025).
+#[derive(Debug, Clone, Default)]
 pub struct ProjectionsConfig {
-    /// The base of "View run" links in notices, e.g. `https://runs.example.com`.
-    pub base_url: String,
     /// How each projector runs.
     pub options: ProjectorOptions,
     /// The process's hub and positions, when the process has one (`serve` shares its API's);
     /// else [`run_projectors`] starts one for its projectors.
     pub live: Option<LiveLog>,
-}
-
-/// The notification feed's base URL when none is configured.
-pub const DEFAULT_BASE_URL: &str = "http://localhost:8080";
-
-impl Default for ProjectionsConfig {
-    fn default() -> Self {
-        Self {
-            base_url: DEFAULT_BASE_URL.to_owned(),
-            options: ProjectorOptions::default(),
-            live: None,
-        }
-    }
 }
 
 impl ProjectionsConfig {
@@ -45,7 +31,7 @@ impl ProjectionsConfig {
 
     /// The notification feed, reading runs' streams through `pool`.
     pub fn notifications(&self, pool: &PgPool) -> Notifications {
-        Notifications::new(pool.clone(), &self.base_url)
+        Notifications::new(pool.clone())
     }
 
     /// The definitions of every projection, in the order they run.
@@ -69,7 +55,7 @@ impl ProjectionsConfig {
 }
 
 /// Runs a projector for every projection until `shutdown` completes, then waits for each to stop
-/// (each gives up its leader lock). Several processes may do this side by side: one leads each
+/// (each gives up its lease). Several processes may do this side by side: one leads each
 /// projection, the others stand by.
 ///
 /// # Errors

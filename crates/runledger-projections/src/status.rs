@@ -1,5 +1,6 @@
 //! What operators and the API ask of a projection: its status (version, checkpoint, lag,
-//! state, rebuild progress), and whether it has passed a position (read-your-writes).
+//! state, rebuild progress, and whether this code can lead it), and whether it has passed a
+//! position (read-your-writes).
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use runledger_store::{EventReader, LogCursor};
 use sqlx::PgPool;
 
 use crate::error::Result;
+use crate::projection::Definition;
 use crate::projector::leadership::is_led;
 use crate::published::Published;
 use crate::registry::{self, ProjectionVersion, VersionRow, VersionStatus, version_columns};
@@ -23,6 +25,106 @@ pub enum ProjectionState {
     Halted,
     /// No projector leads it right now: reads are served, but fall behind.
     Stopped,
+}
+
+/// Where the code of the process asking stands with a projection's versions: whether a process
+/// running it leads the version the public views show, builds its replacement, or cannot lead
+/// any (docs/adr/0025).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeStanding {
+    /// This code's version is the active one.
+    Active,
+    /// This code's version is being built beside the active one, and replaces it once caught up.
+    Building,
+    /// This code's version was replaced by a newer one, or its rebuild cancelled: a process of
+    /// this code applies nothing.
+    Replaced {
+        /// The fingerprint of the active version.
+        active: String,
+    },
+    /// The active version's fingerprint is none this code has built: no process of this code
+    /// leads it (one that runs projectors builds its own version beside it).
+    Unknown {
+        /// The fingerprint of the active version.
+        active: String,
+    },
+}
+
+impl CodeStanding {
+    /// The name shown to operators.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            CodeStanding::Active => "active",
+            CodeStanding::Building => "building",
+            CodeStanding::Replaced { .. } => "replaced",
+            CodeStanding::Unknown { .. } => "unknown",
+        }
+    }
+
+    /// Whether a process of this code leads (or builds) a live version of the projection.
+    pub const fn can_lead(&self) -> bool {
+        matches!(self, CodeStanding::Active | CodeStanding::Building)
+    }
+
+    /// The error an operator is shown when this code cannot lead the projection `name` whose
+    /// own fingerprint is `mine`.
+    pub fn problem(&self, name: &str, mine: &str) -> Option<String> {
+        let short = |fingerprint: &str| fingerprint.get(..12).unwrap_or(fingerprint).to_owned();
+        match self {
+            CodeStanding::Active | CodeStanding::Building => None,
+            CodeStanding::Replaced { active } => Some(format!(
+                "{name}: this code's version {} was replaced by {}: processes of this code apply \
+                 nothing to it; run the code of the active version, or `runledger rebuild {name}` \
+                 with this code to make its version active again",
+                short(mine),
+                short(active)
+            )),
+            CodeStanding::Unknown { active } => Some(format!(
+                "{name}: the active version {} is not this code's ({}): no process of this code \
+                 leads it; a process of this code that runs projectors builds its own version \
+                 beside it",
+                short(active),
+                short(mine)
+            )),
+        }
+    }
+}
+
+/// Where `definition` (this code's version of a projection) stands, given the projection's
+/// active version; `None` when the projection has no active version yet.
+///
+/// # Errors
+/// [`crate::ProjectionError::Database`] when the database fails.
+pub async fn code_standing(pool: &PgPool, definition: &Definition) -> Result<Option<CodeStanding>> {
+    let versions: Vec<(String, String)> =
+        sqlx::query_as("SELECT fingerprint, status FROM projection_versions WHERE projection = $1")
+            .bind(definition.name)
+            .fetch_all(pool)
+            .await?;
+    let Some(active) = versions
+        .iter()
+        .find(|(_, status)| status == VersionStatus::Active.as_str())
+        .map(|(fingerprint, _)| fingerprint.clone())
+    else {
+        return Ok(None);
+    };
+    let mine = |status: VersionStatus| {
+        versions
+            .iter()
+            .any(|(fingerprint, s)| *fingerprint == definition.fingerprint && s == status.as_str())
+    };
+    Ok(Some(if mine(VersionStatus::Active) {
+        CodeStanding::Active
+    } else if mine(VersionStatus::Building) {
+        CodeStanding::Building
+    } else if versions
+        .iter()
+        .any(|(fingerprint, _)| *fingerprint == definition.fingerprint)
+    {
+        CodeStanding::Replaced { active }
+    } else {
+        CodeStanding::Unknown { active }
+    }))
 }
 
 impl ProjectionState {
@@ -46,7 +148,7 @@ pub struct VersionProgress {
     pub lag_events: i64,
     /// Seconds since the first of them (in log order) was recorded (0 when there is none).
     pub lag_seconds: f64,
-    /// Whether a projector holds this version's leader lock.
+    /// Whether a projector holds this version's lease.
     pub led: bool,
 }
 
@@ -76,6 +178,11 @@ pub struct ProjectionStatus {
     pub rebuild: Option<RebuildProgress>,
     /// The latest error of a live version (a poison event's).
     pub last_error: Option<String>,
+    /// Where the code of the process asking stands (when it asked with its definitions:
+    /// [`statuses_of_code`]); an error to show when it cannot lead.
+    pub this_code: Option<CodeStanding>,
+    /// The fingerprint of this code's version, beside [`ProjectionStatus::this_code`].
+    pub this_code_fingerprint: Option<String>,
 }
 
 impl ProjectionStatus {
@@ -83,6 +190,31 @@ impl ProjectionStatus {
     pub fn checkpoint(&self) -> LogCursor {
         self.active.version.checkpoint
     }
+
+    /// The error to show when the code of the process asking cannot lead this projection.
+    pub fn code_problem(&self) -> Option<String> {
+        let (standing, mine) = (
+            self.this_code.as_ref()?,
+            self.this_code_fingerprint.as_ref()?,
+        );
+        standing.problem(&self.name, mine)
+    }
+}
+
+/// The status of every installed projection, as [`statuses`], with where `code` (the
+/// definitions of the asking process's code) stands with each one it defines.
+///
+/// # Errors
+/// [`crate::ProjectionError::Database`] when the database fails.
+pub async fn statuses_of_code(pool: &PgPool, code: &[Definition]) -> Result<Vec<ProjectionStatus>> {
+    let mut all = statuses(pool).await?;
+    for status in &mut all {
+        if let Some(definition) = code.iter().find(|d| d.name == status.name) {
+            status.this_code = code_standing(pool, definition).await?;
+            status.this_code_fingerprint = Some(definition.fingerprint.clone());
+        }
+    }
+    Ok(all)
 }
 
 /// The status of every installed projection, by name.
@@ -170,6 +302,8 @@ pub async fn status(pool: &PgPool, projection: &str) -> Result<Option<Projection
         active,
         rebuild,
         last_error,
+        this_code: None,
+        this_code_fingerprint: None,
     }))
 }
 

@@ -25,6 +25,8 @@
 //! - [`command`]: the command path: load, decide, append, retry on conflicts; a decision of no
 //!   events answers the run unchanged.
 //! - [`heartbeat`]: each run's last heartbeat, kept beside the log, never in it.
+//! - [`lease`]: [`Lease`], one leader per named leadership across processes, lapsing when it
+//!   stops renewing, and its [`Fence`], checked where a leader's work commits.
 //! - [`error`]: [`StoreError`] and [`CommandError`].
 
 pub mod append;
@@ -34,6 +36,7 @@ pub mod dedupe;
 pub mod error;
 pub mod heartbeat;
 pub mod hub;
+pub mod lease;
 pub mod read;
 pub mod schema;
 pub mod tail;
@@ -45,6 +48,7 @@ pub use dedupe::{DedupeRebuild, rebuild_dedupe_index};
 pub use error::{CommandError, StoreError};
 pub use heartbeat::{Heartbeat, HeartbeatError};
 pub use hub::{HubConfig, LogHub, Notice};
+pub use lease::{DEFAULT_LEASE_DURATION, Fence, Lease, LeaseBid};
 pub use read::{EventReader, Lag, LogCursor};
 pub use schema::{EventMetadata, RecordedEvent};
 pub use walk::{Horizon, LogWalk};

@@ -10,10 +10,11 @@
 //!
 //! # Layout
 //! - [`sweeper`]: [`Sweeper`]: a round ([`Sweeper::step`]) and the loop ([`Sweeper::run`]).
-//! - [`leadership`]: the one-leader lock, in one file.
+//!
+//! One process leads by the store's lease `sweeper` ([`runledger_store::Lease`],
+//! docs/adr/0024): a leader that stops renewing it loses it within its duration, and stops
+//! sending time-outs as soon as it no longer holds it.
 
-pub mod leadership;
 pub mod sweeper;
 
-pub use leadership::Leadership;
 pub use sweeper::{SweepError, SweepOutcome, SweepReport, Sweeper, SweeperConfig};

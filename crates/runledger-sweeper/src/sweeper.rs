@@ -7,6 +7,12 @@
 //! progress report or a completion came in between, or the read model lags) is refused there
 //! and changes nothing, and a time-out racing a completion ends with exactly one `Completed`
 //! (docs/adr/0013, docs/adr/0021).
+//!
+//! One sweeper leads across processes, by the store's lease [`SWEEPER_LEASE`]
+//! (docs/adr/0024). Its time-outs need no fence: two leaders at once are harmless, since each
+//! time-out is decided against the run's events and stored once (its event id is the run's).
+//! Still, a leader sends nothing once its lease has lapsed by its own monotonic clock, even in
+//! the middle of a round, so a sweeper that wakes from a pause stops acting before it bids again.
 
 use std::future::Future;
 use std::pin::pin;
@@ -18,11 +24,13 @@ use runledger_core::{Clock, EventId, RunCommand, RunRejection, TimeOut};
 use runledger_projections::operation_runs::{OverdueRun, overdue_runs};
 use runledger_store::{
     CommandError, CommandHandler, CommandOutcome, CommandRequest, EventMetadata, ExpectedVersion,
+    Lease, LeaseBid,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::leadership::Leadership;
+/// The name of the sweeper's lease: one sweeper leads per database.
+pub const SWEEPER_LEASE: &str = "sweeper";
 
 /// How the sweeper runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +42,9 @@ pub struct SweeperConfig {
     pub batch: u32,
     /// How many time-outs of a round are in flight at once.
     pub concurrency: usize,
+    /// The leader's lease: a leader that stops renewing it loses it within this long, and a
+    /// standby takes over within an interval after that.
+    pub lease: Duration,
 }
 
 impl Default for SweeperConfig {
@@ -42,6 +53,7 @@ impl Default for SweeperConfig {
             interval: Duration::from_secs(1),
             batch: 200,
             concurrency: 8,
+            lease: runledger_store::DEFAULT_LEASE_DURATION,
         }
     }
 }
@@ -58,6 +70,9 @@ pub struct SweepReport {
     pub stale: usize,
     /// Time-outs that failed (the store could not be reached); the next round tries again.
     pub failed: usize,
+    /// Candidates left alone because the lease lapsed during the round; the next leader's
+    /// rounds find them again.
+    pub abandoned: usize,
 }
 
 /// What one step did.
@@ -84,7 +99,7 @@ pub struct Sweeper {
     commands: CommandHandler,
     clock: Arc<dyn Clock>,
     config: SweeperConfig,
-    leadership: Leadership,
+    lease: Lease,
 }
 
 impl Sweeper {
@@ -97,7 +112,7 @@ impl Sweeper {
         config: SweeperConfig,
     ) -> Self {
         Self {
-            leadership: Leadership::new(pool.clone()),
+            lease: Lease::new(pool.clone(), SWEEPER_LEASE, config.lease),
             pool,
             commands,
             clock,
@@ -105,19 +120,20 @@ impl Sweeper {
         }
     }
 
-    /// Whether this sweeper leads (as of its last step).
+    /// Whether this sweeper leads (its lease renewed less than its duration ago).
     pub fn is_leader(&self) -> bool {
-        self.leadership.is_held()
+        self.lease.is_held()
     }
 
     /// One round, at the clock's time now: lead (or report another leads), find up to a batch
     /// of overdue runs, and send each a time-out.
     ///
     /// # Errors
-    /// [`SweepError::Database`] when the lock or the candidates cannot be read; nothing was sent.
+    /// [`SweepError::Database`] when the lease or the candidates cannot be read; nothing was
+    /// sent.
     #[tracing::instrument(skip_all)]
     pub async fn step(&mut self) -> Result<SweepOutcome, SweepError> {
-        if !self.leadership.lead().await? {
+        if self.lease.bid().await? == LeaseBid::Refused {
             return Ok(SweepOutcome::NotLeader);
         }
         let at = self.clock.now();
@@ -149,6 +165,7 @@ impl Sweeper {
                 Verdict::TimedOut => report.timed_out += 1,
                 Verdict::Stale => report.stale += 1,
                 Verdict::Failed => report.failed += 1,
+                Verdict::Abandoned => report.abandoned += 1,
             }
         }
         metrics::counter!("runledger_sweeper_time_outs_total").increment(report.timed_out as u64);
@@ -157,6 +174,9 @@ impl Sweeper {
 
     /// Sends `candidate` a time-out at `at`.
     async fn time_out(&self, candidate: OverdueRun, at: chrono::DateTime<chrono::Utc>) -> Verdict {
+        if !self.lease.is_held() {
+            return Verdict::Abandoned;
+        }
         let request = CommandRequest {
             tenant_id: candidate.tenant_id,
             run_id: candidate.run_id,
@@ -201,8 +221,9 @@ impl Sweeper {
     }
 
     /// Runs rounds until `shutdown` completes: one every interval, or at once after a full
-    /// round; a standby takes over within an interval of the leader going away. A round under
-    /// way when `shutdown` completes finishes first. Gives the lock up before it returns.
+    /// round; a standby takes over within an interval of the leader's lease lapsing (at once when
+    /// it gives the lease up). A round under way when `shutdown` completes finishes first. Gives
+    /// the lease up before it returns.
     pub async fn run(&mut self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = pin!(shutdown);
         loop {
@@ -223,12 +244,12 @@ impl Sweeper {
                 () = tokio::time::sleep(pause) => {}
             }
         }
-        self.leadership.release().await;
+        self.lease.release().await;
     }
 
-    /// Gives the lock up, so that a standby takes over at once.
+    /// Gives the lease up, so that a standby takes over at once.
     pub async fn release(&mut self) {
-        self.leadership.release().await;
+        self.lease.release().await;
     }
 }
 
@@ -237,6 +258,8 @@ enum Verdict {
     TimedOut,
     Stale,
     Failed,
+    /// Not sent: this sweeper no longer holds the lease.
+    Abandoned,
 }
 
 /// PostgreSQL's SQLSTATE for a relation that does not exist.

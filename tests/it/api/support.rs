@@ -214,11 +214,11 @@ impl TestApi {
         self.store.count("events").await
     }
 
-    /// The projections' settings the API's are derived from, with the tests' projector options.
+    /// The projections' settings, with the tests' projector options.
     pub(crate) fn projections_config(&self) -> ProjectionsConfig {
         ProjectionsConfig {
             options: options(),
-            ..self.config.projections()
+            ..ProjectionsConfig::default()
         }
     }
 
@@ -286,8 +286,8 @@ impl TestApi {
     }
 
     /// Serves the app on a random local port whose address is also its public URL, as
-    /// `runledger serve` does: `view_url`s and the notices' links (of projectors started after
-    /// this) point at the served pages, so a browser can follow them.
+    /// `runledger serve` does: `view_url`s and the notices' links point at the served pages, so
+    /// a browser can follow them.
     pub(crate) async fn serve_public(&mut self) -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -16,7 +16,7 @@ const START: Duration = Duration::from_secs(120);
 
 /// The `runledger` binary of this checkout, built once per test run (`cargo test -p
 /// runledger-it` builds only the test binary, and a stale binary would test old code).
-fn runledger_binary() -> &'static Path {
+pub(crate) fn runledger_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| build(&["-p", "runledger-cli", "--bin", "runledger"], "runledger"))
 }

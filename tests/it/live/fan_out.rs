@@ -40,7 +40,6 @@ async fn serve_on_pool(api: &mut TestApi, connections: u32) -> (Served, watch::S
     let projections = ProjectionsConfig {
         options: options(),
         live: Some(state.live.clone()),
-        ..api.config.projections()
     };
     let (stop, mut stopped) = watch::channel(false);
     tokio::spawn(async move {

@@ -35,7 +35,7 @@ async fn a_read_your_writes_wait_wakes_on_the_projectors_commit_not_on_a_poll() 
             poll: LONG_POLL,
             ..ProjectorOptions::default()
         },
-        ..api.config.projections()
+        ..ProjectionsConfig::default()
     };
     let (stop, mut stopped) = watch::channel(false);
     let pool = api.store.pool.clone();

@@ -90,7 +90,7 @@ async fn every_committed_event_is_projected_exactly_once_under_concurrent_writer
     let mut runs = run_projector(&store.pool);
     let mut notices = Projector::new(
         store.pool.clone(),
-        Notifications::new(store.pool.clone(), "https://runs.test"),
+        Notifications::new(store.pool.clone()),
         options(),
     );
     let live = tokio::spawn({

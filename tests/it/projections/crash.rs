@@ -105,7 +105,7 @@ async fn crashes_at_every_statement_boundary_change_nothing() {
         "each event applied exactly once"
     );
 
-    let notifications = Notifications::new(store.pool.clone(), "https://runs.test");
+    let notifications = Notifications::new(store.pool.clone());
     let mut boundaries = COMMON.to_vec();
     boundaries.extend(["notifications.built", "notifications.inserted"]);
     build_with_crashes(&store, notifications.clone(), &boundaries).await;

@@ -1,5 +1,5 @@
 //! The notification feed: the initiating user gets a notice when a run is queued and when it
-//! completes, with readable texts and a link; system runs notify no one; ids are deterministic,
+//! completes, with readable texts (and no stored link: readers build it); system runs notify no one; ids are deterministic,
 //! and read state survives a rebuild, which notifies no one again.
 
 use runledger_core::{Initiator, QueueRun, RunCommand, RunIdentity, RunType, UserId};
@@ -14,17 +14,8 @@ use crate::helpers::verbs::{
     at, complete, dispatch_failed, new_run_id, progress, request, start, tenant,
 };
 
-/// id, run, user, kind, title, body, outcome, link.
-type NoticeRow = (
-    uuid::Uuid,
-    uuid::Uuid,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-);
+/// id, run, user, kind, title, body, outcome.
+type NoticeRow = (uuid::Uuid, uuid::Uuid, i64, String, String, String, String);
 
 fn queue_by_user(run: runledger_core::RunId, user: i64) -> RunCommand {
     RunCommand::Queue(QueueRun {
@@ -68,18 +59,17 @@ async fn initiators_are_notified_once_per_kind_and_read_state_survives_a_rebuild
         .unwrap();
     store.queue_run(t, system, json!({"system": true})).await;
 
-    let feed = Notifications::new(store.pool.clone(), "https://runs.example.com/");
+    let feed = Notifications::new(store.pool.clone());
     let mut projector = Projector::new(store.pool.clone(), feed.clone(), options());
     assert_eq!(drain(&mut projector).await, StepOutcome::CaughtUp);
 
     let notices: Vec<NoticeRow> = sqlx::query_as(
-        "SELECT id, run_id, user_id, kind, title, body, outcome, view_url \
+        "SELECT id, run_id, user_id, kind, title, body, outcome \
              FROM public.notifications ORDER BY position",
     )
     .fetch_all(&store.pool)
     .await
     .unwrap();
-    let url = |run: runledger_core::RunId| format!("https://runs.example.com/tenants/7/runs/{run}");
     let expected = vec![
         (
             notice_id(mine.as_uuid(), NoticeKind::Queued),
@@ -89,7 +79,6 @@ async fn initiators_are_notified_once_per_kind_and_read_state_survives_a_rebuild
             "Inventory sync queued".to_owned(),
             "Inventory sync was queued and will start shortly".to_owned(),
             "pending".to_owned(),
-            url(mine),
         ),
         (
             notice_id(mine.as_uuid(), NoticeKind::Completed),
@@ -99,7 +88,6 @@ async fn initiators_are_notified_once_per_kind_and_read_state_survives_a_rebuild
             "Inventory sync partially succeeded".to_owned(),
             "Inventory sync completed: 8 succeeded, 2 failed".to_owned(),
             "partially_succeeded".to_owned(),
-            url(mine),
         ),
         (
             notice_id(failed.as_uuid(), NoticeKind::Queued),
@@ -109,7 +97,6 @@ async fn initiators_are_notified_once_per_kind_and_read_state_survives_a_rebuild
             "Inventory sync queued".to_owned(),
             "Inventory sync was queued and will start shortly".to_owned(),
             "pending".to_owned(),
-            url(failed),
         ),
         (
             notice_id(failed.as_uuid(), NoticeKind::Completed),
@@ -119,7 +106,6 @@ async fn initiators_are_notified_once_per_kind_and_read_state_survives_a_rebuild
             "Inventory sync failed".to_owned(),
             "Inventory sync failed: no worker accepted the run".to_owned(),
             "failed".to_owned(),
-            url(failed),
         ),
     ];
     assert_eq!(notices, expected, "the system run notified no one");

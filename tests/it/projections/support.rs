@@ -24,6 +24,7 @@ pub(crate) fn options() -> ProjectorOptions {
     ProjectorOptions {
         batch_size: 16,
         poll: Duration::from_millis(50),
+        lease: runledger_store::DEFAULT_LEASE_DURATION,
         retired_grace: Duration::ZERO,
         fail_point: None,
     }

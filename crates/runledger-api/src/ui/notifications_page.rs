@@ -6,16 +6,16 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use runledger_core::Outcome;
+use runledger_core::{Outcome, TenantId};
 use runledger_projections::notifications::{NoticePageQuery, NoticeRow, notice_page};
 
 use super::Nav;
 use super::page_error::{PageError, PageForm};
 use super::session::{CsrfForm, Viewer};
 use super::view::TimeView;
-use crate::AppState;
 use crate::error::ApiError;
 use crate::notifications::{feed_owner, parse_notice_id, read_notice};
+use crate::{ApiConfig, AppState};
 
 /// How many notices the page shows in each of its lists.
 const SHOWN: u32 = 100;
@@ -35,9 +35,11 @@ pub struct NoticeView {
     pub read: bool,
 }
 
-impl From<NoticeRow> for NoticeView {
-    fn from(notice: NoticeRow) -> Self {
+impl NoticeView {
+    /// The notice, with its link built by `config` for `tenant`'s feed.
+    fn new(config: &ApiConfig, tenant: TenantId, notice: NoticeRow) -> Self {
         Self {
+            view_url: config.notice_view_url(tenant, &notice),
             id: notice.id.to_string(),
             title: notice.title,
             body: notice.body,
@@ -47,7 +49,6 @@ impl From<NoticeRow> for NoticeView {
                 |outcome| outcome.label().to_owned(),
             ),
             outcome: notice.outcome,
-            view_url: notice.view_url,
             created: TimeView::new(notice.created_at),
             read: notice.read_at.is_some(),
         }
@@ -91,19 +92,21 @@ pub async fn notifications_page(
             .await
             .map_err(ApiError::from)
     };
+    let tenant = viewer.caller.tenant_id;
+    let view = |notice| NoticeView::new(&state.config, tenant, notice);
     let unread = list(true).await?.notices;
     let read = list(false)
         .await?
         .notices
         .into_iter()
         .filter(|notice| notice.read_at.is_some())
-        .map(NoticeView::from)
+        .map(view)
         .collect();
     let page = NotificationsPage {
         nav,
         has_feed: true,
         csrf: viewer.csrf.clone(),
-        unread: unread.into_iter().map(NoticeView::from).collect(),
+        unread: unread.into_iter().map(view).collect(),
         read,
     };
     Ok(Html(page.render()?).into_response())

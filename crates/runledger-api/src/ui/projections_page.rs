@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use runledger_projections::{ProjectionStatus, statuses};
+use runledger_projections::ProjectionStatus;
 
 use super::Nav;
 use super::page_error::{PageError, PageForm};
@@ -12,7 +12,7 @@ use super::session::{CsrfForm, Viewer};
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::ApiError;
-use crate::projections::start_rebuild;
+use crate::projections::{start_rebuild, statuses_here};
 
 /// A projection as the page shows it.
 #[derive(Debug)]
@@ -30,6 +30,8 @@ pub struct ProjectionView {
     pub rebuild: Option<String>,
     pub rebuild_percent: Option<String>,
     pub last_error: Option<String>,
+    /// Set when this server's code cannot lead the projection (docs/adr/0025).
+    pub code_problem: Option<String>,
 }
 
 impl From<&ProjectionStatus> for ProjectionView {
@@ -59,6 +61,7 @@ impl From<&ProjectionStatus> for ProjectionView {
                 .as_ref()
                 .map(|rebuild| format!("{:.0}", rebuild.percent)),
             last_error: status.last_error.clone(),
+            code_problem: status.code_problem(),
         }
     }
 }
@@ -85,7 +88,7 @@ pub async fn projections_page(
     viewer: Viewer,
 ) -> Result<Response, PageError> {
     require_admin(&viewer)?;
-    let all = statuses(&state.pool)
+    let all = statuses_here(&state)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let page = ProjectionsPage {

@@ -7,14 +7,15 @@
 //! same notices and never a second one, and read state (kept by id in
 //! `public.notification_reads`, outside the feed) still applies after a rebuild.
 //!
+//! A notice stores no link: its reader builds the "View run" link from the tenant and the run,
+//! under its own public URL, so no setting of a process enters the feed (docs/adr/0025).
+//!
 //! # Layout
 //! - this file: the projection (its definition and apply code).
 //! - [`query`]: the feed's queries: a user's notices in keyset pages, marking one read.
 
 use chrono::{DateTime, Utc};
-use runledger_core::{
-    CompletionReason, Outcome, RunEvent, RunId, RunSnapshot, RunType, TenantId, view_url,
-};
+use runledger_core::{CompletionReason, Outcome, RunEvent, RunSnapshot, RunType};
 use runledger_store::EventReader;
 use runledger_store::command::fold_until;
 use sqlx::PgPool;
@@ -33,7 +34,7 @@ pub const NOTIFICATIONS: &str = "notifications";
 const VIEWS: &[PublicView] = &[PublicView {
     name: "notifications",
     select: "SELECT n.id, n.tenant_id, n.user_id, n.run_id, n.kind, n.title, n.body, n.outcome, \
-                    n.view_url, n.created_at, n.position, r.read_at \
+                    n.created_at, n.position, r.read_at \
              FROM {schema}.notifications n \
              LEFT JOIN public.notification_reads r ON r.notification_id = n.id",
 }];
@@ -66,25 +67,19 @@ pub fn notice_id(run: Uuid, kind: NoticeKind) -> Uuid {
 #[derive(Debug, Clone)]
 pub struct Notifications {
     reader: EventReader,
-    base_url: String,
 }
 
 impl Notifications {
-    /// The version of the apply code; bump it when the notices it writes change.
-    pub const CODE_VERSION: &'static str = "2";
+    /// The version of the apply code; bump it when the notices it writes change. (3: notices
+    /// no longer store a link.)
+    pub const CODE_VERSION: &'static str = "3";
 
-    /// The feed; "View run" links are built by `view_url` under `base_url`. A completed
-    /// notice folds the run's stream from the log (read through `pool`), so it reads the same
-    /// state `evolve` gives everywhere else.
-    pub fn new(pool: PgPool, base_url: &str) -> Self {
+    /// The feed. A completed notice folds the run's stream from the log (read through `pool`),
+    /// so it reads the same state `evolve` gives everywhere else.
+    pub fn new(pool: PgPool) -> Self {
         Self {
             reader: EventReader::new(pool),
-            base_url: base_url.trim_end_matches('/').to_owned(),
         }
-    }
-
-    fn view_url(&self, tenant: TenantId, run: RunId) -> String {
-        view_url(&self.base_url, tenant, run)
     }
 
     /// The notice a completed run sends, if a user started it.
@@ -112,7 +107,6 @@ impl Notifications {
             title: completed_title(run),
             body: completed_body(run),
             outcome: run.outcome,
-            view_url: self.view_url(run.tenant_id, run.id),
             created_at: projected.event.occurred_at(),
             position: recorded.position,
         }))
@@ -129,7 +123,6 @@ struct Notice {
     title: String,
     body: String,
     outcome: Outcome,
-    view_url: String,
     created_at: DateTime<Utc>,
     position: i64,
 }
@@ -214,11 +207,6 @@ impl Projection for Notifications {
         Self::CODE_VERSION
     }
 
-    /// The base URL is stored in every notice's link: changing it rebuilds the feed.
-    fn configuration(&self) -> String {
-        self.base_url.clone()
-    }
-
     fn views(&self) -> &'static [PublicView] {
         VIEWS
     }
@@ -246,7 +234,6 @@ impl Projection for Notifications {
                                 queued.run_type.display_name()
                             ),
                             outcome: Outcome::Pending,
-                            view_url: self.view_url(queued.tenant_id, queued.run_id),
                             created_at: queued.queued_at,
                             position: projected.recorded.position,
                         });
@@ -264,10 +251,10 @@ impl Projection for Notifications {
         }
         sqlx::query(
             "INSERT INTO notifications (id, tenant_id, user_id, run_id, kind, title, body, outcome, \
-                                        view_url, created_at, position) \
+                                        created_at, position) \
              SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::uuid[], $5::text[], \
-                                  $6::text[], $7::text[], $8::text[], $9::text[], \
-                                  $10::timestamptz[], $11::bigint[]) \
+                                  $6::text[], $7::text[], $8::text[], \
+                                  $9::timestamptz[], $10::bigint[]) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(notices.iter().map(|n| n.id).collect::<Vec<_>>())
@@ -278,7 +265,6 @@ impl Projection for Notifications {
         .bind(notices.iter().map(|n| n.title.as_str()).collect::<Vec<_>>())
         .bind(notices.iter().map(|n| n.body.as_str()).collect::<Vec<_>>())
         .bind(notices.iter().map(|n| n.outcome.as_str()).collect::<Vec<_>>())
-        .bind(notices.iter().map(|n| n.view_url.as_str()).collect::<Vec<_>>())
         .bind(notices.iter().map(|n| n.created_at).collect::<Vec<_>>())
         .bind(notices.iter().map(|n| n.position).collect::<Vec<_>>())
         .execute(tx.conn())

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::keyset::{Direction, cut_page, push_page_limit, push_past_page};
 
-const NOTICE_COLUMNS: &str = "id, tenant_id, user_id, run_id, kind, title, body, outcome, view_url, created_at, position, read_at";
+const NOTICE_COLUMNS: &str =
+    "id, tenant_id, user_id, run_id, kind, title, body, outcome, created_at, position, read_at";
 
 /// A notice, as `public.notifications` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -30,8 +31,6 @@ pub struct NoticeRow {
     pub body: String,
     /// The run's outcome when the notice was made.
     pub outcome: String,
-    /// The run's page.
-    pub view_url: String,
     /// When the event happened.
     pub created_at: DateTime<Utc>,
     /// The log position of the event.

@@ -1,12 +1,15 @@
 //! Applying a batch exactly once: claim the version's checkpoint, apply, advance the checkpoint,
 //! all in one transaction; a batch with a poison event is applied up to it.
 //!
-//! The transaction first locks the version's registry row and checks the checkpoint is still
-//! the one the batch was read from: even two projectors that both believe they lead can never
-//! apply a batch twice. A crash at any point rolls the whole batch back, effects and checkpoint
+//! The transaction first checks the leader's lease (its fence: the epoch it took, not lapsed,
+//! its row held until the commit), so a leader that lost its lease commits nothing; then it
+//! locks the version's registry row and checks the checkpoint is still the one the batch was
+//! read from: even two projectors that both believe they lead can never apply a batch twice. A crash at any point rolls the whole batch back, effects and checkpoint
 //! together, and the next step reads it again.
 
-use runledger_store::{LogCursor, RecordedEvent};
+use std::time::Duration;
+
+use runledger_store::{Fence, LogCursor, RecordedEvent};
 use sqlx::PgConnection;
 
 use crate::published::{self, Applied, Position};
@@ -24,7 +27,7 @@ pub(super) enum BatchResult {
         applied: usize,
         position: i64,
     },
-    /// The checkpoint moved under us: another projector applied it.
+    /// The lease was lost, or the checkpoint moved under us (another projector applied it).
     Lost,
 }
 
@@ -102,7 +105,15 @@ impl<P: Projection> Projector<P> {
         let fail_point = self.options.fail_point.as_ref();
         let mut tx = self.pool.begin().await.map_err(ProjectionError::from)?;
         fail_at(fail_point, "begin")?;
-        if !claim(&mut tx, version.id, from).await? {
+        if !claim(
+            &mut tx,
+            version.id,
+            from,
+            self.leadership.fence().as_ref(),
+            self.leadership.duration(),
+        )
+        .await?
+        {
             return Ok(false);
         }
         fail_at(fail_point, "claim")?;
@@ -166,24 +177,47 @@ fn changed_runs(
         .collect()
 }
 
-/// Locks `version`'s registry row, checks its checkpoint is still `from` (and that it is live
-/// and not halted), and sets `search_path` to its schema for the rest of the transaction.
+/// Checks the leader's `fence` (false without one), then locks `version`'s registry row,
+/// checks its checkpoint is still `from` (and that it is live and not halted), and sets
+/// `search_path` to its schema for the rest of the transaction.
+///
+/// The transaction is also ended by the server once it sits idle for `idle_limit` (the lease's
+/// duration): a leader paused mid-batch would otherwise hold the lease's row and the version's
+/// row locked for as long as it is paused, and no other projector could take over.
 ///
 /// The transaction also commits without waiting for the WAL flush (`synchronous_commit` off):
 /// a crash may lose the last few batches, but always their effects together with their
 /// checkpoint, which are then applied again. Exactly-once holds; durability of a derived table
 /// is not worth a disk flush per batch.
-pub(super) async fn claim(tx: &mut PgConnection, version: i64, from: LogCursor) -> Result<bool> {
+pub(super) async fn claim(
+    tx: &mut PgConnection,
+    version: i64,
+    from: LogCursor,
+    fence: Option<&Fence>,
+    idle_limit: Duration,
+) -> Result<bool> {
+    let Some(fence) = fence else {
+        return Ok(false);
+    };
+    if !fence.check(tx).await? {
+        tracing::warn!(
+            epoch = fence.epoch(),
+            "the lease was lost: the batch is not committed"
+        );
+        return Ok(false);
+    }
     let claimed: Option<(i64, i64)> = sqlx::query_as(
         "SELECT checkpoint_tx_id, checkpoint_position \
          FROM (SELECT checkpoint_tx_id, checkpoint_position, \
                       set_config('search_path', schema_name, true), \
-                      set_config('synchronous_commit', 'off', true) \
+                      set_config('synchronous_commit', 'off', true), \
+                      set_config('idle_in_transaction_session_timeout', $2, true) \
                FROM projection_versions \
                WHERE id = $1 AND status IN ('active', 'building') AND halted_position IS NULL \
                FOR UPDATE) AS claimed",
     )
     .bind(version)
+    .bind(idle_limit.as_millis().max(1).to_string())
     .fetch_optional(tx)
     .await?;
     Ok(claimed.is_some_and(|(tx_id, position)| registry::cursor(tx_id, position) == from))

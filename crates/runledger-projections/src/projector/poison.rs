@@ -20,7 +20,15 @@ impl<P: Projection> Projector<P> {
         applied: usize,
     ) -> Result<BatchResult> {
         let mut tx = self.pool.begin().await?;
-        if !claim(&mut tx, version.id, checkpoint).await? {
+        if !claim(
+            &mut tx,
+            version.id,
+            checkpoint,
+            self.leadership.fence().as_ref(),
+            self.leadership.duration(),
+        )
+        .await?
+        {
             return Ok(BatchResult::Lost);
         }
         sqlx::query(
