@@ -10,6 +10,8 @@ mod lease;
 // Two `serve`s with different public URLs and a `project`: with any one of them down (stopped,
 // or killed with -9 and kept down), notices still reach the feed within 10 s, two per run.
 mod failover;
+// A projection this code cannot lead is an error in the API, the metrics, the page and the CLI.
+mod cannot_lead;
 // The leading process paused (SIGSTOP) under load: another takes over within 15 s; resumed, it
 // commits nothing stale, and the read models equal a rebuild.
 mod pause;

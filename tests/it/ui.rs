@@ -1,7 +1,7 @@
 //! The monitoring pages (`/ui`).
 
 // A browser's side of the pages through the router: cookies, forms, pages as text.
-mod support;
+pub(crate) mod support;
 // Each page: sessions and CSRF, isolation and roles, labels, filters, pages, escaping,
 // notifications, projections, a read model that is behind.
 mod pages;
