@@ -44,8 +44,8 @@ pub struct ProjectorOptions {
     /// lease lapses a standby projector takes over.
     pub poll: Duration,
     /// The leader's lease (docs/adr/0024): a leader that stops renewing it (dead, paused, hung
-    /// in a step) loses it within this long; its batch transaction idle this long is ended by
-    /// the server, so it holds no lock past it.
+    /// in a step) loses it within this long; its batch transaction idle for half of it is ended
+    /// by the server, so it holds no lock past it.
     pub lease: Duration,
     /// How long the schema of a retired version is kept after a switch, for queries that
     /// resolved the old view before it.

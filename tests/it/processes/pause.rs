@@ -62,6 +62,7 @@ async fn a_paused_leader_is_replaced_and_commits_nothing_stale_when_it_wakes() {
     // Another process leads both, and has applied everything, within the bound.
     loop {
         let mut recovered = true;
+        let mut seen = Vec::new();
         for projection in [OPERATION_RUNS, NOTIFICATIONS] {
             let leaders = leader_pids(&store.pool, projection).await;
             let lag = status(&store.pool, projection)
@@ -69,13 +70,17 @@ async fn a_paused_leader_is_replaced_and_commits_nothing_stale_when_it_wakes() {
                 .unwrap()
                 .map_or(i64::MAX, |s| s.active.lag_events);
             recovered &= lag == 0 && !leaders.is_empty() && !leaders.contains(&paused_pid);
+            seen.push((projection, leaders, lag));
         }
         if recovered {
             break;
         }
         assert!(
             paused_at.elapsed() < RECOVERED_WITHIN,
-            "no other process caught up within {RECOVERED_WITHIN:?} of the pause"
+            "no other process caught up within {RECOVERED_WITHIN:?} of pausing {paused_pid}: \
+             (projection, leaders, lag): {seen:?}\nstandby: {}\nproject: {}",
+            standby.log(),
+            projector.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -110,7 +110,7 @@ impl<P: Projection> Projector<P> {
             version.id,
             from,
             self.leadership.fence().as_ref(),
-            self.leadership.duration(),
+            self.leadership.idle_limit(),
         )
         .await?
         {
@@ -181,9 +181,10 @@ fn changed_runs(
 /// checks its checkpoint is still `from` (and that it is live and not halted), and sets
 /// `search_path` to its schema for the rest of the transaction.
 ///
-/// The transaction is also ended by the server once it sits idle for `idle_limit` (the lease's
-/// duration): a leader paused mid-batch would otherwise hold the lease's row and the version's
-/// row locked for as long as it is paused, and no other projector could take over.
+/// The transaction is also ended by the server once it sits idle for `idle_limit` (half the
+/// lease): a leader paused mid-batch would otherwise hold the lease's row and the version's
+/// row locked, and the log's safe horizon back, for as long as it is paused, and no other
+/// projector could take over.
 ///
 /// The transaction also commits without waiting for the WAL flush (`synchronous_commit` off):
 /// a crash may lose the last few batches, but always their effects together with their

@@ -45,9 +45,12 @@ impl Leadership {
         self.lease.fence()
     }
 
-    /// How long the lease lasts after each renewal.
-    pub(super) fn duration(&self) -> Duration {
-        self.lease.duration()
+    /// How long a batch transaction may sit idle before the server ends it: half the lease.
+    /// A paused leader's open transaction holds the lease's and the version's rows, and (once
+    /// it has written) holds back every reader's safe horizon of the log, so it must end well
+    /// before the lease lapses; a batch's own pauses between statements are milliseconds.
+    pub(super) fn idle_limit(&self) -> Duration {
+        self.lease.duration() / 2
     }
 
     /// Keeps, renews or takes the lease.

@@ -25,7 +25,7 @@ impl<P: Projection> Projector<P> {
             version.id,
             checkpoint,
             self.leadership.fence().as_ref(),
-            self.leadership.duration(),
+            self.leadership.idle_limit(),
         )
         .await?
         {
