@@ -5,7 +5,7 @@
 //! The handlers' annotations say what is particular to a route (its body, its answers, a 403,
 //! 409 or a 503 of its own). What follows from a route's shape is added here, the same for every
 //! route (docs/adr/0026): the refusals every authenticated route can answer (401, 429, 503,
-//! 500), those of a path with ids (400, 404), of a query string (400), of a request body (400,
+//! 500), those of a path with parameters (404; 400 for an id that may be malformed), of a query string (400), of a request body (400,
 //! 413, 415), of an `Idempotency-Key` (422) and of an `If-Match` (412); and every error answer
 //! without a body of its own is an `application/problem+json` [`Problem`]. A body a route may
 //! omit is declared optional rather than nullable.
@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use runledger_wire::Problem;
-use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
+use utoipa::openapi::schema::{SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
@@ -201,6 +202,11 @@ fn shape_answers(operation: &Operation) -> BTreeMap<u16, &'static str> {
     }
     if has(ParameterIn::Path) {
         add(404);
+    }
+    if parameters
+        .iter()
+        .any(|parameter| parameter.parameter_in == ParameterIn::Path && !any_string(parameter))
+    {
         add(400);
     }
     if has(ParameterIn::Query) {
@@ -218,6 +224,16 @@ fn shape_answers(operation: &Operation) -> BTreeMap<u16, &'static str> {
         add(412);
     }
     answers
+}
+
+/// Whether every string fits `parameter` (a name, not an id): it cannot be malformed, only
+/// unknown.
+fn any_string(parameter: &Parameter) -> bool {
+    matches!(
+        &parameter.schema,
+        Some(RefOr::T(Schema::Object(object)))
+            if object.schema_type == SchemaType::Type(Type::String) && object.format.is_none()
+    )
 }
 
 /// What an error status means on every route that can answer it (a route's annotation may say

@@ -2,13 +2,16 @@
 
 Run by tests/it/openapi/generated_client.rs against a real server, with the generated package
 (`runledger_client`) on PYTHONPATH, unedited. Environment: RUNLEDGER_URL, RUNLEDGER_TOKEN (a
-writer's token of tenant RUNLEDGER_TENANT). docs/integration.md shows the same calls.
+writer's token of tenant RUNLEDGER_TENANT). `send`, `dispatch` and `sync_inventory` are the code
+of docs/integration.md's Python section; the checks after them are the test's.
 """
 
 import os
 import sys
+import time
 import uuid
 
+import httpx
 from runledger_client import AuthenticatedClient
 from runledger_client.api.commands import (
     complete_run,
@@ -35,6 +38,101 @@ from runledger_client.models import (
     StartBody,
 )
 
+tenant = int(os.environ["RUNLEDGER_TENANT"])
+client = AuthenticatedClient(base_url=os.environ["RUNLEDGER_URL"], token=os.environ["RUNLEDGER_TOKEN"])
+
+# --- docs/integration.md: retries ---
+RETRIED = {429, 502, 503, 504}
+
+
+def send(route, *args, key=None, attempts=6, **kwargs):
+    """Sends a command, retrying 429/502/503/504 and connection errors with backoff and
+    Retry-After, always with the same Idempotency-Key: a retry never counts twice."""
+    key = key or str(uuid.uuid4())
+    for attempt in range(attempts):
+        try:
+            response = route.sync_detailed(*args, client=client, idempotency_key=key, **kwargs)
+        except httpx.TransportError:
+            response = None  # the outcome is unknown: the same key makes the resend safe
+        if response is not None and response.status_code not in RETRIED:
+            return response  # 2xx: the model; other 4xx: a Problem, final
+        retry_after = response and response.headers.get("retry-after")
+        time.sleep(float(retry_after) if retry_after else min(0.2 * 2**attempt, 5))
+    raise RuntimeError(f"the ledger stayed unavailable: {response and response.parsed}")
+
+
+# --- docs/integration.md: the product side ---
+def dispatch(my_queue, body):
+    queued = send(queue_run, tenant, body=body)
+    answer = queued.parsed  # CommandAnswer; 201 a new run, 200 the active one
+    if queued.status_code == 201:
+        try:
+            my_queue.enqueue("sync_inventory", str(answer.run.id))
+        except Exception as error:
+            return send(  # the run, completed failed
+                dispatch_failed,
+                tenant,
+                answer.run.id,
+                body=DispatchFailedBody(code="queue.unavailable", message=str(error)),
+            )
+    return queued
+
+
+# --- docs/integration.md: the job side ---
+def sync_inventory(job_id, run_id, items, process):
+    started = send(start_run, tenant, run_id, body=StartBody(worker=f"rq:{job_id}"))
+    if started.status_code != 200:
+        return started  # a Problem: not queued, or another worker's
+    batch, reports, cancel = ProgressBody(success=0, failed=0, failures=[]), 0, False
+    last_sent = time.monotonic()
+    for item in items:
+        try:
+            process(item)
+            batch.success += 1
+        except Throttled as error:
+            batch.failed += 1
+            batch.failures.append(FailureBody(code="graph.throttled", message=str(error)))
+        gathered = batch.success + batch.failed
+        if gathered and (gathered >= 100 or time.monotonic() - last_sent > 1):
+            reports += 1
+            answer = send(
+                report_progress, tenant, run_id, body=batch, key=f"{job_id}:progress:{reports}"
+            ).parsed
+            batch, last_sent = ProgressBody(success=0, failed=0, failures=[]), time.monotonic()
+            cancel = answer.cancel_requested
+        elif time.monotonic() - last_sent > 100:  # a third of heartbeat_timeout_seconds
+            beat = heartbeat.sync_detailed(tenant, run_id, client=client)
+            cancel, last_sent = beat.parsed.cancel_requested, time.monotonic()
+        if cancel:
+            break
+    if batch.success or batch.failed:
+        reports += 1
+        send(report_progress, tenant, run_id, body=batch, key=f"{job_id}:progress:{reports}")
+    outcome = Outcome.CANCELLED.value if cancel else None  # None: from the counts
+    return send(
+        complete_run, tenant, run_id, body=CompleteBody(outcome=outcome), key=f"{job_id}:complete"
+    )
+
+
+# --- the test's own: a queue, items, and checks ---
+class Throttled(Exception):
+    pass
+
+
+class ListQueue:
+    def __init__(self, refuse=False):
+        self.jobs, self.refuse = [], refuse
+
+    def enqueue(self, name, run_id):
+        if self.refuse:
+            raise ConnectionError("redis: connection refused")
+        self.jobs.append((name, run_id))
+
+
+def process(item):
+    if item == 3:
+        raise Throttled("Throttled (retrying)")
+
 
 def check(condition, what):
     if not condition:
@@ -52,153 +150,105 @@ def answer(response, status, kind):
 
 
 def main():
-    tenant = int(os.environ["RUNLEDGER_TENANT"])
-    client = AuthenticatedClient(
-        base_url=os.environ["RUNLEDGER_URL"],
-        token=os.environ["RUNLEDGER_TOKEN"],
-        raise_on_unexpected_status=True,
-    )
     with client:
-        # Queue, under an Idempotency-Key: a retry with the same key answers the first answer.
-        key = str(uuid.uuid4())
         body = QueueRunBody(
             type_="inventory.sync",
             identity={"connection": 42},
             context={"source": "python"},
             heartbeat_timeout_seconds=300,
         )
-        queued = answer(
-            queue_run.sync_detailed(tenant, client=client, body=body, idempotency_key=key),
+        # Queue under an Idempotency-Key: a retry with the same key answers the first answer.
+        key = str(uuid.uuid4())
+        first = answer(send(queue_run, tenant, body=body, key=key), 201, CommandAnswer)
+        check(first.created is True, "a new run")
+        check(first.run.status == RunStatus.QUEUED, f"queued: {first.run.status}")
+        retried = answer(send(queue_run, tenant, body=body, key=key), 201, CommandAnswer)
+        check(retried.run.id == first.run.id, "the retry answers the same run")
+        # The same identity while the run is active: that run, not handed over again.
+        my_queue = ListQueue()
+        again = answer(dispatch(my_queue, body), 200, CommandAnswer)
+        check(again.created is False and again.run.id == first.run.id, "the active run")
+        check(my_queue.jobs == [], "not handed over again")
+        run_id = first.run.id
+
+        # The job: start as a named worker, report progress (increments), complete.
+        completed = answer(sync_inventory("job-1", run_id, range(10), process), 200, CommandAnswer)
+        check(completed.run.status == RunStatus.COMPLETED, "completed")
+        check(completed.run.worker == "rq:job-1", f"the worker: {completed.run.worker}")
+        check(
+            completed.run.outcome == Outcome.PARTIALLY_SUCCEEDED,
+            f"one item failed: {completed.run.outcome}",
+        )
+        counts = completed.run.summary_counts
+        check((counts.success, counts.failed) == (9, 1), f"the counts: {counts}")
+        # A re-delivered job: its start is refused (the run is completed), nothing is counted.
+        answer(sync_inventory("job-1", run_id, range(10), process), 409, Problem)
+
+        # Progress under a key counts once, however often it is sent; a heartbeat says
+        # whether to stop.
+        second = answer(
+            dispatch(my_queue, QueueRunBody(type_="inventory.sync", identity={"connection": 43})),
             201,
             CommandAnswer,
         )
-        check(queued.created is True, "a new run")
-        check(queued.run.status == RunStatus.QUEUED, f"queued: {queued.run.status}")
-        retried = answer(
-            queue_run.sync_detailed(tenant, client=client, body=body, idempotency_key=key),
-            201,
-            CommandAnswer,
-        )
-        check(retried.run.id == queued.run.id, "the retry answers the same run")
-        run_id = queued.run.id
-
-        # Start, naming the worker: a re-delivered start by the same worker is idempotent.
-        started = answer(
-            start_run.sync_detailed(
-                tenant, run_id, client=client, body=StartBody(worker="py-worker-1")
-            ),
-            200,
-            CommandAnswer,
-        )
-        check(started.run.status == RunStatus.RUNNING, f"running: {started.run.status}")
-        check(started.run.worker == "py-worker-1", f"the worker: {started.run.worker}")
-
-        # Progress as increments, each report under a key of its own: a resend counts once.
-        report = ProgressBody(
-            success=3,
-            failed=1,
-            total=10,
-            failures=[FailureBody(code="graph.throttled", message="Throttled (retrying)")],
-        )
-        report_key = str(uuid.uuid4())
+        check(my_queue.jobs == [("sync_inventory", str(second.run.id))], "handed over")
+        answer(send(start_run, tenant, second.run.id), 200, CommandAnswer)
         for _ in range(2):
             progressed = answer(
-                report_progress.sync_detailed(
-                    tenant, run_id, client=client, body=report, idempotency_key=report_key
+                send(
+                    report_progress,
+                    tenant,
+                    second.run.id,
+                    body=ProgressBody(success=3, total=10),
+                    key="job-2:progress:1",
                 ),
                 200,
                 CommandAnswer,
             )
         check(progressed.run.summary_counts.success == 3, "the resend counted once")
         check(progressed.cancel_requested is False, "no cancel request")
-        more = answer(
-            report_progress.sync_detailed(
-                tenant,
-                run_id,
-                client=client,
-                body=ProgressBody(success=6),
-                idempotency_key=str(uuid.uuid4()),
-            ),
-            200,
-            CommandAnswer,
-        )
-        check(more.run.summary_counts.success == 9, f"3 + 6: {more.run.summary_counts}")
-
-        # A heartbeat (not an event) says whether to stop.
-        beat = answer(heartbeat.sync_detailed(tenant, run_id, client=client), 200, HeartbeatAnswer)
+        beat = answer(heartbeat.sync_detailed(tenant, second.run.id, client=client), 200, HeartbeatAnswer)
         check(beat.cancel_requested is False, "no cancel request")
         check(beat.run.last_heartbeat_at is not None, "the heartbeat shows")
-
-        # Complete: the outcome follows from the counts (one failed item).
-        completed = answer(
-            complete_run.sync_detailed(
-                tenant,
-                run_id,
-                client=client,
-                body=CompleteBody(),
-                idempotency_key=str(uuid.uuid4()),
-            ),
+        done = answer(
+            send(complete_run, tenant, second.run.id, body=CompleteBody(outcome="succeeded")),
             200,
             CommandAnswer,
         )
-        check(completed.run.status == RunStatus.COMPLETED, "completed")
-        check(
-            completed.run.outcome == Outcome.PARTIALLY_SUCCEEDED,
-            f"partially succeeded: {completed.run.outcome}",
-        )
 
-        # Read it back: the read model catches up with the command's position.
+        # Reads: the command's position lets a read see its own write; items are typed.
         shown = answer(
-            get_run.sync_detailed(
-                tenant, run_id, client=client, min_position=completed.position
-            ),
+            get_run.sync_detailed(tenant, run_id, client=client, min_position=done.position),
             200,
             OperationRun,
         )
         check(shown.done is True, "done")
-        check(shown.summary_counts.failed == 1, f"one failed: {shown.summary_counts}")
         check(shown.failure_summary[0].code == "graph.throttled", "its failure")
         page = answer(
             list_runs.sync_detailed(
-                tenant, client=client, type_="inventory.sync", min_position=completed.position
+                tenant, client=client, type_="inventory.sync", min_position=done.position
             ),
             200,
             RunPage,
         )
-        check([run.id for run in page.runs] == [run_id], f"the list: {page.runs}")
-        check(isinstance(page.runs[0], OperationRun), "typed items")
+        check(
+            sorted(str(run.id) for run in page.runs) == sorted([str(run_id), str(second.run.id)]),
+            f"the list: {page.runs}",
+        )
+        check(all(isinstance(run, OperationRun) for run in page.runs), "typed items")
 
-        # A job the queue refused: the run is marked dispatch-failed.
-        other = answer(
-            queue_run.sync_detailed(
-                tenant, client=client, body=QueueRunBody(type_="backup.nightly")
-            ),
-            201,
-            CommandAnswer,
+        # A hand-over the queue refused: the run is marked dispatch-failed at once.
+        refused = answer(
+            dispatch(ListQueue(refuse=True), QueueRunBody(type_="backup.nightly")), 200, CommandAnswer
         )
-        marked = answer(
-            dispatch_failed.sync_detailed(
-                tenant,
-                other.run.id,
-                client=client,
-                body=DispatchFailedBody(code="queue.unavailable", message="redis: connection refused"),
-            ),
-            200,
-            CommandAnswer,
-        )
-        check(marked.run.outcome == Outcome.FAILED, "dispatch failed")
+        check(refused.run.outcome == Outcome.FAILED, f"dispatch failed: {refused.run.outcome}")
+        check(refused.run.failure_summary[0].code == "queue.unavailable", "its failure")
+        late = answer(send(start_run, tenant, refused.run.id), 409, Problem)
+        check(late.current_status == "completed", f"no worker can start it: {late}")
 
         # Failures are typed problems.
-        missing = answer(
-            get_run.sync_detailed(tenant, uuid.uuid4(), client=client), 404, Problem
-        )
+        missing = answer(get_run.sync_detailed(tenant, uuid.uuid4(), client=client), 404, Problem)
         check(missing.type_ == "urn:runledger:problem:not-found", f"a problem: {missing.type_}")
-        refused = answer(
-            start_run.sync_detailed(tenant, run_id, client=client, body=StartBody(worker="w2")),
-            409,
-            Problem,
-        )
-        check(refused.current_status == "completed", f"the run's status: {refused}")
     print("lifecycle.py: the whole lifecycle went through the generated client")
 
 
