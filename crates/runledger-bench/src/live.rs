@@ -203,13 +203,15 @@ pub async fn measure(pool: &PgPool, args: &LiveBenchArgs) -> anyhow::Result<Valu
     Ok(figures)
 }
 
-/// Waits until the server answers `/readyz` with 200 (its read models built), so that no
+/// Waits until the server lists runs (its projectors have built the read model), so that no
 /// period measures a server still starting.
 async fn ready(address: std::net::SocketAddr, token: &str) -> anyhow::Result<()> {
     let mut client = Client::connect(address, token).await?;
     let started = Instant::now();
     loop {
-        let (status, _) = client.send(Method::GET, "/readyz", None).await?;
+        let (status, _) = client
+            .send(Method::GET, "/v1/tenants/1/runs?page_size=1", None)
+            .await?;
         if status.is_success() {
             return Ok(());
         }

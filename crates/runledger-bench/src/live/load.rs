@@ -44,6 +44,8 @@ pub(super) struct Latencies {
     pub(super) commands: Vec<Duration>,
     pub(super) gets: Vec<Duration>,
     pub(super) errors: u64,
+    /// The first answer that was not 2xx, to say what went wrong.
+    pub(super) first_error: Option<String>,
 }
 
 impl Latencies {
@@ -51,6 +53,13 @@ impl Latencies {
         self.commands.extend(other.commands);
         self.gets.extend(other.gets);
         self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+    }
+
+    fn failed(&mut self, path: &str, status: axum::http::StatusCode, answer: &[u8]) {
+        self.errors += 1;
+        self.first_error
+            .get_or_insert_with(|| format!("{path}: {status} {}", String::from_utf8_lossy(answer)));
     }
 
     /// p50 and p99 of commands and GETs, in milliseconds.
@@ -65,6 +74,7 @@ impl Latencies {
             "get_p50_ms": round(percentile_ms(&self.gets, 0.5)),
             "get_p99_ms": round(percentile_ms(&self.gets, 0.99)),
             "errors": self.errors,
+            "first_error": self.first_error,
         })
     }
 }
@@ -143,7 +153,7 @@ async fn command_lane(
         let (status, answer) = client.send(Method::POST, &path, Some(&body)).await?;
         latencies.commands.push(sent.elapsed());
         if !status.is_success() {
-            latencies.errors += 1;
+            latencies.failed(&path, status, &answer);
             continue;
         }
         let mut acknowledged = acknowledged.lock().expect("the ledger of acknowledgements");
@@ -188,7 +198,7 @@ async fn reader(
         let (status, answer) = client.send(Method::GET, &path, None).await?;
         latencies.gets.push(sent.elapsed());
         if !status.is_success() {
-            latencies.errors += 1;
+            latencies.failed(&path, status, &answer);
             continue;
         }
         if path == list {
