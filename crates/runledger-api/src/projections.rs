@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
+use crate::openapi::ADMIN_ROLE;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -75,8 +76,9 @@ pub(crate) async fn statuses_here(
     statuses_of_code(&state.pool, &code).await
 }
 
+/// The projections' status.
 #[utoipa::path(get, path = "/v1/projections", tag = "operations",
-    responses((status = 200, description = "`{projections: [...]}`: state, active version, checkpoint, lag, rebuild progress, last error, and `this_code`: whether this server's code can lead it (`error` when it cannot)"), (status = 401)),
+    responses((status = 200, body = Object, description = "`{projections: [...]}`: state, active version, checkpoint, lag, rebuild progress, last error, and `this_code`: whether this server's code can lead it (`error` when it cannot)")),
     security(("bearer" = [])))]
 pub(crate) async fn list_projections(
     State(state): State<AppState>,
@@ -88,9 +90,10 @@ pub(crate) async fn list_projections(
     ))
 }
 
+/// Rebuild a projection beside the active version.
 #[utoipa::path(post, path = "/v1/projections/{name}/rebuild", tag = "operations",
     params(("name" = String, Path, description = "operation_runs or notifications")),
-    responses((status = 202, description = "The rebuild (new, or the one already under way)"), (status = 401), (status = 403), (status = 404)),
+    responses((status = 202, body = Object, description = "The rebuild (new, or the one already under way)"), (status = 403, description = ADMIN_ROLE)),
     security(("bearer" = [])))]
 pub(crate) async fn rebuild_projection(
     State(state): State<AppState>,
