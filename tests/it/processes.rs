@@ -5,7 +5,7 @@
 // Spawned `serve` and `project` processes on a throwaway database; runs and their notices.
 pub(crate) mod support;
 // The store's lease: it lapses when not renewed, a fenced stale leader commits nothing, and
-// concurrent contenders never both lead.
+// concurrent contenders never both lead; a sweeper that stops renewing is replaced.
 mod lease;
 // Two `serve`s with different public URLs and a `project`: with any one of them down (stopped,
 // or killed with -9 and kept down), notices still reach the feed within 10 s, two per run.

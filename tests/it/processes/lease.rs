@@ -1,7 +1,7 @@
 //! The store's lease on real concurrent connections: it lapses when its holder stops renewing
 //! it and the next contender takes it with a higher epoch; a projector that lost it while paused
 //! in a step commits nothing (its fence fails in the batch's transaction); and contenders bidding
-//! at once never both lead.
+//! at once never both lead. The sweeper's lease lapses the same way.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use runledger_projections::{
     Injected, OPERATION_RUNS, OperationRuns, Projector, ProjectorOptions, StepOutcome,
 };
-use runledger_store::{Lease, LeaseBid};
+use runledger_store::{CommandHandler, EventReader, EventWriter, Lease, LeaseBid};
+use runledger_sweeper::{SweepOutcome, Sweeper, SweeperConfig};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::helpers::{LOG_WAIT, TestStore};
+use crate::helpers::{LOG_WAIT, TestStore, WallClock};
 use crate::projections::support::{
     assert_same_runs, event_count, events_applied, folded_runs, random_histories, read_model,
 };
@@ -192,4 +193,41 @@ async fn contenders_bidding_at_once_never_both_lead() {
         // The winner gives it up, so that the next round is contended again.
         contenders[winners[0]].release().await;
     }
+}
+
+#[tokio::test]
+async fn a_sweeper_that_stops_renewing_its_lease_is_replaced() {
+    let store = TestStore::new().await;
+    let config = SweeperConfig {
+        lease: Duration::from_millis(600),
+        ..SweeperConfig::default()
+    };
+    let clock: Arc<dyn runledger_core::Clock> = Arc::new(WallClock);
+    let mut first = Sweeper::new(
+        store.pool.clone(),
+        store.commands.clone(),
+        Arc::clone(&clock),
+        config.clone(),
+    );
+    let other = other_pool(&store, 4).await;
+    let commands = CommandHandler::new(
+        EventReader::new(other.clone()),
+        EventWriter::new(other.clone()),
+    );
+    let mut second = Sweeper::new(other, commands, clock, config);
+
+    assert!(matches!(
+        first.step().await.unwrap(),
+        SweepOutcome::Swept(_)
+    ));
+    assert_eq!(second.step().await.unwrap(), SweepOutcome::NotLeader);
+    // The leader stops sweeping (as a paused process would): it knows it lost, the other leads.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!first.is_leader());
+    assert!(matches!(
+        second.step().await.unwrap(),
+        SweepOutcome::Swept(_)
+    ));
+    assert!(second.is_leader());
+    assert_eq!(first.step().await.unwrap(), SweepOutcome::NotLeader);
 }
