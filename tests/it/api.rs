@@ -74,7 +74,7 @@ impl TestApi {
         let store = TestStore::new().await;
         let config = ApiConfig::new(PUBLIC_URL);
         let app = app(AppState::new(
-            store.pool.clone(),
+            store.app_pool.clone(),
             config.clone(),
             Arc::clone(&clock),
         ));

@@ -13,4 +13,4 @@ mod worker;
 // The token API, service tokens of several tenants, revocation within the staleness.
 mod tokens;
 // The `runledger` binary: every README CLI line while `serve` runs on the data directory.
-mod cli;
+pub(crate) mod cli;

@@ -25,6 +25,8 @@ mod live;
 mod client;
 // Lifecycle limits, heartbeats, the sweeper, cancellation and re-delivery (issue 13).
 mod lifecycle;
+// Degrading fast with the database down, least privilege, rate limits and bad input (issue 10).
+mod robust;
 // The benches' harnesses: a bench measures the load it claims (N writers really at once).
 mod bench;
 // The source tree itself: every file opens with `//!`; only the store reads `events`.

@@ -59,8 +59,8 @@ pub(crate) trait RunQueryExt {
     /// The filters, as the read model's typed filter.
     fn filter(&self) -> Result<RunFilter, ApiError>;
 
-    /// The page of the list these parameters ask for.
-    fn page(&self) -> Result<ListPage, ApiError>;
+    /// The page of the tenant's list these parameters ask for.
+    fn page(&self, tenant: TenantId) -> Result<ListPage, ApiError>;
 }
 
 impl RunQueryExt for RunQuery {
@@ -84,7 +84,7 @@ impl RunQueryExt for RunQuery {
         })
     }
 
-    fn page(&self) -> Result<ListPage, ApiError> {
+    fn page(&self, tenant: TenantId) -> Result<ListPage, ApiError> {
         if self.watch.is_some() {
             return Err(ApiError::bad_field(
                 "watch",
@@ -108,7 +108,7 @@ impl RunQueryExt for RunQuery {
                 "must be between 1 and 500",
             ));
         }
-        list.page(size, self.page_token.as_deref())
+        list.page(tenant, size, self.page_token.as_deref())
     }
 }
 
@@ -130,12 +130,19 @@ pub(crate) struct RunList {
 }
 
 impl RunList {
-    /// The page of `size` runs after the one `page_token` ended (the first page without one).
+    /// The page of `size` of `tenant`'s runs after the one `page_token` ended (the first page
+    /// without one).
     ///
     /// # Errors
-    /// A 400 naming `page_token` when it is not a token of this list.
-    pub(crate) fn page(self, size: u32, page_token: Option<&str>) -> Result<ListPage, ApiError> {
-        let digest = list_digest(&self.filter, self.order);
+    /// A 400 naming `page_token` when it is not a token of this list (another tenant's list
+    /// included).
+    pub(crate) fn page(
+        self,
+        tenant: TenantId,
+        size: u32,
+        page_token: Option<&str>,
+    ) -> Result<ListPage, ApiError> {
+        let digest = list_digest(tenant, &self.filter, self.order);
         let after = page_token
             .map(|t| PageToken::decode(t, &digest))
             .transpose()?
@@ -219,8 +226,10 @@ struct DigestedFilters<'a> {
     created_before: Option<DateTime<Utc>>,
 }
 
-/// A digest of the filters and order a page token belongs to.
-fn list_digest(filter: &RunFilter, order: RunOrder) -> String {
+/// A digest of the tenant, filters and order a page token belongs to: a token of another
+/// tenant's list is refused like one of other filters (it would reveal nothing, but a token is
+/// the list's, not a cursor to reuse anywhere).
+fn list_digest(tenant: TenantId, filter: &RunFilter, order: RunOrder) -> String {
     let filters = DigestedFilters {
         run_type: filter.run_type.as_ref().map(RunType::as_str),
         type_prefix: filter.type_prefix.as_ref().map(TypePrefix::as_str),
@@ -230,7 +239,7 @@ fn list_digest(filter: &RunFilter, order: RunOrder) -> String {
         created_after: filter.created_after,
         created_before: filter.created_before,
     };
-    PageToken::digest(&(filters, order_name(order)))
+    PageToken::digest(&(tenant.get(), filters, order_name(order)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs", tag = "queries",
@@ -265,7 +274,7 @@ pub(crate) async fn list_runs(
         watch: None,
         ..params.clone()
     }
-    .page()?;
+    .page(tenant_id)?;
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
     let (page, next_page_token) = page.fetch(&state, tenant_id).await?;
     let runs = page

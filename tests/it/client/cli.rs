@@ -16,7 +16,7 @@ const START: Duration = Duration::from_secs(120);
 
 /// The `runledger` binary of this checkout, built once per test run (`cargo test -p
 /// runledger-it` builds only the test binary, and a stale binary would test old code).
-fn runledger_binary() -> &'static Path {
+pub(crate) fn runledger_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| build(&["-p", "runledger-cli", "--bin", "runledger"], "runledger"))
 }
@@ -128,13 +128,13 @@ impl Drop for Serve {
     }
 }
 
-fn interrupt(child: &Child) {
+pub(crate) fn interrupt(child: &Child) {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
 }
 
-fn wait_for(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+pub(crate) fn wait_for(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().expect("wait for a child") {
@@ -147,7 +147,7 @@ fn wait_for(child: &mut Child, within: Duration) -> Option<std::process::ExitSta
 
 /// The binary, run in `dir`, with no environment of the test's that would change its database
 /// or server.
-fn runledger(dir: &Path) -> Command {
+pub(crate) fn runledger(dir: &Path) -> Command {
     let mut command = Command::new(runledger_binary());
     command
         .current_dir(dir)

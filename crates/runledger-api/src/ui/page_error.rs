@@ -5,8 +5,8 @@
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 
@@ -67,16 +67,23 @@ impl IntoResponse for PageError {
             tracing::error!(error.cause_chain = ?cause, "page failed");
         }
         let (status, title, detail) = error.for_people();
+        let retry_after = error.retry_after_seconds(status);
         let page = ErrorPage {
             nav: None,
             status: status.as_u16(),
             title,
             detail,
         };
-        match page.render() {
+        let mut response = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, title).into_response(),
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response
     }
 }
 

@@ -177,7 +177,7 @@ pub async fn runs_page(
         filter: filters.filter()?,
         order: RunOrder::CreatedDesc,
     }
-    .page(PAGE_SIZE, text(&filters.page_token).as_deref())?;
+    .page(tenant_id, PAGE_SIZE, text(&filters.page_token).as_deref())?;
     let (rows, next_page_token) = if read_model.is_built() {
         let (page, next_page_token) = list.fetch(&state, tenant_id).await?;
         (page.rows, next_page_token)
