@@ -156,7 +156,7 @@ impl AppState {
             reader,
             pool,
             callers: CallerCache::new(config.token_staleness),
-            rate_limits: rate_limit::RateLimits::new(config.rate_limits),
+            rate_limits: rate_limit::RateLimits::new(&config.rate_limits),
             config,
             clock,
         }

@@ -7,6 +7,7 @@
 //! deployment of N servers allows N times as much in total; they protect a server and its
 //! database from one flooding client, they are not a quota.
 
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -57,10 +58,13 @@ impl Rate {
 
 /// The limits of a server. The defaults are generous: they stop a runaway loop, not a busy
 /// client (a test suite, a bench, a product's workers never reach them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitConfig {
     /// Requests of one bearer token.
     pub per_token: Rate,
+    /// Tokens (by id) with a limit of their own instead of `per_token`: a busy service token
+    /// allowed more, or a suspect one less.
+    pub token_overrides: BTreeMap<Uuid, Rate>,
     /// Requests on one tenant's routes, whatever the token.
     pub per_tenant: Rate,
     /// Sign-in attempts on the pages from one client address.
@@ -71,8 +75,23 @@ impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
             per_token: Rate::per_second(NonZeroU32::new(1_000).unwrap_or(NonZeroU32::MIN)),
+            token_overrides: BTreeMap::new(),
             per_tenant: Rate::per_second(NonZeroU32::new(5_000).unwrap_or(NonZeroU32::MIN)),
             sign_in: Rate::per_minute(NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN)),
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// Limits no client reaches (still counted, so that their cost is measured): for benches
+    /// of the command path, which would otherwise measure the limiter's refusals.
+    pub fn unreachable() -> Self {
+        let most = Rate::per_second(NonZeroU32::MAX);
+        Self {
+            per_token: most,
+            token_overrides: BTreeMap::new(),
+            per_tenant: most,
+            sign_in: most,
         }
     }
 }
@@ -120,6 +139,8 @@ pub struct RateLimits {
 
 struct Limiters {
     per_token: Limit<Uuid>,
+    /// One limiter per overridden token (keyed by it alone).
+    token_overrides: HashMap<Uuid, Limit<Uuid>>,
     per_tenant: Limit<TenantId>,
     sign_in: Limit<Option<IpAddr>>,
 }
@@ -132,10 +153,15 @@ impl std::fmt::Debug for RateLimits {
 
 impl RateLimits {
     /// Limiters of `config`, all keys with full buckets.
-    pub fn new(config: RateLimitConfig) -> Self {
+    pub fn new(config: &RateLimitConfig) -> Self {
         Self {
             inner: Arc::new(Limiters {
                 per_token: Limit::new(config.per_token, "the token's request limit"),
+                token_overrides: config
+                    .token_overrides
+                    .iter()
+                    .map(|(token, rate)| (*token, Limit::new(*rate, "the token's request limit")))
+                    .collect(),
                 per_tenant: Limit::new(config.per_tenant, "the tenant's request limit"),
                 sign_in: Limit::new(config.sign_in, "sign-in attempts from this address"),
             }),
@@ -147,7 +173,11 @@ impl RateLimits {
     /// # Errors
     /// [`ApiError::TooManyRequests`] past the token's limit.
     pub fn token(&self, token: Uuid) -> Result<(), ApiError> {
-        self.inner.per_token.check(&token)
+        self.inner
+            .token_overrides
+            .get(&token)
+            .unwrap_or(&self.inner.per_token)
+            .check(&token)
     }
 
     /// Counts a request on `tenant`'s routes.

@@ -63,7 +63,7 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
     let config = ApiConfig {
         token_staleness: Duration::from_secs(args.token_staleness_seconds),
         limits: args.limits.defaults()?,
-        rate_limits: args.rate_limits.config(),
+        rate_limits: args.rate_limits.config()?,
         ..ApiConfig::new(&public_url)
     };
     let sweeper = args.sweeper.config()?;

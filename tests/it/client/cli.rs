@@ -55,13 +55,13 @@ fn build(target: &[&str], artifact: &str) -> PathBuf {
 
 /// A `runledger serve` spawned in a directory of its own, on the embedded default
 /// (`./.runledger/`), listening on a free port.
-struct Serve {
+pub(crate) struct Serve {
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
 impl Serve {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().expect("a directory");
         let child = runledger(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -78,7 +78,7 @@ impl Serve {
         serve
     }
 
-    fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join(".runledger")
     }
 
@@ -106,7 +106,7 @@ impl Serve {
     }
 
     /// Stops it as Ctrl-C does and waits for it to exit.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };

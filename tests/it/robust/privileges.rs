@@ -10,7 +10,12 @@ use crate::helpers::TestStore;
 use crate::helpers::verbs::{new_run_id, queue, request, tenant};
 use runledger_store::{CommandHandler, EventReader, EventWriter};
 
+use runledger_cli::local_server::LocalServer;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
 use super::support::{Cluster, SpawnedServe};
+use crate::client::cli::Serve;
 
 /// PostgreSQL's SQLSTATE for a privilege the role lacks (or an object it does not own).
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
@@ -79,4 +84,53 @@ async fn serve_as_the_application_role_on_an_unmigrated_database_fails_naming_mi
         log.contains("20261216000001"),
         "the missing migrations are named: {log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_default_serves_as_a_login_role_in_runledger_app() {
+    let serve = tokio::task::spawn_blocking(Serve::start)
+        .await
+        .expect("start serve");
+    let (record, _) = LocalServer::running(&serve.data_dir()).expect("serve recorded itself");
+    let mut owner: PgConnection = record
+        .database_url
+        .parse::<PgConnectOptions>()
+        .expect("the record's URL")
+        .disable_statement_logging()
+        .connect()
+        .await
+        .expect("connect as the embedded owner");
+    let serving_roles: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT usename::text FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY 1",
+    )
+    .fetch_all(&mut owner)
+    .await
+    .expect("read the sessions");
+    assert_eq!(serving_roles, ["runledger_server"], "serve's connections");
+    // What its projectors built belongs to the group, not to the login role or the owner.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let view_owner = loop {
+        let owner_name: Option<String> = sqlx::query_scalar(
+            "SELECT pg_get_userbyid(relowner)::text FROM pg_class \
+             WHERE oid = to_regclass('public.operation_runs')",
+        )
+        .fetch_optional(&mut owner)
+        .await
+        .expect("read the view's owner");
+        if let Some(name) = owner_name {
+            break name;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read model was not built"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(view_owner, "runledger_app");
+    owner.close().await.expect("close");
+    let mut serve = serve;
+    tokio::task::spawn_blocking(move || serve.stop())
+        .await
+        .expect("stop serve");
 }

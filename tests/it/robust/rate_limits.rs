@@ -9,6 +9,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use runledger_api::auth::Role;
 use runledger_api::rate_limit::{Rate, RateLimitConfig};
+use runledger_api::tokens::{NewToken, create_token};
 
 use crate::api::support::runs_path;
 use crate::api::{Answer, TestApi};
@@ -135,4 +136,41 @@ async fn sign_in_attempts_are_limited_per_client_address() {
         StatusCode::FORBIDDEN,
         "another address has attempts left"
     );
+}
+
+#[tokio::test]
+async fn a_token_with_a_limit_of_its_own_is_held_to_it() {
+    let mut api = TestApi::new().await;
+    let t = tenant(1);
+    let created = create_token(
+        &api.store.pool,
+        &NewToken {
+            tenant_id: t,
+            role: Role::Reader,
+            user_id: None,
+            name: "suspect".to_owned(),
+        },
+    )
+    .await
+    .expect("a token");
+    let ordinary = api.token(t, Role::Reader).await;
+    api.reconfigure(|config| {
+        config.rate_limits = RateLimitConfig {
+            per_token: per_minute(3),
+            token_overrides: [(created.id, per_minute(1))].into_iter().collect(),
+            ..RateLimitConfig::default()
+        };
+    });
+    let answer = api.get(&runs_path(t), &created.secret).await;
+    assert_ne!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_limited(&api.get(&runs_path(t), &created.secret).await);
+    for _ in 0..3 {
+        let answer = api.get(&runs_path(t), &ordinary).await;
+        assert_ne!(
+            answer.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "the default limit"
+        );
+    }
+    assert_limited(&api.get(&runs_path(t), &ordinary).await);
 }
