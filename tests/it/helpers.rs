@@ -132,6 +132,28 @@ pub(crate) async fn fresh_database() -> PgConnectOptions {
         .disable_statement_logging()
 }
 
+/// A fresh, empty database of this test's own (no migration applied), for tests of migrating.
+pub(crate) async fn empty_database() -> PgConnectOptions {
+    // The template makes the cluster's roles (runledger_app, the application login role).
+    template().await;
+    let name = format!(
+        "{}_{}",
+        server().prefix,
+        NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = admin_connection().await;
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create an empty test database");
+    admin.close().await.expect("close the admin connection");
+    server()
+        .admin
+        .clone()
+        .database(&name)
+        .disable_statement_logging()
+}
+
 /// A pool on a fresh database, sized for tests that open many concurrent connections.
 pub(crate) async fn fresh_pool() -> PgPool {
     test_pool(fresh_database().await).await

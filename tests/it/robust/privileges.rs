@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::TestStore;
 use crate::helpers::verbs::{new_run_id, queue, request, tenant};
+use crate::helpers::{TestStore, as_application_role, empty_database, test_pool};
+use crate::projections::support::{drain, options};
+use runledger_projections::{ProjectionsConfig, Projector};
+use runledger_store::MIGRATOR;
 use runledger_store::{CommandHandler, EventReader, EventWriter};
+use sqlx::migrate::Migrator;
 
 use runledger_cli::local_server::LocalServer;
 use sqlx::postgres::PgConnectOptions;
@@ -60,6 +64,92 @@ async fn as_the_application_role_statements_that_change_or_drop_events_are_refus
         .await
         .expect("the application role appends");
     assert_eq!(reader.count_runs().await.expect("it reads the log"), 2);
+}
+
+/// The migration that hands the read models to `runledger_app`.
+const GRANTS_MIGRATION: i64 = 20_261_216_000_001;
+
+#[tokio::test]
+async fn read_models_the_owner_built_before_the_grants_pass_to_runledger_app() {
+    let options = empty_database().await;
+    let owner = test_pool(options.clone()).await;
+    // The release before: every migration up to this one, and the read models built by the
+    // owner, as servers ran then.
+    let before = tempfile::tempdir().expect("a directory");
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    for migration in MIGRATOR.iter().filter(|m| m.version < GRANTS_MIGRATION) {
+        let name = format!(
+            "{}_{}.sql",
+            migration.version,
+            migration.description.replace(' ', "_")
+        );
+        std::fs::copy(migrations.join(&name), before.path().join(&name)).expect("copy a migration");
+    }
+    Migrator::new(before.path())
+        .await
+        .expect("the earlier migrations")
+        .run(&owner)
+        .await
+        .expect("apply the earlier migrations");
+    let t = tenant(1);
+    let run = new_run_id();
+    let owner_commands = CommandHandler::new(
+        EventReader::new(owner.clone()),
+        EventWriter::new(owner.clone()),
+    );
+    owner_commands
+        .execute(&request(t, run, queue(t, run, json!({"before": true}))))
+        .await
+        .expect("queue a run");
+    project_both(&owner).await;
+
+    // The upgrade, as the owner.
+    MIGRATOR
+        .run(&owner)
+        .await
+        .expect("apply this release's migrations");
+    let owners: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.oid::regclass::text, pg_get_userbyid(c.relowner)::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'v') AND (n.nspname LIKE 'proj\\_%' \
+            OR c.oid IN ('public.operation_runs'::regclass, 'public.notifications'::regclass)) \
+         ORDER BY 1",
+    )
+    .fetch_all(&owner)
+    .await
+    .expect("read the read models' owners");
+    assert!(owners.len() >= 4, "{owners:?}");
+    assert!(
+        owners.iter().all(|(_, role)| role == "runledger_app"),
+        "{owners:?}"
+    );
+
+    // The application role carries on with them: it appends, projects, and reads the views.
+    let app = test_pool(as_application_role(&options)).await;
+    let commands =
+        CommandHandler::new(EventReader::new(app.clone()), EventWriter::new(app.clone()));
+    let after = new_run_id();
+    commands
+        .execute(&request(t, after, queue(t, after, json!({"after": true}))))
+        .await
+        .expect("queue a run as the application role");
+    project_both(&app).await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM public.operation_runs")
+        .fetch_one(&app)
+        .await
+        .expect("read the view as the application role");
+    assert_eq!(rows, 2);
+}
+
+/// Drives both projections to the end of the log on `pool`, then lets their leader locks go.
+async fn project_both(pool: &sqlx::PgPool) {
+    let config = ProjectionsConfig::default();
+    let mut runs = Projector::new(pool.clone(), config.operation_runs(), options());
+    drain(&mut runs).await;
+    runs.release().await;
+    let mut notices = Projector::new(pool.clone(), config.notifications(pool), options());
+    drain(&mut notices).await;
+    notices.release().await;
 }
 
 #[tokio::test]
