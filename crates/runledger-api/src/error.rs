@@ -480,3 +480,81 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
     }
     rendered
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status, problem slug and `Retry-After` an error answers with.
+    fn answer(error: ApiError) -> (StatusCode, &'static str, Option<String>) {
+        let response = error.into_response();
+        let slug = response
+            .extensions()
+            .get::<Problem>()
+            .map(|problem| problem.slug)
+            .unwrap_or_default();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        (response.status(), slug, retry_after)
+    }
+
+    fn io_error() -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_to_retry_wherever_it_surfaces() {
+        let unavailable = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database-unavailable",
+            Some("1".to_owned()),
+        );
+        assert_eq!(answer(sqlx::Error::PoolTimedOut.into()), unavailable);
+        assert_eq!(answer(io_error().into()), unavailable);
+        assert_eq!(answer(StoreError::Database(io_error()).into()), unavailable);
+        assert_eq!(
+            answer(CommandError::Store(StoreError::Database(sqlx::Error::PoolClosed)).into()),
+            unavailable
+        );
+        // Wrapped in an opaque error (a projection's, a page's), it is still not a 500.
+        let wrapped = anyhow::Error::new(io_error()).context("reading the projections");
+        assert_eq!(answer(ApiError::Internal(wrapped)), unavailable);
+    }
+
+    #[test]
+    fn a_commit_cut_off_is_an_unknown_outcome_to_retry_with_the_same_key() {
+        let (status, slug, retry_after) = answer(StoreError::OutcomeUnknown.into());
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(slug, "outcome-unknown");
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert!(
+            ApiError::OutcomeUnknown
+                .to_string()
+                .contains("same Idempotency-Key")
+        );
+    }
+
+    #[test]
+    fn other_failures_stay_internal_and_429_carries_its_own_wait() {
+        let other = ApiError::Internal(anyhow::anyhow!("a bug"));
+        assert_eq!(
+            answer(other),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
+        );
+        let limited = ApiError::TooManyRequests {
+            limit: "the token's request limit",
+            retry_after_seconds: 7,
+        };
+        assert_eq!(
+            answer(limited),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                Some("7".to_owned())
+            )
+        );
+    }
+}
