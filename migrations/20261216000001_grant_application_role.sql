@@ -30,6 +30,12 @@ DECLARE
     version record;
     relation record;
 BEGIN
+    -- Handing an object to a role takes being a member of it; an owner with CREATEROLE (the
+    -- first migration made runledger_app with it) may make itself one.
+    IF EXISTS (SELECT 1 FROM projection_versions)
+        AND NOT pg_has_role(current_user, 'runledger_app', 'MEMBER') THEN
+        EXECUTE format('GRANT runledger_app TO %I', current_user);
+    END IF;
     FOR version IN
         SELECT v.schema_name FROM projection_versions v
         WHERE EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = v.schema_name)

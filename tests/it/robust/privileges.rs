@@ -69,10 +69,33 @@ async fn as_the_application_role_statements_that_change_or_drop_events_are_refus
 /// The migration that hands the read models to `runledger_app`.
 const GRANTS_MIGRATION: i64 = 20_261_216_000_001;
 
+/// The owner of the upgraded database: not a superuser, with `CREATEROLE` (which the first
+/// migration needs for `runledger_app`), and not a member of `runledger_app`.
+const OWNER_SQL: &str = "DO $$ BEGIN \
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'runledger_it_owner') THEN \
+        CREATE ROLE runledger_it_owner LOGIN CREATEROLE PASSWORD 'runledger_it_owner'; \
+    END IF; END $$; \
+    REVOKE runledger_app FROM runledger_it_owner";
+
 #[tokio::test]
 async fn read_models_the_owner_built_before_the_grants_pass_to_runledger_app() {
     let options = empty_database().await;
-    let owner = test_pool(options.clone()).await;
+    let database = options.get_database().expect("a database name").to_owned();
+    let superuser = test_pool(options.clone()).await;
+    sqlx::raw_sql(&format!(
+        "{OWNER_SQL}; ALTER DATABASE {database} OWNER TO runledger_it_owner"
+    ))
+    .execute(&superuser)
+    .await
+    .expect("an owner that is not a superuser");
+    superuser.close().await;
+    let owner = test_pool(
+        options
+            .clone()
+            .username("runledger_it_owner")
+            .password("runledger_it_owner"),
+    )
+    .await;
     // The release before: every migration up to this one, and the read models built by the
     // owner, as servers ran then.
     let before = tempfile::tempdir().expect("a directory");
