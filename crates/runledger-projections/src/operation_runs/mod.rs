@@ -10,6 +10,7 @@
 //! - [`row`]: [`OperationRunRow`], a row of the read model, and the run it holds.
 //! - [`query`]: the read model's queries: typed filters, orders, keyset pages and counts.
 //! - [`overdue`]: the sweeper's query: runs of any tenant whose limit has passed.
+//! - [`changed`]: [`ChangedRuns`], a process's one read of each changed run for all its watchers.
 //!
 //! The lifecycle columns (limits, deadlines, worker, cancel request, completion reason) are
 //! folded like the others; the last heartbeat is not an event, so the public view joins it in
@@ -40,10 +41,12 @@ macro_rules! run_columns {
     };
 }
 
+pub mod changed;
 pub mod overdue;
 pub mod query;
 pub mod row;
 
+pub use changed::ChangedRuns;
 pub use overdue::{OverdueRun, overdue_runs};
 pub use query::{
     CountGroup, RunCount, RunFilter, RunOrder, RunPage, RunPageQuery, RunPosition, RunQueryError,
