@@ -24,13 +24,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi))
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Object, description = "The process is up: `{\"status\": \"ok\"}`")))]
 pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Readiness: whether this process can serve.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready: the database answers within the bound; each projection's state and lag are in the body (a lagging or halted read model does not make the node unready)"), (status = 503, description = "Not ready: the database (and with it the command path) cannot be reached within the bound")))]
+    responses((status = 200, body = Object, description = "Ready: the database answers within the bound; each projection's state and lag are in the body (a lagging or halted read model does not make the node unready)"), (status = 503, body = Object, description = "Not ready: the database (and with it the command path) cannot be reached within the bound")))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     // Bounded: a load balancer asks often and must learn "not ready" quickly, not after the
     // pool's acquire timeout or a TCP time-out.
@@ -89,7 +91,8 @@ const MAX_CURRENT_LAG_EVENTS: i64 = 10_000;
 /// A projection whose oldest unapplied event is older than this is reported `lagging`.
 const MAX_CURRENT_LAG_SECONDS: f64 = 30.0;
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), (status = 500)))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let oldest_writer: Option<f64> = sqlx::query_scalar(
         "SELECT EXTRACT(EPOCH FROM now() - min(xact_start))::float8 FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
@@ -120,7 +123,8 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document")))]
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, body = Object, description = "This document")))]
 pub(crate) async fn openapi(
     Extension(document): Extension<Arc<utoipa::openapi::OpenApi>>,
 ) -> Json<Arc<utoipa::openapi::OpenApi>> {
