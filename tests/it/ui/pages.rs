@@ -166,26 +166,46 @@ async fn the_runs_page_shows_each_run_with_the_seeds_labels_counts_and_times() {
         queued_row.contains(r#"data-status="queued""#),
         "{queued_row}"
     );
+    // One indicator of status and outcome: a queued run says Queued, not also Pending, and
+    // shows no counts it does not have.
     assert!(
-        queued_row.contains(">Queued<") && queued_row.contains(">Pending<"),
+        queued_row.contains(">Queued<") && !queued_row.contains(">Pending<"),
         "{queued_row}"
+    );
+    assert!(
+        queued_row.contains("waiting for a worker") && !queued_row.contains("0 ok"),
+        "{queued_row}"
+    );
+    assert!(
+        queued_row.contains(&format!(
+            r#"<code class="run-id" title="{queued}">{}</code>"#,
+            &queued[..8]
+        )),
+        "a short id, the whole one on hover: {queued_row}"
     );
     assert!(queued_row.contains("backup.nightly"));
     assert!(row(&running).contains(">Running<"));
     let succeeded_row = row(&succeeded);
     assert!(succeeded_row.contains(">Succeeded<"), "{succeeded_row}");
+    assert!(succeeded_row.contains("10 ok of 10"), "{succeeded_row}");
     assert!(
-        succeeded_row.contains("10 ok · 0 failed · 0 skipped of 10"),
-        "{succeeded_row}"
+        succeeded_row.contains(", then ran "),
+        "a duration: {succeeded_row}"
     );
     assert!(
-        succeeded_row.contains("took "),
-        "a duration: {succeeded_row}"
+        succeeded_row.contains("data-relative>just now</time>"),
+        "a relative time, the absolute one on hover: {succeeded_row}"
     );
     let partial_row = row(&partial);
     assert!(
         partial_row.contains(">Partially succeeded<"),
         "{partial_row}"
+    );
+    assert!(
+        partial_row.contains(
+            r#"<code class="failure-code" title="host refused the connection">ssh_refused</code>"#
+        ),
+        "the failure code in the row: {partial_row}"
     );
     assert!(
         partial_row.contains(r#"aria-label="9 succeeded, 1 failed, 0 skipped of 10""#),
@@ -198,6 +218,8 @@ async fn the_runs_page_shows_each_run_with_the_seeds_labels_counts_and_times() {
     // Newest first.
     assert!(html.find(&partial).unwrap() < html.find(&queued).unwrap());
     assert!(html.contains("data-live-url=\"/ui/tenants/1/runs/live?after="));
+    assert!(html.contains(r#"<p id="matching" class="matching">4 runs match</p>"#));
+    assert!(!html.contains("Show its runs"), "no bare tenant box");
 }
 
 #[tokio::test]
@@ -223,7 +245,14 @@ async fn the_runs_page_filters_and_pages_like_the_list_route() {
     let html = completed.assert_html(StatusCode::OK);
     assert!(html.contains(&done));
     assert!(!html.contains(&backup) && !html.contains(&ids[0]));
-    assert!(html.contains(r#"<option value="completed" selected>"#));
+    assert!(html.contains(r#"<input type="hidden" name="status" value="completed">"#));
+    let succeeded = browser.get("/ui/tenants/1/runs?state=succeeded").await;
+    let html = succeeded.assert_html(StatusCode::OK);
+    assert!(html.contains(&done) && !html.contains(&backup));
+    assert!(html.contains(r#"<option value="succeeded" selected>"#));
+    assert!(html.contains("1 run matches"), "{html}");
+    let queued = browser.get("/ui/tenants/1/runs?state=queued").await;
+    assert!(queued.html.contains("53 runs match"), "{}", queued.html);
 
     let backups = browser.get("/ui/tenants/1/runs?type=backup").await;
     let html = backups.assert_html(StatusCode::OK);
@@ -252,7 +281,10 @@ async fn the_runs_page_filters_and_pages_like_the_list_route() {
 
     for (query, field) in [
         ("created_from=yesterday", "created_from"),
-        ("initiator=ada", "initiator"),
+        ("initiator=-5", "initiator"),
+        ("run=xyz", "run"),
+        ("attribute=novalue", "attribute"),
+        ("state=paused", "state"),
         ("status=paused", "status"),
         ("page_token=not-a-token", "page_token"),
     ] {
@@ -340,13 +372,23 @@ async fn the_run_page_shows_every_field_and_the_timeline_to_auditors() {
     ] {
         assert!(html.contains(expected), "{expected}: {html}");
     }
-    assert_eq!(html.matches(r#"<tr class="timeline-event">"#).count(), 4);
+    assert_eq!(html.matches(r#"<li class="timeline-event""#).count(), 4);
     for event_type in ["Queued", "Started", "Progressed", "Completed"] {
         assert!(
-            html.contains(&format!("<td>{event_type}</td>")),
+            html.contains(&format!(r#"<p class="muted">{event_type}, schema version"#)),
             "{event_type}"
         );
     }
+    // Each event opens onto its payload and metadata, to the millisecond.
+    assert_eq!(html.matches(r#"<pre class="event-payload">"#).count(), 4);
+    assert!(html.contains("Completed: Partially succeeded"), "{html}");
+    assert!(!html.contains("Completed (completed)"));
+    let millis = regex::Regex::new(r"\d{2}:\d{2}:\d{2}\.\d{3} UTC").unwrap();
+    assert!(millis.is_match(html), "{html}");
+    // Actions for an auditor: copy, download, verify; no Cancel (not a writer; and it is done).
+    assert!(html.contains(r#"data-copy-from="run-json""#));
+    assert!(html.contains(&format!(r#"href="/ui/tenants/1/runs/{id}/events.ndjson""#)));
+    assert!(!html.contains(r#"id="cancel""#));
     // A finished run's page has nothing left to wait for.
     assert!(!html.contains("data-live-url"));
 
@@ -461,6 +503,16 @@ async fn notifications_are_the_users_own_unread_first_and_marked_read_by_form() 
         html.contains(">Succeeded</span>"),
         "the seed's label: {html}"
     );
+    // The run's two notices are one group; the navigation counts the unread ones.
+    assert_eq!(
+        html.matches(r#"<li class="notice-group""#).count(),
+        1,
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<span class="count" aria-label="2 unread">2</span>"#),
+        "{html}"
+    );
     assert!(html.contains(&format!(
         r#"class="notice-link" href="http://test/ui/tenants/1/runs/{id}""#
     )));
@@ -500,9 +552,24 @@ async fn notifications_are_the_users_own_unread_first_and_marked_read_by_form() 
     let after = browser.get("/ui/notifications").await;
     assert_eq!(after.html.matches(r#"data-read="false""#).count(), 1);
     assert_eq!(after.html.matches(r#"data-read="true""#).count(), 1);
-    let unread_at = after.html.find(r#"data-read="false""#).unwrap();
-    let read_at = after.html.find(r#"data-read="true""#).unwrap();
-    assert!(unread_at < read_at, "unread first");
+    assert!(
+        after.html.contains(r#"aria-label="1 unread""#),
+        "{}",
+        after.html
+    );
+
+    // Mark all as read: every notice read, the badge gone.
+    let all = browser
+        .post_form("/ui/notifications/read-all", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(all.location(), "/ui/notifications");
+    let after = browser.get("/ui/notifications").await;
+    assert_eq!(after.html.matches(r#"data-read="true""#).count(), 2);
+    assert!(!after.html.contains(r#"class="count""#), "{}", after.html);
+    browser
+        .post_form("/ui/notifications/read-all", &[("csrf", "forged")])
+        .await
+        .assert_html(StatusCode::FORBIDDEN);
 
     let no_user = api.token(t, Role::Reader).await;
     let mut plain = Browser::signed_in(&api, &no_user).await;
@@ -527,7 +594,7 @@ async fn a_read_model_that_is_behind_never_breaks_a_page() {
     let html = page.assert_html(StatusCode::OK);
     assert!(html.contains(r#"data-status="not-projected""#), "{html}");
     assert!(html.contains("has not applied it yet"), "{html}");
-    assert_eq!(html.matches(r#"<tr class="timeline-event">"#).count(), 1);
+    assert_eq!(html.matches(r#"<li class="timeline-event""#).count(), 1);
 
     api.project().await;
     let page = browser.get(&format!("/ui/tenants/1/runs/{id}")).await;
@@ -539,10 +606,15 @@ async fn unknown_pages_and_malformed_forms_are_pages_not_problems() {
     let api = TestApi::new().await;
     let tokens = api.tokens(tenant(1)).await;
     let mut browser = Browser::signed_in(&api, &tokens.reader).await;
-    browser
-        .get("/ui/no-such-page")
-        .await
-        .assert_html(StatusCode::NOT_FOUND);
+    let missing = browser.get("/ui/no-such-page").await;
+    let html = missing.assert_html(StatusCode::NOT_FOUND);
+    // The navigation stays, and the page says what to do next.
+    assert!(html.contains(r#"<nav aria-label="Main">"#), "{html}");
+    assert!(html.contains(r#"<ul id="next-steps">"#), "{html}");
+    assert!(
+        html.contains("Search the runs list by the start of the run id"),
+        "{html}"
+    );
     browser
         .get("/ui/tenants/zero/runs")
         .await
@@ -551,7 +623,11 @@ async fn unknown_pages_and_malformed_forms_are_pages_not_problems() {
         .post_form("/ui/sign-out", &[("nonsense", "1")])
         .await;
     refused.assert_html(StatusCode::BAD_REQUEST);
-    for asset in ["/ui/assets/app.css", "/ui/assets/live.js"] {
+    for asset in [
+        "/ui/assets/app.css",
+        "/ui/assets/live.js",
+        "/ui/assets/page.js",
+    ] {
         let answer = browser.get(asset).await;
         assert_eq!(answer.status, StatusCode::OK, "{asset}");
     }

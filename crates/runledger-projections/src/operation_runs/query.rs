@@ -1,6 +1,6 @@
 //! The OperationRun read model's queries, over `public.operation_runs` and always within one
 //! tenant: a keyset page of runs filtered and sorted, one run, whether a run passes a filter
-//! (for live lists), and counts grouped by status and outcome.
+//! (for live lists), the other runs of one identity, and counts grouped by status and outcome.
 //!
 //! The inputs are typed: a filter holds domain values, so a query built from it is valid by
 //! construction. Turning a request into them (and a bad one into a problem) is the caller's.
@@ -11,6 +11,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::row::OperationRunRow;
+use super::search::{Attribute, RunIdPrefix};
 use crate::keyset::{Direction, cut_page, push_page_limit, push_past_page};
 
 /// Which runs a list or a count is about (the tenant aside). Every condition given must hold.
@@ -26,6 +27,12 @@ pub struct RunFilter {
     pub outcomes: Vec<Outcome>,
     /// Initiated by this user.
     pub initiator: Option<UserId>,
+    /// Initiated by someone of this name (case-insensitive).
+    pub initiator_name: Option<String>,
+    /// Run ids starting with this.
+    pub id_prefix: Option<RunIdPrefix>,
+    /// Runs whose context or identity holds this `key=value`.
+    pub attribute: Option<Attribute>,
     /// Created at or after.
     pub created_after: Option<DateTime<Utc>>,
     /// Created before.
@@ -190,6 +197,36 @@ impl RunFilter {
         if let Some(user) = self.initiator {
             query.push(" AND user_id = ").push_bind(user.get());
         }
+        if let Some(name) = &self.initiator_name {
+            query
+                .push(" AND lower(initiator_name) = lower(")
+                .push_bind(name.clone())
+                .push(")");
+        }
+        if let Some(prefix) = &self.id_prefix {
+            // A range of the primary key rather than `id::text LIKE`, which no index answers.
+            let (low, high) = prefix.id_range();
+            query
+                .push(" AND id BETWEEN ")
+                .push_bind(low)
+                .push(" AND ")
+                .push_bind(high);
+        }
+        if let Some(attribute) = &self.attribute {
+            // Containments only: the GIN indexes (jsonb_path_ops) answer `@>`, one bitmap each.
+            query.push(" AND (");
+            for (i, contained) in attribute.containments().into_iter().enumerate() {
+                if i > 0 {
+                    query.push(" OR ");
+                }
+                query
+                    .push("context @> ")
+                    .push_bind(contained.clone())
+                    .push(" OR identity @> ")
+                    .push_bind(contained);
+            }
+            query.push(")");
+        }
         if let Some(after) = self.created_after {
             query.push(" AND created_at >= ").push_bind(after);
         }
@@ -296,6 +333,29 @@ pub async fn find_run(
     run: RunId,
 ) -> Result<Option<OperationRunRow>, sqlx::Error> {
     run_if_listed(pool, tenant, run, &RunFilter::default()).await
+}
+
+/// The tenant's runs with the identity `identity_hash` other than `except`, newest first, at
+/// most `limit`: the same operation queued before or after (related runs).
+///
+/// # Errors
+/// The database's.
+pub async fn same_identity(
+    pool: &PgPool,
+    tenant: TenantId,
+    identity_hash: &str,
+    except: Uuid,
+    limit: u32,
+) -> Result<Vec<OperationRunRow>, sqlx::Error> {
+    let mut query = select_rows(tenant);
+    query
+        .push(" AND run_identity_hash = ")
+        .push_bind(identity_hash.to_owned())
+        .push(" AND id <> ")
+        .push_bind(except)
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(limit));
+    query.build_query_as().fetch_all(pool).await
 }
 
 /// How many of the tenant's runs pass `filter`, grouped by `groups` in their order (none: one
