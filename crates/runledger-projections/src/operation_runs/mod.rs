@@ -49,7 +49,8 @@ pub mod search;
 pub use overdue::{OverdueRun, overdue_runs};
 pub use query::{
     CountGroup, RunCount, RunFilter, RunOrder, RunPage, RunPageQuery, RunPosition, RunQueryError,
-    TypePrefix, count_runs, find_run, run_if_listed, run_page, same_identity,
+    TypePrefix, count_runs, explain_count_runs, explain_run_page, find_run, run_if_listed,
+    run_page, same_identity,
 };
 pub use row::OperationRunRow;
 pub use search::{Attribute, InvalidAttribute, InvalidRunIdPrefix, RunIdPrefix};

@@ -2,9 +2,8 @@
 //! initiator's name, and a `key=value` of the run's context or identity. Each is answered from
 //! an index of the read model (`projections/operation_runs/schema.sql`), never by a scan: a run
 //! id prefix is a range of the primary key, a name the `lower(initiator_name)` index, a
-//! `key=value` a containment (`@>`) the GIN indexes over `context` and `identity` answer.
+//! `key=value` a path match (`@?`) of `[context, identity]` that one GIN index answers.
 
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// The start of a run id: 1 to 32 hex digits, hyphens ignored (`4f2a`, `4f2a91c0-7b`).
@@ -112,21 +111,24 @@ impl Attribute {
         format!("{}={}", self.key, self.value)
     }
 
-    /// The JSON objects a matching context or identity contains: `{"key": "value"}`, and the
-    /// value as a number or a boolean where it reads as one (a user types `42` for an id
-    /// stored as the number 42, and cannot tell the two apart on the page).
-    pub fn containments(&self) -> Vec<Value> {
-        let mut values = vec![Value::String(self.value.clone())];
+    /// The SQL/JSON path a matching run's `[context, identity]` satisfies: an element whose
+    /// `key` equals the value as text, or as the number or boolean it reads as (a user types
+    /// `42` for an id stored as the number 42, and cannot tell the two apart on the page). One
+    /// path, so one scan of one GIN index answers it (`jsonb_path_ops` indexes `@?`, `||`
+    /// included). The key holds no quote or backslash (see [`Self::parse`]); the value is
+    /// written as a JSON string, whose escapes a path's string literal shares.
+    pub fn json_path(&self) -> String {
+        let key = &self.key;
+        let text = serde_json::to_string(&self.value)
+            .unwrap_or_else(|e| unreachable!("a string serializes: {e}"));
+        let mut alternatives = vec![format!("@.\"{key}\" == {text}")];
         if let Ok(number) = self.value.parse::<serde_json::Number>() {
-            values.push(Value::Number(number));
+            alternatives.push(format!("@.\"{key}\" == {number}"));
         }
         if let Ok(flag) = self.value.parse::<bool>() {
-            values.push(Value::Bool(flag));
+            alternatives.push(format!("@.\"{key}\" == {flag}"));
         }
-        values
-            .into_iter()
-            .map(|value| Value::Object(Map::from_iter([(self.key.clone(), value)])))
-            .collect()
+        format!("$[*] ? ({})", alternatives.join(" || "))
     }
 }
 
@@ -151,14 +153,14 @@ mod tests {
         let attribute = Attribute::parse("restore_run_id = 42").unwrap();
         assert_eq!(attribute.text(), "restore_run_id=42");
         assert_eq!(
-            attribute.containments(),
-            vec![
-                serde_json::json!({"restore_run_id": "42"}),
-                serde_json::json!({"restore_run_id": 42}),
-            ]
+            attribute.json_path(),
+            r#"$[*] ? (@."restore_run_id" == "42" || @."restore_run_id" == 42)"#
         );
-        let ticket = Attribute::parse("ticket=OPS-42").unwrap();
-        assert_eq!(ticket.containments().len(), 1);
+        let quoted = Attribute::parse(r#"note=say "hi" \ bye"#).unwrap();
+        assert_eq!(
+            quoted.json_path(),
+            r#"$[*] ? (@."note" == "say \"hi\" \\ bye")"#
+        );
         for refused in [
             "ticket",
             "=x",
