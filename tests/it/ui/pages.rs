@@ -632,3 +632,300 @@ async fn unknown_pages_and_malformed_forms_are_pages_not_problems() {
         assert_eq!(answer.status, StatusCode::OK, "{asset}");
     }
 }
+
+#[tokio::test]
+async fn a_writer_cancels_from_the_run_page_and_other_roles_cannot() {
+    let api = TestApi::new().await;
+    let t = tenant(1);
+    let tokens = api.tokens(t).await;
+    let queued = api
+        .queue(t, &tokens.writer, "inventory.sync", json!({ "n": 1 }))
+        .await;
+    let running = api.running_run(t, &tokens.writer, json!({ "n": 2 })).await;
+    api.project().await;
+
+    // A reader sees no Cancel, and cannot post one.
+    let mut reader = Browser::signed_in(&api, &tokens.reader).await;
+    let page = reader.get(&format!("/ui/tenants/1/runs/{queued}")).await;
+    assert!(!page.assert_html(StatusCode::OK).contains(r#"id="cancel""#));
+    let csrf = page.csrf();
+    reader
+        .post_form(
+            &format!("/ui/tenants/1/runs/{queued}/cancel"),
+            &[("csrf", &csrf), ("reason", "")],
+        )
+        .await
+        .assert_html(StatusCode::FORBIDDEN);
+
+    // A writer's Cancel: a queued run completes cancelled at once, with the reason shown.
+    let mut writer = Browser::signed_in(&api, &tokens.writer).await;
+    let page = writer.get(&format!("/ui/tenants/1/runs/{queued}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    assert!(
+        html.contains(&format!(r#"action="/ui/tenants/1/runs/{queued}/cancel""#)),
+        "{html}"
+    );
+    writer
+        .post_form(
+            &format!("/ui/tenants/1/runs/{queued}/cancel"),
+            &[("csrf", "forged"), ("reason", "no")],
+        )
+        .await
+        .assert_html(StatusCode::FORBIDDEN);
+    let csrf = page.csrf();
+    let done = writer
+        .post_form(
+            &format!("/ui/tenants/1/runs/{queued}/cancel"),
+            &[("csrf", &csrf), ("reason", "<b>wrong site</b>")],
+        )
+        .await;
+    assert_eq!(done.location(), format!("/ui/tenants/1/runs/{queued}"));
+    api.project().await;
+    let page = writer.get(&format!("/ui/tenants/1/runs/{queued}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    assert!(
+        html.contains(r#"data-status="completed" data-outcome="cancelled""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<section id="reason" class="reason reason-cancelled""#));
+    assert!(
+        !html.contains("<b>wrong site</b>"),
+        "the reason is text: {html}"
+    );
+    assert!(
+        unescaped(html).contains("Reason: <b>wrong site</b>"),
+        "{html}"
+    );
+    assert!(
+        !html.contains(r#"id="cancel""#),
+        "a done run offers no Cancel"
+    );
+
+    // A running run gets a cancel request: the page says so until its worker stops it.
+    let csrf = page.csrf();
+    writer
+        .post_form(
+            &format!("/ui/tenants/1/runs/{running}/cancel"),
+            &[("csrf", &csrf), ("reason", "")],
+        )
+        .await
+        .location();
+    api.project().await;
+    let page = writer.get(&format!("/ui/tenants/1/runs/{running}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    assert!(html.contains(r#"data-status="running""#), "{html}");
+    assert!(
+        html.contains("Cancel requested: waiting for the worker to stop"),
+        "{html}"
+    );
+    assert!(html.contains(r#"<dd id="cancel-request">"#), "{html}");
+    assert!(!html.contains(r#"id="cancel""#), "asked once is enough");
+    let list = writer.get("/ui/tenants/1/runs").await;
+    assert!(
+        list.html
+            .contains(r#"title="A cancel was requested">cancelling"#)
+    );
+}
+
+#[tokio::test]
+async fn the_runs_page_searches_and_its_run_pages_lead_back_to_the_search() {
+    let api = TestApi::new().await;
+    let t = tenant(1);
+    let tokens = api.tokens(t).await;
+    let restore = api
+        .post(
+            &runs_path(t),
+            &tokens.writer,
+            &json!({
+                "type": "restore.execute",
+                "identity": { "restore_run_id": 42 },
+                "context": { "restore_run_id": 42, "note": "<script>alert('n')</script>" },
+                "initiator": { "user_id": 5, "name": "Ada <Admin>" }
+            }),
+        )
+        .await;
+    assert_eq!(restore.status, StatusCode::CREATED, "{:#}", restore.body);
+    let restore = restore.body["run"]["id"].as_str().unwrap().to_owned();
+    let again = api
+        .post(
+            &runs_path(t),
+            &tokens.writer,
+            &json!({ "type": "restore.execute", "identity": { "restore_run_id": 7 } }),
+        )
+        .await;
+    let other = again.body["run"]["id"].as_str().unwrap().to_owned();
+    api.project().await;
+    let mut browser = Browser::signed_in(&api, &tokens.auditor).await;
+
+    let found = browser
+        .get("/ui/tenants/1/runs?attribute=restore_run_id%3D42")
+        .await;
+    let html = found.assert_html(StatusCode::OK);
+    assert!(html.contains(&restore) && !html.contains(&other), "{html}");
+    assert!(html.contains("1 run matches"));
+    let by_name = browser
+        .get("/ui/tenants/1/runs?initiator=ada+%3Cadmin%3E")
+        .await;
+    assert!(by_name.html.contains(&restore) && !by_name.html.contains(&other));
+    let by_id = browser
+        .get(&format!("/ui/tenants/1/runs?run={}", &restore[..23]))
+        .await;
+    assert!(by_id.html.contains(&restore) && !by_id.html.contains(&other));
+
+    // The row's link carries the search; the run page's way back is that search.
+    let link = regex::Regex::new(&format!(
+        r#"href="(/ui/tenants/1/runs/{restore}\?list=[^"]+)""#
+    ))
+    .unwrap()
+    .captures(html)
+    .map(|c| unescaped(&c[1]))
+    .unwrap_or_else(|| panic!("a link carrying the list: {html}"));
+    let page = browser.get(&link).await;
+    let detail = page.assert_html(StatusCode::OK);
+    assert!(
+        detail.contains(
+            r#"<a id="back-to-list" href="/ui/tenants/1/runs?attribute=restore_run_id%3D42">"#
+        ),
+        "{detail}"
+    );
+    // Context as key/value rows, each plain value a search of its own; raw JSON one click away.
+    assert!(detail.contains(r#"<table id="context-table""#));
+    assert!(
+        detail.contains(
+            r#"href="/ui/tenants/1/runs?attribute=restore_run_id%3D42">runs with this</a>"#
+        ),
+        "{detail}"
+    );
+    assert!(detail.contains(r#"<details class="raw"><summary>Raw JSON</summary>"#));
+    // A list value that is not a filter of the page leads back to the plain list.
+    let odd = browser
+        .get(&format!("/ui/tenants/1/runs/{restore}?list=nonsense%3D1"))
+        .await;
+    assert!(
+        odd.html
+            .contains(r#"<a id="back-to-list" href="/ui/tenants/1/runs">"#)
+    );
+
+    // Every string a user typed or a product sent is text, in the form and in the page.
+    let typed = "<img src=x onerror=alert(1)>";
+    let echoed = browser
+        .get(&format!(
+            "/ui/tenants/1/runs?initiator={0}&attribute=k%3D{0}",
+            form_urlencoded::byte_serialize(typed.as_bytes()).collect::<String>()
+        ))
+        .await;
+    let html = echoed.assert_html(StatusCode::OK);
+    assert!(!html.contains(typed), "{html}");
+    assert!(unescaped(html).contains(typed), "{html}");
+    for shown in ["<script>alert('n')</script>", "Ada <Admin>"] {
+        assert!(!detail.contains(shown), "{shown} is markup in: {detail}");
+        assert!(
+            unescaped(detail).contains(shown),
+            "{shown} is text in: {detail}"
+        );
+    }
+    assert!(
+        detail.contains("No other run of this identity."),
+        "{detail}"
+    );
+
+    // The same identity queued again once the first is done: each page links to the other.
+    let cancelled = api
+        .post(
+            &run_path(t, &restore, "/cancel"),
+            &tokens.writer,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:#}", cancelled.body);
+    let requeued = api
+        .post(
+            &runs_path(t),
+            &tokens.writer,
+            &json!({ "type": "restore.execute", "identity": { "restore_run_id": 42 } }),
+        )
+        .await;
+    assert_eq!(requeued.status, StatusCode::CREATED, "{:#}", requeued.body);
+    let newer = requeued.body["run"]["id"].as_str().unwrap().to_owned();
+    api.project().await;
+    let page = browser.get(&format!("/ui/tenants/1/runs/{newer}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    assert!(
+        html.contains(&format!(
+            r#"<a href="/ui/tenants/1/runs/{restore}"><code>{}</code></a>"#,
+            &restore[..8]
+        )),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn the_run_page_shows_limits_heartbeat_age_and_why_a_run_timed_out() {
+    let api = TestApi::new().await;
+    let t = tenant(1);
+    let tokens = api.tokens(t).await;
+    let queued = api
+        .post(
+            &runs_path(t),
+            &tokens.writer,
+            &json!({
+                "type": "inventory.sync",
+                "identity": { "site": "limits" },
+                "run_deadline_seconds": 600,
+                "heartbeat_timeout_seconds": 30,
+            }),
+        )
+        .await;
+    assert_eq!(queued.status, StatusCode::CREATED, "{:#}", queued.body);
+    let id = queued.body["run"]["id"].as_str().unwrap().to_owned();
+    for rest in ["/start", "/heartbeat"] {
+        let answer = api
+            .post(&run_path(t, &id, rest), &tokens.writer, &json!({}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{rest}: {:#}", answer.body);
+    }
+    api.project().await;
+    let mut browser = Browser::signed_in(&api, &tokens.reader).await;
+    let page = browser.get(&format!("/ui/tenants/1/runs/{id}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    for expected in [
+        r#"<dt>Run deadline</dt><dd class="deadline">10 m 00 s · <time"#,
+        r#"<dt>Heartbeat timeout</dt><dd class="deadline">30.0 s · <time"#,
+        r#"<dd id="heartbeat"><time datetime="#,
+    ] {
+        assert!(html.contains(expected), "{expected}: {html}");
+    }
+
+    // The sweeper's command an hour later: the heartbeat timeout passed first.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    api.state()
+        .commands
+        .execute(&crate::helpers::verbs::request(
+            t,
+            id.parse::<uuid::Uuid>().unwrap().into(),
+            runledger_core::RunCommand::TimeOut(runledger_core::TimeOut {
+                at: later,
+                last_heartbeat_at: None,
+            }),
+        ))
+        .await
+        .unwrap();
+    api.project().await;
+    let page = browser.get(&format!("/ui/tenants/1/runs/{id}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    assert!(
+        html.contains(r#"<section id="reason" class="reason reason-timed-out""#),
+        "{html}"
+    );
+    assert!(html.contains("Timed out: heartbeat timeout"), "{html}");
+    assert!(
+        html.contains("Failure code run.heartbeat_timeout."),
+        "{html}"
+    );
+    let list = browser.get("/ui/tenants/1/runs").await;
+    assert!(
+        list.html.contains(r#">run.heartbeat_timeout</code>"#),
+        "the code in the row: {}",
+        list.html
+    );
+}
