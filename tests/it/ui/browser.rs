@@ -178,11 +178,13 @@ impl Browser {
     /// headless window's size includes browser chrome the page does not get).
     pub(crate) async fn set_viewport(&self, width: u32, height: u32) {
         let mut window = (width, height);
-        for _ in 0..3 {
+        // A resize lands a moment later on a busy machine: a few more rounds, each after a pause.
+        for _ in 0..10 {
             self.client
                 .set_window_size(window.0, window.1)
                 .await
                 .expect("resize the window");
+            tokio::time::sleep(Duration::from_millis(50)).await;
             let inner = self
                 .client
                 .execute("return [window.innerWidth, window.innerHeight];", vec![])
@@ -650,6 +652,11 @@ async fn horizontal_overflow(client: &Client) -> i64 {
 async fn both_widths(browser: &Browser, name: &str) {
     for (width, height) in [(1400, 900), (390, 844)] {
         browser.set_viewport(width, height).await;
+        browser
+            .client()
+            .execute("window.scrollTo(0, 0);", vec![])
+            .await
+            .expect("scroll to the top");
         browser.screenshot(&format!("{name}-{width}")).await;
         let overflow = horizontal_overflow(browser.client()).await;
         if overflow > 0 {
@@ -877,6 +884,7 @@ async fn fifty_runs_fit_a_laptop_screen_and_every_page_fits_a_phone() {
     })
     .await;
     assert!(shown.contains("\"restore_run_id\""), "{shown}");
+    browser.screenshot("run-timeline-1400").await;
     both_widths(&browser, "run-detail").await;
 
     // Cancel, as a writer (the admin may): the queued run completes cancelled.

@@ -178,8 +178,9 @@ async fn the_runs_page_shows_each_run_with_the_seeds_labels_counts_and_times() {
     );
     assert!(
         queued_row.contains(&format!(
-            r#"<code class="run-id" title="{queued}">{}</code>"#,
-            &queued[..8]
+            r#"<code class="run-id" title="{queued}">{}…{}</code>"#,
+            &queued[..8],
+            &queued[31..]
         )),
         "a short id, the whole one on hover: {queued_row}"
     );
@@ -852,8 +853,9 @@ async fn the_runs_page_searches_and_its_run_pages_lead_back_to_the_search() {
     let html = page.assert_html(StatusCode::OK);
     assert!(
         html.contains(&format!(
-            r#"<a href="/ui/tenants/1/runs/{restore}"><code>{}</code></a>"#,
-            &restore[..8]
+            r#"<a href="/ui/tenants/1/runs/{restore}"><code>{}…{}</code></a>"#,
+            &restore[..8],
+            &restore[31..]
         )),
         "{html}"
     );

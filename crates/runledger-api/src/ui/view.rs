@@ -75,7 +75,8 @@ pub struct ContextRow {
 #[derive(Debug, Clone)]
 pub struct RunView {
     pub id: String,
-    /// The first 8 hex digits: enough to tell runs apart on a page, and a search prefix.
+    /// `01a23566…87c0c`: the first 8 hex digits (a search prefix; in a UUIDv7 the time, which
+    /// runs queued together share) and the last 5 (random: what tells them apart).
     pub short_id: String,
     pub tenant_id: i64,
     pub page_url: String,
@@ -170,7 +171,7 @@ impl RunView {
         let last_heartbeat = run.last_heartbeat_at(stored_heartbeat);
         Self {
             id: run.id.to_string(),
-            short_id: run.id.to_string()[..8].to_owned(),
+            short_id: short_id(&run.id.to_string()),
             tenant_id: run.tenant_id.get(),
             page_url,
             run_type: run.run_type.as_str().to_owned(),
@@ -225,6 +226,11 @@ impl RunView {
     pub fn cancellable(&self) -> bool {
         !self.done && self.cancel_requested.is_none()
     }
+}
+
+/// `01a23566…87c0c` of a run id's text.
+fn short_id(id: &str) -> String {
+    format!("{}…{}", &id[..8], &id[id.len() - 5..])
 }
 
 fn progress_text(run: &RunSnapshot) -> String {
