@@ -884,6 +884,13 @@ async fn fifty_runs_fit_a_laptop_screen_and_every_page_fits_a_phone() {
     })
     .await;
     assert!(shown.contains("\"restore_run_id\""), "{shown}");
+    client
+        .execute(
+            "document.getElementById('timeline-heading').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .expect("scroll to the timeline");
     browser.screenshot("run-timeline-1400").await;
     both_widths(&browser, "run-detail").await;
 

@@ -99,7 +99,8 @@ struct NotificationsPage {
     has_feed: bool,
     csrf: String,
     groups: Vec<NoticeGroup>,
-    unread_count: usize,
+    /// Every unread notice of the user (the navigation's count), not only those shown.
+    unread_count: i64,
 }
 
 /// `GET /ui/notifications`.
@@ -127,7 +128,11 @@ pub async fn notifications_page(
         .await
         .map_err(ApiError::from)?
         .notices;
-    let unread_count = notices.iter().filter(|n| n.read_at.is_none()).count();
+    let shown_unread = notices.iter().filter(|n| n.read_at.is_none()).count();
+    let unread_count = nav
+        .as_ref()
+        .and_then(|nav| nav.unread_notices)
+        .unwrap_or_else(|| i64::try_from(shown_unread).unwrap_or(i64::MAX));
     let page = NotificationsPage {
         nav,
         has_feed: true,
