@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use runledger_bench::append::{Load, Measurement, Way, create_raw_table, measure};
+use runledger_bench::live::LiveBenchArgs;
 use runledger_store::EventWriter;
 
 use crate::helpers::fresh_pool;
@@ -94,4 +95,45 @@ async fn append_bench_raw_writers_append_at_once_in_batches() {
         .await
         .unwrap();
     assert_eq!(transactions, stored / 3);
+}
+
+// The live bench's figures are worth something only if its streams were all open at once while
+// the load ran, and each was checked for every event meant for it: on a pool of five
+// connections, fewer than the streams, so that a stream holding a connection would starve.
+#[tokio::test]
+async fn live_bench_holds_every_stream_open_at_once_and_checks_each() {
+    let options = crate::helpers::fresh_database().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(5)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let args = LiveBenchArgs {
+        streams: 24,
+        seconds: 2,
+        tenants: 3,
+        command_lanes: 3,
+        commands_per_second: 30.0,
+        gets_per_second: 10.0,
+        pool_connections: 5,
+        drain_seconds: 30,
+        json: true,
+    };
+    let figures = runledger_bench::live::measure(&pool, &args).await.unwrap();
+    let checks = &figures["stream_checks"];
+    assert_eq!(checks["open"], 24, "{figures}");
+    assert_eq!(checks["log_tails_complete"], 12, "{figures}");
+    assert_eq!(checks["watched_lists_complete"], 12, "{figures}");
+    assert_eq!(checks["ended_early"], 0, "{figures}");
+    for period in ["without_streams", "with_streams", "without_streams_again"] {
+        assert!(
+            figures[period]["commands"].as_u64().unwrap() >= 10,
+            "{period}: {figures}"
+        );
+        assert!(
+            figures[period]["gets"].as_u64().unwrap() >= 5,
+            "{period}: {figures}"
+        );
+        assert_eq!(figures[period]["errors"], 0, "{period}: {figures}");
+    }
 }

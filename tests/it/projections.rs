@@ -23,3 +23,5 @@ mod notifications;
 mod poison;
 // Read-your-writes: has_passed and the bounded wait.
 mod read_your_writes;
+// A filter checked on a row in memory (live lists) agrees with its query's WHERE.
+mod filter_in_memory;

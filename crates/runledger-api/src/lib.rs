@@ -58,6 +58,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use runledger_core::{Clock, RunId, TenantId};
 use runledger_projections::LiveLog;
+use runledger_projections::operation_runs::ChangedRuns;
 use runledger_store::{CommandHandler, EventReader, EventWriter};
 use sqlx::PgPool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -133,6 +134,8 @@ pub struct AppState {
     /// The process's one listener and log follower, and the projections' published positions:
     /// what every live client (SSE streams, read-your-writes waits) subscribes to.
     pub live: LiveLog,
+    /// The process's one read of each changed run, shared by every watch of a run or a list.
+    pub changed_runs: ChangedRuns,
     /// Where the time of commands (and of the pages' "3 minutes ago") comes from: the binary's
     /// system clock, or a test's manual one. The API reads no other clock for them.
     pub clock: Arc<dyn Clock>,
@@ -145,6 +148,7 @@ impl AppState {
         let reader = EventReader::new(pool.clone());
         Self {
             live: LiveLog::start(&pool, config.live_poll),
+            changed_runs: ChangedRuns::new(pool.clone()),
             commands: CommandHandler::new(reader.clone(), EventWriter::new(pool.clone())),
             reader,
             pool,

@@ -4,7 +4,9 @@
 //! changing in and leaving the list's filter (docs/adr/0017).
 //!
 //! A watch is a subscriber of the process's live hub ([`crate::live`]): it holds no connection
-//! while it waits, and renders a run once the read model has applied the event that changed it.
+//! while it waits, and renders a run once the read model has applied the event that changed it;
+//! the row is read once per change for all the process's watches ([`AppState::changed_runs`]),
+//! each list applying its filter in memory.
 //! Each event's SSE `id` is a log cursor, so a client that reconnects with `Last-Event-ID`
 //! misses nothing.
 
@@ -73,7 +75,8 @@ pub(crate) async fn watch_run(
         }
         futures_util::pin_mut!(changes);
         while let Some(event) = changes.next().await {
-            let row = match query::find_run(&state.pool, tenant, run).await {
+            let after = LogCursor::after(&event);
+            let row = match state.changed_runs.row(tenant, run, after).await {
                 Ok(Some(row)) => row,
                 Ok(None) => continue,
                 Err(error) => {
@@ -84,7 +87,7 @@ pub(crate) async fn watch_run(
             let Ok(json) = run_value(&state.config, &row) else {
                 return;
             };
-            yield Ok(Event::default().event("run").id(LogCursor::after(&event).to_string()).data(json.to_string()));
+            yield Ok(Event::default().event("run").id(after.to_string()).data(json.to_string()));
             if is_done(&row) {
                 return;
             }
@@ -115,9 +118,11 @@ pub(crate) async fn watch_list(
         let mut shown: HashSet<RunId> = HashSet::new();
         futures_util::pin_mut!(events);
         while let Some(event) = events.next().await {
-            let id = LogCursor::after(&event).to_string();
+            let after = LogCursor::after(&event);
+            let id = after.to_string();
             let run = event.run_id;
-            let (name, data) = match query::run_if_listed(&state.pool, tenant, run, &filter).await {
+            let listed = state.changed_runs.row_if_listed(tenant, run, after, &filter).await;
+            let (name, data) = match listed {
                 Ok(Some(row)) => {
                     let Ok(json) = run_value(&state.config, &row) else {
                         return;

@@ -11,6 +11,15 @@ const POOL_CONNECTIONS: u32 = 40;
 
 /// A fresh, migrated database called `name` on the ledger's server, for a bench of its own.
 pub(crate) async fn fresh_database(database: &Database, name: &str) -> anyhow::Result<PgPool> {
+    fresh_database_with_pool(database, name, POOL_CONNECTIONS).await
+}
+
+/// A fresh, migrated database called `name`, whose pool opens at most `connections`.
+pub(crate) async fn fresh_database_with_pool(
+    database: &Database,
+    name: &str,
+    connections: u32,
+) -> anyhow::Result<PgPool> {
     // The ledger database is where the bench's own database is created and dropped from.
     database.migrated_pool().await?.close().await;
     drop_database(database, name).await?;
@@ -18,7 +27,7 @@ pub(crate) async fn fresh_database(database: &Database, name: &str) -> anyhow::R
         .execute(&mut server_connection(database).await?)
         .await?;
     let pool = database
-        .pool(database.options().clone().database(name), POOL_CONNECTIONS)
+        .pool(database.options().clone().database(name), connections)
         .await?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)

@@ -10,24 +10,19 @@
 //!   OperationRun read model, then one client measures GET run and list pages (first and second
 //!   page) one request at a time, p50 and p99.
 
-mod client;
+pub(crate) mod client;
 mod commands;
 mod queries;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
-use runledger_api::auth::Role;
-use runledger_api::tokens::{NewToken, create_token};
-use runledger_api::{ApiConfig, AppState};
-use runledger_cli::clock::SystemClock;
 use runledger_cli::database::Database;
 use runledger_core::TenantId;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 use crate::database::{drop_database, fresh_database};
+use crate::server::{Projectors, admin_token, serve};
 use commands::CommandRates;
 use queries::{QueryLatencies, ReadModel};
 
@@ -62,8 +57,14 @@ const BENCH_DATABASE: &str = "runledger_bench_http";
 /// When the database fails, or a request answers with an error.
 pub async fn run(database: &Database, args: HttpBenchArgs) -> anyhow::Result<()> {
     let pool = fresh_database(database, BENCH_DATABASE).await?;
-    let token = bench_token(&pool).await?;
-    let address = serve(&pool, Duration::from_secs(args.token_staleness_seconds)).await?;
+    let token = admin_token(&pool, TenantId::new(1)?).await?;
+    let served = serve(
+        &pool,
+        Duration::from_secs(args.token_staleness_seconds),
+        Projectors::Off,
+    )
+    .await?;
+    let address = served.address;
     let say = |lines: Vec<String>| {
         if !args.json {
             for line in lines {
@@ -82,41 +83,9 @@ pub async fn run(database: &Database, args: HttpBenchArgs) -> anyhow::Result<()>
     if args.json {
         println!("{}", figures(&args, &commands, &read_model, &latencies));
     }
+    drop(served);
     pool.close().await;
     drop_database(database, BENCH_DATABASE).await
-}
-
-/// An admin token of tenant 1, for every client of the bench.
-async fn bench_token(pool: &PgPool) -> anyhow::Result<String> {
-    let token = create_token(
-        pool,
-        &NewToken {
-            tenant_id: TenantId::new(1)?,
-            role: Role::Admin,
-            user_id: None,
-            name: "bench".to_owned(),
-        },
-    )
-    .await?;
-    Ok(token.secret)
-}
-
-/// Serves the real app on a random local port, in this process.
-async fn serve(pool: &PgPool, token_staleness: Duration) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let config = ApiConfig {
-        token_staleness,
-        ..ApiConfig::new(&format!("http://{address}"))
-    };
-    let state = AppState::new(pool.clone(), config, std::sync::Arc::new(SystemClock));
-    let app = runledger_api::app(state);
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::error!(%error, "the bench server stopped");
-        }
-    });
-    Ok(address)
 }
 
 /// The bench's figures as one JSON object (`--json`).

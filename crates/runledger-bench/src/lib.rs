@@ -10,10 +10,12 @@
 //! - `projections`: `runledger-bench projections`, the read model's catch-up and visibility.
 //! - `audit`: `runledger-bench audit`, the auditor's tools over a large log.
 //! - `http`: `runledger-bench http`, the HTTP API's commands and queries.
+//! - `live`: `runledger-bench live`, many live streams and what they cost everyone else.
 //! - `database`: the benches' own databases on the ledger's server.
 //! - `log`: the events the benches append, and the generated logs they measure over.
 //! - `memory`: the process's peak memory.
 //! - `percentile`: the one percentile rule of every latency figure.
+//! - `server`: the real app served in the bench's process.
 
 // A bench's results go to stdout.
 #![allow(clippy::print_stdout)]
@@ -22,7 +24,9 @@ pub mod append;
 pub mod audit;
 mod database;
 pub mod http;
+pub mod live;
 mod log;
 mod memory;
 mod percentile;
 pub mod projections;
+mod server;

@@ -2,7 +2,7 @@
 //! (`DATABASE_URL` or the embedded PostgreSQL, as `runledger` does) and runs one benchmark.
 
 use clap::{Parser, Subcommand};
-use runledger_bench::{append, audit, http, projections};
+use runledger_bench::{append, audit, http, live, projections};
 use runledger_cli::database::{Database, DatabaseArgs};
 
 /// runledger-bench: the runledger benchmarks, each in a database of its own on the ledger's
@@ -26,6 +26,9 @@ enum Bench {
     /// The HTTP API: commands at 16 clients against direct store calls; GET run and list page
     /// latency over a large read model.
     Http(http::HttpBenchArgs),
+    /// Live streams (log tails and watched lists) held open beside commands and GETs: whether
+    /// each stream gets every event, and what the streams cost the others' p99.
+    Live(live::LiveBenchArgs),
     /// The auditor's tools over a large log: anchor, verify, export, verify the export offline.
     Audit(audit::AuditBenchArgs),
 }
@@ -39,5 +42,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Projections(args) => projections::run(database, args).await,
         Bench::Http(args) => http::run(database, args).await,
         Bench::Audit(args) => audit::run(database, args).await,
+        Bench::Live(args) => live::run(database, args).await,
     })
 }

@@ -14,6 +14,9 @@ use sqlx::{ConnectOptions, PgPool};
 
 use crate::local_server::LocalServer;
 
+/// The connections a process opens at most unless `--max-connections` says otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 32;
+
 /// Where the ledger lives.
 #[derive(Debug, Args)]
 pub struct DatabaseArgs {
@@ -32,7 +35,7 @@ pub struct DatabaseArgs {
     #[arg(
         long,
         env = "RUNLEDGER_MAX_CONNECTIONS",
-        default_value_t = 32,
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
         global = true
     )]
     max_connections: u32,

@@ -11,6 +11,7 @@
 //! - [`query`]: the read model's queries: typed filters, orders, keyset pages and counts.
 //! - [`search`]: the search terms (run id prefix, `key=value`) and the indexes answering them.
 //! - [`overdue`]: the sweeper's query: runs of any tenant whose limit has passed.
+//! - [`changed`]: [`ChangedRuns`], a process's one read of each changed run for all its watchers.
 //!
 //! The lifecycle columns (limits, deadlines, worker, cancel request, completion reason) are
 //! folded like the others; the last heartbeat is not an event, so the public view joins it in
@@ -41,11 +42,13 @@ macro_rules! run_columns {
     };
 }
 
+pub mod changed;
 pub mod overdue;
 pub mod query;
 pub mod row;
 pub mod search;
 
+pub use changed::ChangedRuns;
 pub use overdue::{OverdueRun, overdue_runs};
 pub use query::{
     CountGroup, RunCount, RunFilter, RunOrder, RunPage, RunPageQuery, RunPosition, RunQueryError,

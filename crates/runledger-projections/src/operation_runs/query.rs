@@ -179,6 +179,33 @@ fn select_rows(tenant: TenantId) -> QueryBuilder<'static, Postgres> {
 }
 
 impl RunFilter {
+    /// Whether `row` passes the filter: the same conditions as the queries' `WHERE`, checked on
+    /// a row in memory, so that a process reads a changed run once for all of its live lists
+    /// (each with its own filter). `tests/it/projections/filter_in_memory.rs` checks that the
+    /// two agree; a new field must be added to both (the destructuring makes it a compile error
+    /// to forget this one).
+    #[must_use]
+    pub fn admits(&self, row: &OperationRunRow) -> bool {
+        let Self {
+            run_type,
+            type_prefix,
+            statuses,
+            outcomes,
+            initiator,
+            created_after,
+            created_before,
+        } = self;
+        run_type.as_ref().is_none_or(|t| row.run_type == t.as_str())
+            && type_prefix
+                .as_ref()
+                .is_none_or(|prefix| row.run_type.starts_with(prefix.as_str()))
+            && (statuses.is_empty() || statuses.iter().any(|s| row.status == s.as_str()))
+            && (outcomes.is_empty() || outcomes.iter().any(|o| row.outcome == o.as_str()))
+            && initiator.is_none_or(|user| row.user_id == Some(user.get()))
+            && created_after.is_none_or(|after| row.created_at >= after)
+            && created_before.is_none_or(|before| row.created_at < before)
+    }
+
     /// Appends `AND …` conditions for the filter (the tenant condition comes first).
     fn push_conditions(&self, query: &mut QueryBuilder<'_, Postgres>) {
         if let Some(run_type) = &self.run_type {
