@@ -192,6 +192,9 @@ impl RunFilter {
             statuses,
             outcomes,
             initiator,
+            initiator_name,
+            id_prefix,
+            attribute,
             created_after,
             created_before,
         } = self;
@@ -202,6 +205,18 @@ impl RunFilter {
             && (statuses.is_empty() || statuses.iter().any(|s| row.status == s.as_str()))
             && (outcomes.is_empty() || outcomes.iter().any(|o| row.outcome == o.as_str()))
             && initiator.is_none_or(|user| row.user_id == Some(user.get()))
+            // `lower()` of the database and Rust's agree on the names a person types (ASCII
+            // and the common scripts); the test below checks them on the rows it has.
+            && initiator_name
+                .as_ref()
+                .is_none_or(|name| row.initiator_name.to_lowercase() == name.to_lowercase())
+            && id_prefix.as_ref().is_none_or(|prefix| {
+                let (low, high) = prefix.id_range();
+                (low..=high).contains(&row.id)
+            })
+            && attribute
+                .as_ref()
+                .is_none_or(|attribute| attribute.admits(&row.context, &row.identity))
             && created_after.is_none_or(|after| row.created_at >= after)
             && created_before.is_none_or(|before| row.created_at < before)
     }

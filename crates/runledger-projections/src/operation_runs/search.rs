@@ -4,6 +4,7 @@
 //! id prefix is a range of the primary key, a name the `lower(initiator_name)` index, a
 //! `key=value` a path match (`@?`) of `[context, identity]` that one GIN index answers.
 
+use serde_json::Value;
 use uuid::Uuid;
 
 /// The start of a run id: 1 to 32 hex digits, hyphens ignored (`4f2a`, `4f2a91c0-7b`).
@@ -130,6 +131,43 @@ impl Attribute {
         }
         format!("$[*] ? ({})", alternatives.join(" || "))
     }
+
+    /// Whether a run of this `context` and `identity` matches, as [`Self::json_path`] over
+    /// `'[]'::jsonb || context || identity` does (`RunFilter::admits`, a live list's check of
+    /// a changed run in memory): an array's elements are spread, anything else is one element,
+    /// and an element matches when it holds `key` with the value as text, or as the number
+    /// (compared as a number, like the path's `==`) or the boolean it reads as; the path's
+    /// lax mode also looks into an element that is itself an array.
+    pub fn admits(&self, context: &Value, identity: &Value) -> bool {
+        let spread = |value: &Value| -> Vec<Value> {
+            match value {
+                Value::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            }
+        };
+        let number = self.value.parse::<serde_json::Number>().ok();
+        let flag = self.value.parse::<bool>().ok();
+        let holds = |element: &Value| -> bool {
+            let Some(found) = element.get(&self.key).filter(|_| element.is_object()) else {
+                return false;
+            };
+            match found {
+                Value::String(text) => *text == self.value,
+                Value::Number(stored) => number
+                    .as_ref()
+                    .is_some_and(|wanted| stored.as_f64() == wanted.as_f64()),
+                Value::Bool(stored) => flag == Some(*stored),
+                _ => false,
+            }
+        };
+        spread(context)
+            .iter()
+            .chain(spread(identity).iter())
+            .any(|element| match element {
+                Value::Array(items) => items.iter().any(&holds),
+                other => holds(other),
+            })
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +194,16 @@ mod tests {
             attribute.json_path(),
             r#"$[*] ? (@."restore_run_id" == "42" || @."restore_run_id" == 42)"#
         );
+        let (number, text) = (
+            serde_json::json!({"restore_run_id": 42.0}),
+            serde_json::json!({"restore_run_id": "42"}),
+        );
+        assert!(attribute.admits(&number, &serde_json::json!({})));
+        assert!(attribute.admits(&serde_json::json!({}), &text));
+        assert!(!attribute.admits(
+            &serde_json::json!({"restore_run_id": "042"}),
+            &serde_json::json!({})
+        ));
         let quoted = Attribute::parse(r#"note=say "hi" \ bye"#).unwrap();
         assert_eq!(
             quoted.json_path(),
