@@ -803,6 +803,7 @@ async fn fifty_runs_fit_a_laptop_screen_and_every_page_fits_a_phone() {
     )
     .await;
     assert!(visible >= 20, "only {visible} runs on a 1,400 × 900 screen");
+    eprintln!("{visible} of 50 runs on a 1,400 × 900 screen");
     let matching = text_of(client, "#matching").await.expect("the count");
     assert_eq!(matching, "50 runs match");
     // A failed run shows its code in its row; a dispatch-failed one says it never started.
@@ -842,6 +843,23 @@ async fn fifty_runs_fit_a_laptop_screen_and_every_page_fits_a_phone() {
     })
     .await;
     both_widths(&browser, "runs-list").await;
+    // Enter (WebDriver's U+E007) opens the selected run.
+    let second_run = second.trim_start_matches("run-").to_owned();
+    find(client, "body")
+        .await
+        .expect("the body")
+        .send_keys("\u{E007}")
+        .await
+        .expect("press Enter");
+    eventually("the selected run's page after Enter", || async {
+        let path = current_path(client).await?;
+        if path == format!("/ui/tenants/1/runs/{second_run}") {
+            Ok(())
+        } else {
+            Err(format!("the page {path}"))
+        }
+    })
+    .await;
 
     // A search by context value, kept in the URL.
     client
