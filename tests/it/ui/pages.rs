@@ -931,3 +931,54 @@ async fn the_run_page_shows_limits_heartbeat_age_and_why_a_run_timed_out() {
         list.html
     );
 }
+
+#[tokio::test]
+async fn an_auditor_downloads_a_runs_events_as_ndjson_and_a_reader_cannot() {
+    let api = TestApi::new().await;
+    let t = tenant(1);
+    let tokens = api.tokens(t).await;
+    let id = completed_run(&api, &tokens.writer, "ndjson", 2, 0).await;
+    api.project().await;
+    let path = format!("/ui/tenants/1/runs/{id}/events.ndjson");
+
+    let mut auditor = Browser::signed_in(&api, &tokens.auditor).await;
+    let download = auditor.get(&path).await;
+    assert_eq!(download.status, StatusCode::OK, "{}", download.html);
+    let header = |name: &str| {
+        download
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("content-type"), "application/x-ndjson");
+    assert_eq!(
+        header("content-disposition"),
+        format!("attachment; filename=\"run-{id}.ndjson\"")
+    );
+    let lines: Vec<serde_json::Value> = download
+        .html
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let types: Vec<&str> = lines
+        .iter()
+        .map(|line| line["event_type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        types,
+        ["Queued", "Started", "Progressed", "Completed"],
+        "{lines:#?}"
+    );
+
+    let mut reader = Browser::signed_in(&api, &tokens.reader).await;
+    reader.get(&path).await.assert_html(StatusCode::FORBIDDEN);
+    auditor
+        .get(&format!(
+            "/ui/tenants/1/runs/{}/events.ndjson",
+            uuid::Uuid::nil()
+        ))
+        .await
+        .assert_html(StatusCode::NOT_FOUND);
+}
