@@ -8,7 +8,8 @@ mod routes;
 // Retries: an answer lost to an injected 503 is retried with the same key and counts once.
 mod retries;
 // Worker handles: coalesced progress from 16 handles adds up; a dropped or panicked handle
-// fails its run; the dispatch helper marks a refused hand-over dispatch-failed.
+// fails its run; heartbeats keep a quiet handle's run alive and bring it a cancel; the dispatch
+// helper marks a refused hand-over dispatch-failed.
 mod worker;
 // The token API, service tokens of several tenants, revocation within the staleness.
 mod tokens;

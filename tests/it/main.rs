@@ -23,6 +23,9 @@ mod live;
 // The Rust client against the real router over real HTTP (retries, worker handles, dispatch),
 // the token API and service tokens, and the CLI beside a running `serve`.
 mod client;
+// The OpenAPI document as a contract: every answer of every route conforms to it, and a Python
+// client generated from it drives a run's lifecycle.
+mod openapi;
 // Lifecycle limits, heartbeats, the sweeper, cancellation and re-delivery (issue 13).
 mod lifecycle;
 // The benches' harnesses: a bench measures the load it claims (N writers really at once).

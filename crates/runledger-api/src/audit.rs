@@ -29,6 +29,7 @@ use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
 use crate::live::{resume_cursor, tenant_log};
+use crate::openapi::AUDITOR_ROLE;
 use crate::run_json::run_json;
 
 /// The routes of this module.
@@ -43,9 +44,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
+/// A run's events: its whole stream, in version order, with their hashes.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs/{run_id}/events", tag = "audit",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path)),
-    responses((status = 200, body = RunEvents), (status = 401), (status = 403), (status = 404)),
+    responses((status = 200, body = RunEvents, description = "The run's events"), (status = 403, description = AUDITOR_ROLE)),
     security(("bearer" = [])))]
 async fn run_events(
     State(state): State<AppState>,
@@ -63,10 +65,11 @@ async fn run_events(
     }))
 }
 
+/// A run's state as of a version or a time, folded from its events.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs/{run_id}/state", tag = "audit",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), StateParams),
-    responses((status = 200, body = RunStateAt), (status = 400, description = "Both at_version and at, a malformed value, or at_version outside 1..=version"),
-        (status = 401), (status = 403), (status = 404, description = "No such run, or none yet at `at`")),
+    responses((status = 200, body = RunStateAt, description = "The run as it stood"), (status = 400, description = "Both at_version and at, a malformed value, or at_version outside 1..=version"),
+        (status = 403, description = AUDITOR_ROLE), (status = 404, description = "No such run, or none yet at `at`")),
     security(("bearer" = [])))]
 async fn run_state(
     State(state): State<AppState>,
@@ -129,13 +132,14 @@ async fn run_state(
     }))
 }
 
+/// The tenant's log: its events in safe log order, paged by cursor, or live.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/events", tag = "audit",
     params(("tenant_id" = i64, Path), LogParams,
         ("Accept" = Option<String>, Header, description = "`text/event-stream` keeps the response open and streams events live (SSE: `id` = cursor, `event` = event_type, `data` = the event)"),
         ("Last-Event-ID" = Option<String>, Header, description = "Live stream only: resume after this cursor; wins over `after`, because a reconnecting EventSource sends it")),
     responses((status = 200, description = "A page of the log; or, with `Accept: text/event-stream`, the live stream",
             content((EventPage = "application/json"), (String = "text/event-stream"))),
-        (status = 400, description = "A malformed cursor or limit"), (status = 401), (status = 403), (status = 404)),
+        (status = 400, description = "A malformed cursor or limit"), (status = 403, description = AUDITOR_ROLE)),
     security(("bearer" = [])))]
 async fn tenant_events(
     State(state): State<AppState>,

@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
+use crate::openapi::AUDITOR_ROLE;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -51,10 +52,11 @@ impl From<AuditError> for ApiError {
     }
 }
 
+/// Verify a run's hash chain.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs/{run_id}/verify", tag = "audit",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path)),
     responses((status = 200, body = RunVerificationBody, description = "The run's hash chain, recomputed from its stored events; a broken chain is still a 200, with `valid: false`"),
-        (status = 401), (status = 403), (status = 404)),
+        (status = 403, description = AUDITOR_ROLE)),
     security(("bearer" = [])))]
 async fn verify_run_chain(
     State(state): State<AppState>,
@@ -80,11 +82,12 @@ fn parse_bound(field: &'static str, text: Option<&str>) -> Result<Option<LogBoun
     .transpose()
 }
 
+/// Export the tenant's log as NDJSON.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/export", tag = "audit",
     params(("tenant_id" = i64, Path), ExportParams),
     responses((status = 200, description = "The tenant's events in safe log order as NDJSON (docs/export-format.md): a header line, one event per line (the `AuditEvent` shape), an end line. A response cut short lacks the end line and does not verify.",
             content_type = "application/x-ndjson", body = String),
-        (status = 400, description = "A malformed since or until"), (status = 401), (status = 403), (status = 404)),
+        (status = 400, description = "A malformed since or until"), (status = 403, description = AUDITOR_ROLE)),
     security(("bearer" = [])))]
 async fn export_tenant(
     State(state): State<AppState>,

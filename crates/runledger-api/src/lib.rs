@@ -159,14 +159,14 @@ impl AppState {
     }
 }
 
-/// The whole API: the documented routes (listed once, in [`openapi::routes`], which also makes
+/// The whole API: the documented routes (listed once, in [`openapi::routes`], which also make
 /// the OpenAPI document) and the pages.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     // Metrics recorded before a recorder is installed are dropped: install it before the first
     // request rather than at the first scrape.
     let _ = metrics::handle();
-    let (api, document) = openapi::routes().split_for_parts();
+    let (api, document) = openapi::router_and_document();
     api.route_layer(axum::Extension(Arc::new(document)))
         .nest("/ui", ui::router())
         // Unknown paths and methods answer problems too (axum's defaults have empty bodies).

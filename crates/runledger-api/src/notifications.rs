@@ -88,9 +88,10 @@ fn feed_digest(unread_only: bool) -> &'static str {
     if unread_only { "unread" } else { "all" }
 }
 
+/// The signed-in user's notices, newest first, in pages.
 #[utoipa::path(get, path = "/v1/notifications", tag = "notifications",
     params(NoticeQuery),
-    responses((status = 200, body = NoticePage), (status = 400), (status = 401), (status = 403, description = "The token is not bound to a user")),
+    responses((status = 200, body = NoticePage, description = "A page of notices"), (status = 403, description = "The token is not bound to a user")),
     security(("bearer" = [])))]
 pub(crate) async fn list_notifications(
     State(state): State<AppState>,
@@ -137,9 +138,10 @@ pub(crate) async fn list_notifications(
     }))
 }
 
+/// Mark one of the user's notices read.
 #[utoipa::path(post, path = "/v1/notifications/{id}/read", tag = "notifications",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = Notice), (status = 400), (status = 401), (status = 403), (status = 404)),
+    responses((status = 200, body = Notice, description = "The notice, read"), (status = 403, description = "The token is not bound to a user")),
     security(("bearer" = [])))]
 pub(crate) async fn mark_read(
     State(state): State<AppState>,

@@ -24,13 +24,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi))
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Object, description = "The process is up: `{\"status\": \"ok\"}`")))]
 pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Readiness: whether this process can serve.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready: the database answers, no projection is halted or far behind"), (status = 503, description = "Not ready, with the failing check")))]
+    responses((status = 200, body = Object, description = "Ready: the database answers, no projection is halted or far behind"), (status = 503, body = Object, description = "Not ready, with the failing check")))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let projections = match runledger_projections::statuses(&state.pool).await {
         Ok(projections) => projections,
@@ -69,7 +71,8 @@ const MAX_READY_LAG_EVENTS: i64 = 10_000;
 /// A projection whose oldest unapplied event is older than this makes the process not ready.
 const MAX_READY_LAG_SECONDS: f64 = 30.0;
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), (status = 500)))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let oldest_writer: Option<f64> = sqlx::query_scalar(
         "SELECT EXTRACT(EPOCH FROM now() - min(xact_start))::float8 FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
@@ -100,7 +103,8 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document")))]
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, body = Object, description = "This document")))]
 pub(crate) async fn openapi(
     Extension(document): Extension<Arc<utoipa::openapi::OpenApi>>,
 ) -> Json<Arc<utoipa::openapi::OpenApi>> {

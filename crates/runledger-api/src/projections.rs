@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
+use crate::openapi::ADMIN_ROLE;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -58,8 +59,9 @@ pub fn status_json(status: &ProjectionStatus) -> Value {
     })
 }
 
+/// The projections' status.
 #[utoipa::path(get, path = "/v1/projections", tag = "operations",
-    responses((status = 200, description = "`{projections: [...]}`: state, active version, checkpoint, lag, rebuild progress, last error"), (status = 401)),
+    responses((status = 200, body = Object, description = "`{projections: [...]}`: state, active version, checkpoint, lag, rebuild progress, last error")),
     security(("bearer" = [])))]
 pub(crate) async fn list_projections(
     State(state): State<AppState>,
@@ -71,9 +73,10 @@ pub(crate) async fn list_projections(
     ))
 }
 
+/// Rebuild a projection beside the active version.
 #[utoipa::path(post, path = "/v1/projections/{name}/rebuild", tag = "operations",
     params(("name" = String, Path, description = "operation_runs or notifications")),
-    responses((status = 202, description = "The rebuild (new, or the one already under way)"), (status = 401), (status = 403), (status = 404)),
+    responses((status = 202, body = Object, description = "The rebuild (new, or the one already under way)"), (status = 403, description = ADMIN_ROLE)),
     security(("bearer" = [])))]
 pub(crate) async fn rebuild_projection(
     State(state): State<AppState>,

@@ -28,6 +28,7 @@ use crate::AppState;
 use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath, TenantPath};
+use crate::openapi::LAST_EVENT_ID;
 use crate::page::PageToken;
 use crate::run_json::run_json;
 
@@ -277,11 +278,16 @@ fn list_digest(filter: &RunFilter, order: RunOrder) -> String {
     PageToken::digest(&(filters, order_name(order)))
 }
 
+/// List runs: filtered, sorted, in keyset pages.
+///
+/// With `watch=true`, the runs entering, changing in and leaving the filter, as server-sent
+/// events.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs", tag = "queries",
-    params(("tenant_id" = i64, Path), RunQuery),
+    params(("tenant_id" = i64, Path), RunQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = LAST_EVENT_ID)),
     responses((status = 200, description = "A page of runs; with `watch=true`, server-sent events (`entered`, `changed`: `{\"run\": …}`; `left`: `{\"id\": …}`; `id` = a log cursor for `Last-Event-ID`)",
             content((RunPage = "application/json"), (String = "text/event-stream"))),
-        (status = 400), (status = 401), (status = 403), (status = 404), (status = 503, description = "min_position not reached in time")),
+        (status = 503, description = "`min_position` not reached in time (`projection-behind`), or the server is unavailable for now")),
     security(("bearer" = [])))]
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
@@ -336,9 +342,19 @@ pub struct GetParams {
     pub watch: Option<bool>,
 }
 
+/// Get a run.
+///
+/// With `watch=true`, the run now and at each change, as server-sent events.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs/{run_id}", tag = "queries",
-    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), GetParams, ("If-None-Match" = Option<String>, Header)),
-    responses((status = 200, body = OperationRun, description = "The OperationRun, with done, version, its lifecycle and view_url; ETag is the version, with the last heartbeat's microseconds after a `-` once it heartbeats. With `watch=true`, server-sent `run` events (the run now, then at each change; the stream ends after completion; `id` = a log cursor for `Last-Event-ID`)"), (status = 304), (status = 404), (status = 503)),
+    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), GetParams,
+        ("If-None-Match" = Option<String>, Header, description = "The run's `ETag`: 304 while it is unchanged"),
+        ("Last-Event-ID" = Option<String>, Header, description = LAST_EVENT_ID)),
+    responses((status = 200, description = "The OperationRun, with done, version, its lifecycle and view_url. With `watch=true`, server-sent `run` events (the run now, then at each change; the stream ends after completion; `id` = a log cursor for `Last-Event-ID`)",
+            content((OperationRun = "application/json"), (String = "text/event-stream")),
+            headers(("ETag" = String, description = "The run's version, with the last heartbeat's microseconds after a `-` once it heartbeats (`\"3\"`, `\"3-1790000000123456\"`)"))),
+        (status = 304, description = "Unchanged since the `If-None-Match` entity tag",
+            headers(("ETag" = String, description = "The run's entity tag"))),
+        (status = 503, description = "`min_position` not reached in time (`projection-behind`), or the server is unavailable for now")),
     security(("bearer" = [])))]
 pub(crate) async fn get_run(
     State(state): State<AppState>,
@@ -408,9 +424,10 @@ fn count_groups(group_by: Option<&str>) -> Result<Vec<CountGroup>, ApiError> {
     Ok(groups)
 }
 
+/// Count runs: how many match a filter, in all and per group.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/runs:count", tag = "queries",
     params(("tenant_id" = i64, Path), RunQuery),
-    responses((status = 200, body = RunCount, description = "How many runs match, in all and per group"), (status = 400), (status = 404)),
+    responses((status = 200, body = RunCount, description = "How many runs match, in all and per group")),
     security(("bearer" = [])))]
 pub(crate) async fn count_runs(
     State(state): State<AppState>,

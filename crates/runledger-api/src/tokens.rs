@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::auth::{Caller, Role, TenantScope, token_hash};
 use crate::error::ApiError;
 use crate::extract::CommandBody;
+use crate::openapi::ADMIN_ROLE;
 
 /// The longest token name, in characters.
 const MAX_NAME_CHARS: usize = 100;
@@ -275,10 +276,11 @@ pub fn parse_new_token(body: NewTokenBody) -> Result<TokenSpec, ApiError> {
     })
 }
 
+/// Create a token (its secret is shown only in this answer).
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens",
     request_body = NewTokenBody,
     responses((status = 201, body = CreatedTokenBody, description = "The token, with its secret (shown only now)"),
-        (status = 400, description = "Invalid request"), (status = 401), (status = 403, description = "Not an admin token")),
+        (status = 403, description = ADMIN_ROLE)),
     security(("bearer" = [])))]
 pub(crate) async fn create_route(
     State(state): State<AppState>,
@@ -301,9 +303,10 @@ pub(crate) async fn create_route(
     ))
 }
 
+/// List tokens (never a secret).
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
     responses((status = 200, body = TokenList, description = "Every token, newest first, revoked ones included; never a secret"),
-        (status = 401), (status = 403, description = "Not an admin token")),
+        (status = 403, description = ADMIN_ROLE)),
     security(("bearer" = [])))]
 pub(crate) async fn list_route(
     State(state): State<AppState>,
@@ -315,10 +318,11 @@ pub(crate) async fn list_route(
     }))
 }
 
+/// Revoke a token.
 #[utoipa::path(delete, path = "/v1/tokens/{token_id}", tag = "tokens",
     params(("token_id" = Uuid, Path, description = "The token id")),
     responses((status = 200, body = TokenInfo, description = "The token, revoked (revoking a revoked token answers the same); every server refuses it within the token staleness (docs/adr/0010)"),
-        (status = 400, description = "Not a token id"), (status = 401), (status = 403, description = "Not an admin token"), (status = 404)),
+        (status = 400, description = "Not a token id"), (status = 403, description = ADMIN_ROLE)),
     security(("bearer" = [])))]
 pub(crate) async fn revoke_route(
     State(state): State<AppState>,

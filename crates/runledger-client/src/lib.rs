@@ -4,8 +4,8 @@
 //! server's own). Commands carry an `Idempotency-Key` the client sets itself and are retried on
 //! 503 and on connection errors with backoff (respecting `Retry-After`), so a retry never
 //! records a command twice. [`RunWorker`] is the handle a background job holds for its run: it
-//! coalesces progress increments, flushes them by time and size, surfaces a cancel request, and
-//! completes the run; dropped without completing, or on a panic, it completes the run `failed`
+//! coalesces progress increments, flushes them by time and size, heartbeats when quiet, surfaces
+//! a cancel request, and completes the run; dropped without completing, or on a panic, it completes the run `failed`
 //! (`worker.dropped`, `worker.panicked`). [`dispatch`] queues a run, hands it to the product's
 //! queue, and marks it dispatch-failed when that fails.
 //!

@@ -4,8 +4,12 @@
 //! when enough have gathered (`flush_at_items`) or enough time has passed (`flush_every`), by a
 //! task of the handle's own. A report is sent under an `Idempotency-Key` chosen when its batch
 //! is cut, and a batch whose send failed without an answer is sent again, first, with the same
-//! key: a count is never lost and never counted twice. Every answer says whether someone asked
-//! to cancel the run ([`RunWorker::cancel_requested`]).
+//! key: a count is never lost and never counted twice. When nothing was sent for a while, the
+//! task sends a heartbeat (`POST …/heartbeat`, not an event), at least three times per heartbeat
+//! timeout of the run, so a live worker without progress to report is never timed out. Every
+//! answer, a heartbeat's too, says whether someone asked to cancel the run
+//! ([`RunWorker::cancel_requested`]). The task stops when the handle completes, is released or
+//! is dropped; and it stops heartbeating once the ledger answers that the run has completed.
 //!
 //! A handle dropped without [`RunWorker::complete`] (the job returned early, or panicked)
 //! completes its run `failed` from a task of its own, with the failure code `worker.dropped` or
@@ -15,7 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use runledger_wire::{CommandAnswer, CompleteBody, FailureBody, Outcome, ProgressBody};
+use runledger_wire::{
+    CommandAnswer, CompleteBody, FailureBody, OperationRun, Outcome, ProgressBody,
+};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -36,7 +42,8 @@ pub struct WorkerOptions {
     /// Send at once when this many items have gathered.
     pub flush_at_items: u64,
     /// Tell the ledger the worker is alive at least this often when nothing else was sent
-    /// (progress reports count as heartbeats).
+    /// (progress reports count as heartbeats); more often, a third of the run's heartbeat
+    /// timeout, when that is shorter.
     pub heartbeat_every: Duration,
 }
 
@@ -87,6 +94,39 @@ struct Pending {
     unanswered: Option<(String, ProgressBody)>,
     /// When the ledger last heard from this worker.
     last_sent: Instant,
+    /// What the handle knows of the run from the ledger's answers: `None` until the first.
+    run: Option<RunTerms>,
+}
+
+/// What the handle learned of its run from the last answer.
+#[derive(Debug, Clone, Copy)]
+struct RunTerms {
+    /// The run's heartbeat timeout, if it has one.
+    heartbeat_timeout: Option<Duration>,
+    /// Whether the run has completed (a heartbeat then has nothing to keep alive).
+    done: bool,
+}
+
+impl RunTerms {
+    fn of(run: &OperationRun) -> Self {
+        Self {
+            heartbeat_timeout: run
+                .limits
+                .as_ref()
+                .and_then(|limits| limits.heartbeat_timeout_seconds)
+                .map(|seconds| Duration::from_secs(seconds.into())),
+            done: run.done,
+        }
+    }
+}
+
+/// How long the worker may stay quiet: `heartbeat_every`, or a third of the run's heartbeat
+/// timeout when that is shorter (two heartbeats may be lost or late before the run times out).
+fn heartbeat_interval(every: Duration, run: Option<RunTerms>) -> Duration {
+    match run.and_then(|run| run.heartbeat_timeout) {
+        Some(timeout) => every.min(timeout / 3),
+        None => every,
+    }
 }
 
 fn is_empty(body: &ProgressBody) -> bool {
@@ -134,6 +174,7 @@ impl Client {
                     batch: ProgressBody::default(),
                     unanswered: None,
                     last_sent: Instant::now(),
+                    run: None,
                 }),
                 sending: tokio::sync::Mutex::new(()),
                 flush_now: Notify::new(),
@@ -310,36 +351,94 @@ impl Reporter {
     }
 
     fn note_answer(&self, answer: &CommandAnswer) {
+        self.note_run(&answer.run, answer.run.is_cancel_requested());
+    }
+
+    /// Remembers what an answer said of the run: whether to cancel, its terms, and that the
+    /// ledger heard from the worker now.
+    fn note_run(&self, run: &OperationRun, cancel_requested: bool) {
         self.shared
             .cancel_requested
-            .store(answer.run.is_cancel_requested(), Ordering::Relaxed);
-        self.lock().last_sent = Instant::now();
+            .store(cancel_requested, Ordering::Relaxed);
+        let mut pending = self.lock();
+        pending.last_sent = Instant::now();
+        pending.run = Some(RunTerms::of(run));
     }
 
     /// The handle's task: reports by time and size, and heartbeats, until the handle goes.
+    ///
+    /// A handle made for a run already running ([`Client::worker`]) knows nothing of it yet: its
+    /// first heartbeat, at once, tells it the run's heartbeat timeout and any cancel request.
     async fn report(self, options: WorkerOptions) {
+        if self.lock().run.is_none() {
+            self.heartbeat_logged().await;
+        }
+        // A heartbeat that failed is tried again an interval later, not at every turn.
+        let mut last_try = Instant::now();
         loop {
+            let (quiet, run) = self.quiet();
+            let interval = heartbeat_interval(options.heartbeat_every, run);
+            let beat_in = if run.is_some_and(|run| run.done) {
+                options.flush_every
+            } else {
+                interval
+                    .saturating_sub(quiet)
+                    .max(interval.saturating_sub(last_try.elapsed()))
+            };
             tokio::select! {
-                () = tokio::time::sleep(options.flush_every) => {}
+                () = tokio::time::sleep(options.flush_every.min(beat_in)) => {}
                 () = self.shared.flush_now.notified() => {}
             }
             if let Err(error) = self.flush().await {
                 tracing::warn!(run = %self.run_id, %error, "progress report failed; it is sent again at the next flush");
             }
-            let quiet = self.lock().last_sent.elapsed();
-            if quiet >= options.heartbeat_every
-                && let Err(error) = self.heartbeat().await
-            {
-                tracing::warn!(run = %self.run_id, %error, "heartbeat failed");
+            let (quiet, run) = self.quiet();
+            let interval = heartbeat_interval(options.heartbeat_every, run);
+            let done = run.is_some_and(|run| run.done);
+            if !done && quiet >= interval && last_try.elapsed() >= interval {
+                last_try = Instant::now();
+                self.heartbeat_logged().await;
             }
         }
     }
 
-    /// Tells the ledger the worker is alive. The ledger has no heartbeat route yet (issue 13
-    /// adds it); until it does, the worker's progress reports are its heartbeats, and this is
-    /// the one place that will send it.
+    /// How long since the ledger last heard from the worker, and what the handle knows of the
+    /// run.
+    fn quiet(&self) -> (Duration, Option<RunTerms>) {
+        let pending = self.lock();
+        (pending.last_sent.elapsed(), pending.run)
+    }
+
+    async fn heartbeat_logged(&self) {
+        if let Err(error) = self.heartbeat().await {
+            tracing::warn!(run = %self.run_id, %error, "heartbeat failed; the next is sent at the next interval");
+        }
+    }
+
+    /// Tells the ledger the worker is alive (`POST …/heartbeat`: not an event) and notes the
+    /// answer: a cancel request, the run's terms. A run that has completed answers 409
+    /// `run-completed`: the handle then stops heartbeating.
     async fn heartbeat(&self) -> Result<(), ClientError> {
-        Ok(())
+        match self.client.heartbeat(self.tenant, self.run_id).await {
+            Ok(answer) => {
+                self.note_run(&answer.run, answer.cancel_requested);
+                Ok(())
+            }
+            Err(error) => {
+                if error
+                    .problem()
+                    .is_some_and(|problem| problem.slug() == "run-completed")
+                {
+                    let mut pending = self.lock();
+                    let heartbeat_timeout = pending.run.and_then(|run| run.heartbeat_timeout);
+                    pending.run = Some(RunTerms {
+                        heartbeat_timeout,
+                        done: true,
+                    });
+                }
+                Err(error)
+            }
+        }
     }
 
     async fn flush(&self) -> Result<(), ClientError> {

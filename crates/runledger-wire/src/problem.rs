@@ -29,6 +29,16 @@ pub struct Problem {
     /// Where the run is, for a 409 `invalid-transition`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_status: Option<String>,
+    /// The worker holding the run, for a 409 `held-by-another-worker` (`null` when its start
+    /// named none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// How the run ended, for a 409 `run-completed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Why the run completed, for a 409 `run-completed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_reason: Option<String>,
     /// The run's version, for a 412 `version-mismatch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_version: Option<u64>,

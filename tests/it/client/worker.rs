@@ -1,11 +1,12 @@
 //! Worker handles and the dispatch helper over real HTTP: increments from 16 concurrent handles
 //! on one run add up exactly; a handle dropped mid-run, or by a panic, completes its run failed
-//! with its code; a refused hand-over marks the run dispatch-failed.
+//! with its code; a handle's heartbeats keep a run without progress alive past its heartbeat
+//! timeout and bring it a cancel request; a refused hand-over marks the run dispatch-failed.
 
 use std::time::Duration;
 
 use runledger_client::wire::audit::StateParams;
-use runledger_client::wire::{Outcome, QueueRunBody, RunStateAt, RunStatus};
+use runledger_client::wire::{CancelBody, Outcome, QueueRunBody, RunStateAt, RunStatus};
 use runledger_client::{
     Client, DISPATCH_FAILED, DispatchError, Dispatched, RunWorker, WORKER_DROPPED, WORKER_PANICKED,
     WorkerOptions, dispatch,
@@ -14,7 +15,8 @@ use uuid::Uuid;
 
 use super::support::{ServedApp, client, serve};
 use crate::api::TestApi;
-use crate::helpers::verbs::tenant;
+use crate::helpers::verbs::{at, tenant};
+use crate::lifecycle::support::Lab;
 
 fn body(run_type: &str) -> QueueRunBody {
     QueueRunBody {
@@ -146,6 +148,108 @@ async fn a_worker_that_panics_completes_its_run_failed_as_panicked() {
     let state = state_when(&auditor, run, |s| s.run.status == RunStatus::Completed).await;
     assert_eq!(state.run.outcome, Outcome::Failed);
     assert_eq!(state.run.failure_summary[0].code, WORKER_PANICKED);
+}
+
+/// Waits (bounded) until `ready` holds, asking `probe` every 20 ms of real time.
+async fn eventually<T, F: Future<Output = T>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+    ready: impl Fn(&T) -> bool,
+) -> T {
+    for _ in 0..500 {
+        let seen = probe().await;
+        if ready(&seen) {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what}: not within 10 seconds");
+}
+
+#[tokio::test]
+async fn a_worker_handle_heartbeats_keep_its_run_alive_without_progress_and_bring_a_cancel() {
+    // The API and the sweeper read a clock the test moves; the handle's task runs in real time.
+    let lab = Lab::new().await;
+    let served = serve(&lab.api).await;
+    let writer = client(&served, &lab.tokens.writer);
+    let reader = client(&served, &lab.tokens.reader);
+    let queue = |n: u32| QueueRunBody {
+        identity: Some(serde_json::json!({ "n": n })),
+        heartbeat_timeout_seconds: Some(3),
+        ..body("inventory.sync")
+    };
+    let kept = writer.queue_run(1, &queue(1)).await.expect("queue").run.id;
+    let unattended = writer.queue_run(1, &queue(2)).await.expect("queue").run.id;
+    writer.start_run(1, unattended).await.expect("start");
+    // The handle heartbeats a third of the run's 3-second timeout after it last sent anything,
+    // however long `heartbeat_every` is.
+    let worker = writer
+        .start_worker(
+            1,
+            kept,
+            WorkerOptions {
+                flush_every: Duration::from_millis(50),
+                heartbeat_every: Duration::from_secs(600),
+                ..WorkerOptions::default()
+            },
+        )
+        .await
+        .expect("start a worker");
+    lab.api.project().await;
+
+    // Time passes on the server's clock while the worker reports no progress: its heartbeats,
+    // stamped by that clock, show in the run.
+    for second in [2, 4] {
+        lab.at(second);
+        let run = eventually(
+            "a heartbeat at the clock's time",
+            || reader.get_run(1, kept, None),
+            |run| {
+                run.as_ref()
+                    .is_ok_and(|run| run.last_heartbeat_at == Some(at(second)))
+            },
+        )
+        .await
+        .expect("the run");
+        assert_eq!(run.status, RunStatus::Running);
+        assert_eq!(run.last_progress_at, None, "no progress was reported");
+    }
+
+    // At 4 s both runs are past 3 s from their start: the one without a handle times out, the
+    // one whose handle heartbeated at 4 s does not.
+    let mut sweeper = lab.sweeper();
+    let report = lab.sweep(&mut sweeper).await;
+    assert_eq!(report.timed_out, 1, "{report:?}");
+    lab.api.project().await;
+    let timed_out = reader.get_run(1, unattended, None).await.expect("the run");
+    assert_eq!(timed_out.outcome, Outcome::Failed);
+    assert_eq!(timed_out.failure_summary[0].code, "run.heartbeat_timeout");
+    let alive = reader.get_run(1, kept, None).await.expect("the run");
+    assert_eq!(alive.status, RunStatus::Running);
+
+    // A cancel request reaches the handle through its next heartbeat's answer.
+    assert!(!worker.cancel_requested());
+    writer
+        .cancel_run(
+            1,
+            kept,
+            &CancelBody {
+                reason: Some("the user stopped it".to_owned()),
+            },
+        )
+        .await
+        .expect("cancel");
+    eventually(
+        "the cancel request seen by the handle",
+        || std::future::ready(()),
+        |()| worker.cancel_requested(),
+    )
+    .await;
+    let answer = worker
+        .complete(Some(Outcome::Cancelled))
+        .await
+        .expect("complete as cancelled");
+    assert_eq!(answer.run.outcome, Outcome::Cancelled);
 }
 
 #[tokio::test]

@@ -8,13 +8,18 @@ use runledger_wire::{HeartbeatAnswer, HeartbeatBody};
 use super::route::CommandRoute;
 use crate::error::ApiError;
 use crate::extract::RunPath;
+use crate::openapi::WRITER_ROLE;
 use crate::run_json::run_json;
 
+/// Heartbeat: tell the ledger the run's worker is alive.
+///
+/// Not an event: the last heartbeat is kept beside the log. Progress reports count as
+/// heartbeats too.
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/heartbeat", tag = "commands",
     params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path)),
     request_body(content = Option<HeartbeatBody>),
     responses((status = 200, description = "Recorded (the server's clock; not an event): the run, and whether it was asked to cancel", body = HeartbeatAnswer),
-              (status = 404),
+              (status = 403, description = WRITER_ROLE),
               (status = 409, description = "The run is queued (`invalid-transition`: start it first) or completed (`run-completed`, with its `outcome` and `completion_reason`: stop working on it)")),
     security(("bearer" = [])))]
 pub(crate) async fn heartbeat(

@@ -30,6 +30,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{RunPath, TenantPath};
+use crate::openapi::{IDEMPOTENCY_KEY, IF_MATCH, WRITER_ROLE};
 use bodies::{ParseBody, ParsedComplete, ParsedProgress, ParsedQueue};
 use route::CommandRoute;
 use runledger_wire::{
@@ -49,12 +50,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(heartbeat::heartbeat))
 }
 
+/// Queue a run.
+///
+/// The run is identified by its tenant, type and identity inputs: while one is active (queued
+/// or running), queueing the same identity answers that run (200, `created: false`).
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs", tag = "commands",
-    params(("tenant_id" = i64, Path, description = "Tenant id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a resend with the same key and body gets the first answer and appends nothing; the same key with another request is a 422 (docs/adr/0014)")),
+    params(("tenant_id" = i64, Path, description = "Tenant id"), ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
     request_body = QueueRunBody,
     responses((status = 201, description = "Queued a new run, with the limits resolved with the run type's and the server's defaults", body = CommandAnswer),
               (status = 200, description = "An active run with the same identity exists: that run, with created = false", body = CommandAnswer),
-              (status = 400, description = "Invalid request"), (status = 401), (status = 403), (status = 404),
+              (status = 403, description = WRITER_ROLE),
               (status = 409, description = "The run_id is taken")),
     security(("bearer" = [])))]
 pub(crate) async fn queue_run(
@@ -90,13 +95,13 @@ pub(crate) async fn queue_run(
         .await
 }
 
+/// Start a queued run.
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/start", tag = "commands",
-    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected version"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a resend with the same key and body gets the first answer and appends nothing; the same key with another request is a 422 (docs/adr/0014)")),
+    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = IF_MATCH), ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
     request_body(content = Option<StartBody>),
     responses((status = 200, description = "The run, running; also when the worker it names already started it (a re-delivered job: nothing is recorded again)", body = CommandAnswer),
-              (status = 404),
-              (status = 409, description = "Not queued; or started by another worker (`held-by-another-worker`, naming the `holder`)"),
-              (status = 412)),
+              (status = 403, description = WRITER_ROLE),
+              (status = 409, description = "Not queued; or started by another worker (`held-by-another-worker`, naming the `holder`)")),
     security(("bearer" = [])))]
 pub(crate) async fn start_run(
     CommandRoute {
@@ -111,11 +116,13 @@ pub(crate) async fn start_run(
         .await
 }
 
+/// Report progress: increments since the last report.
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/progress", tag = "commands",
-    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected version"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a resend with the same key and body gets the first answer and appends nothing; the same key with another request is a 422 (docs/adr/0014)")),
+    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = IF_MATCH), ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
     request_body = ProgressBody,
     responses((status = 200, description = "The run with the increments added, and whether it was asked to cancel; the report counts as a heartbeat", body = CommandAnswer),
-              (status = 404), (status = 409, description = "Not running"), (status = 412), (status = 422, description = "Counts would exceed the total or go backwards")),
+              (status = 403, description = WRITER_ROLE), (status = 409, description = "Not running"),
+              (status = 422, description = "Counts would exceed the total or go backwards (`rule-violated`), or the `Idempotency-Key` was used for another request (`idempotency-key-reused`)")),
     security(("bearer" = [])))]
 pub(crate) async fn report_progress(
     CommandRoute {
@@ -141,11 +148,12 @@ pub(crate) async fn report_progress(
         .await
 }
 
+/// Complete a running run.
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/complete", tag = "commands",
-    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected version"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a resend with the same key and body gets the first answer and appends nothing; the same key with another request is a 422 (docs/adr/0014)")),
+    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = IF_MATCH), ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
     request_body = CompleteBody,
-    responses((status = 200, description = "The completed run", body = CommandAnswer), (status = 404), (status = 409, description = "Not running"), (status = 412),
-              (status = 422, description = "Final counts below what was reported or past the total; `cancelled` without a cancel request")),
+    responses((status = 200, description = "The completed run", body = CommandAnswer), (status = 403, description = WRITER_ROLE), (status = 409, description = "Not running"),
+              (status = 422, description = "Final counts below what was reported or past the total; `cancelled` without a cancel request (`rule-violated`); or the `Idempotency-Key` was used for another request (`idempotency-key-reused`)")),
     security(("bearer" = [])))]
 pub(crate) async fn complete_run(
     CommandRoute {
@@ -171,10 +179,11 @@ pub(crate) async fn complete_run(
         .await
 }
 
+/// Mark a queued run whose job could not be handed to a queue as failed.
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/dispatch-failed", tag = "commands",
-    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected version"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a resend with the same key and body gets the first answer and appends nothing; the same key with another request is a 422 (docs/adr/0014)")),
+    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = IF_MATCH), ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
     request_body = DispatchFailedBody,
-    responses((status = 200, description = "The run, completed as failed", body = CommandAnswer), (status = 404), (status = 409, description = "Not queued"), (status = 412)),
+    responses((status = 200, description = "The run, completed as failed", body = CommandAnswer), (status = 403, description = WRITER_ROLE), (status = 409, description = "Not queued")),
     security(("bearer" = [])))]
 pub(crate) async fn dispatch_failed(
     CommandRoute {
@@ -191,11 +200,12 @@ pub(crate) async fn dispatch_failed(
         .await
 }
 
+/// Cancel a run.
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/runs/{run_id}/cancel", tag = "commands",
-    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    params(("tenant_id" = i64, Path), ("run_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = IF_MATCH), ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
     request_body(content = Option<CancelBody>),
     responses((status = 200, description = "A queued run, completed `cancelled` at once (its identity is free again); a running run, with `cancel_requested`: its worker sees it in its next heartbeat or progress answer and completes the run `cancelled`. A second cancel of a running run changes nothing and answers the same", body = CommandAnswer),
-              (status = 404), (status = 409, description = "Already completed"), (status = 412)),
+              (status = 403, description = WRITER_ROLE), (status = 409, description = "Already completed")),
     security(("bearer" = [])))]
 pub(crate) async fn cancel_run(
     CommandRoute {
