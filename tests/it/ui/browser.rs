@@ -764,6 +764,7 @@ async fn fifty_runs_fit_a_laptop_screen_and_every_page_fits_a_phone() {
         .goto(&format!("{base}/ui/sign-in"))
         .await
         .expect("open the sign-in page");
+    both_widths(&browser, "sign-in").await;
     find(client, "input#token")
         .await
         .unwrap_or_else(|e| panic!("the token field: {e}"))
