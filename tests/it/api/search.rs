@@ -179,6 +179,25 @@ async fn the_list_finds_runs_by_context_identity_id_prefix_and_initiator_name_wi
         .await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:#}", refused.body);
 
+    // Values are data, never path syntax: quotes, backslashes, control characters and path
+    // operators search for themselves (and find nothing here).
+    for value in [
+        r#"a"b\c"#,
+        "tab\there",
+        "π ≈ 3.14",
+        "$[*] ? (@ == 1)",
+        "1e400",
+        "null",
+    ] {
+        let found = list(
+            &reader,
+            t1,
+            format!("attribute={}", encoded(&format!("k={value}"))),
+        )
+        .await;
+        assert!(ids(&found).is_empty(), "{value}: {found:#}");
+    }
+
     for (query, field) in [
         ("attribute=restore_run_id".to_owned(), "attribute"),
         (format!("attribute={}", encoded("a b=c")), "attribute"),
