@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use runledger_core::{Outcome, RunSnapshot, RunStatus, RunType, TenantId, UserId};
 use runledger_projections::operation_runs::query;
 use runledger_projections::operation_runs::{
-    CountGroup, OperationRunRow, RunFilter, RunOrder, RunPageQuery, RunPosition, RunQueryError,
-    TypePrefix,
+    Attribute, CountGroup, OperationRunRow, RunFilter, RunIdPrefix, RunOrder, RunPageQuery,
+    RunPosition, RunQueryError, TypePrefix,
 };
 use runledger_wire::{OperationRun, RunCount, RunCountGroup, RunPage, RunQuery};
 use serde::{Deserialize, Serialize};
@@ -80,6 +80,17 @@ impl RunQueryExt for RunQuery {
                 .map(|o| o.parse::<Outcome>())
                 .collect::<Result<_, _>>()?,
             initiator: self.initiator_user_id.map(initiator).transpose()?,
+            initiator_name: self
+                .initiator_name
+                .as_deref()
+                .map(initiator_name)
+                .transpose()?,
+            id_prefix: self
+                .run_id_prefix
+                .as_deref()
+                .map(run_id_prefix)
+                .transpose()?,
+            attribute: self.attribute.as_deref().map(attribute).transpose()?,
             created_after: self.created_after,
             created_before: self.created_before,
         })
@@ -121,6 +132,29 @@ pub(crate) fn type_prefix(text: &str) -> Result<TypePrefix, ApiError> {
 /// The initiating user of a filter.
 pub(crate) fn initiator(id: i64) -> Result<UserId, ApiError> {
     UserId::new(id).map_err(|e| ApiError::bad_field("initiator_user_id", e.reason))
+}
+
+/// The initiator's name of a filter: 1 to 200 characters.
+pub(crate) fn initiator_name(text: &str) -> Result<String, ApiError> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::bad_field(
+            "initiator_name",
+            "must be 1 to 200 characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The run id prefix of a filter.
+pub(crate) fn run_id_prefix(text: &str) -> Result<RunIdPrefix, ApiError> {
+    RunIdPrefix::parse(text)
+        .map_err(|error| ApiError::bad_field("run_id_prefix", error.to_string()))
+}
+
+/// The `key=value` of a filter.
+pub(crate) fn attribute(text: &str) -> Result<Attribute, ApiError> {
+    Attribute::parse(text).map_err(|error| ApiError::bad_field("attribute", error.to_string()))
 }
 
 /// A list of a tenant's runs, as the list route and the runs page ask for one: which runs, in
@@ -225,6 +259,13 @@ struct DigestedFilters<'a> {
     initiator_user_id: Option<i64>,
     created_after: Option<DateTime<Utc>>,
     created_before: Option<DateTime<Utc>>,
+    // Added later: left out when absent, so that tokens issued before them stay valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    initiator_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_id_prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attribute: Option<String>,
 }
 
 /// A digest of the tenant, filters and order a page token belongs to: a token of another
@@ -239,6 +280,9 @@ fn list_digest(tenant: TenantId, filter: &RunFilter, order: RunOrder) -> String 
         initiator_user_id: filter.initiator.map(UserId::get),
         created_after: filter.created_after,
         created_before: filter.created_before,
+        initiator_name: filter.initiator_name.as_deref(),
+        run_id_prefix: filter.id_prefix.as_ref().map(RunIdPrefix::as_str),
+        attribute: filter.attribute.as_ref().map(Attribute::text),
     };
     PageToken::digest(&(tenant.get(), filters, order_name(order)))
 }

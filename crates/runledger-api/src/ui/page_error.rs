@@ -1,6 +1,7 @@
 //! Failures of the monitoring pages, answered as pages: a browser that is not signed in is sent
-//! to the sign-in form, anything else gets an HTML page with the status, title and detail the
-//! API's problem would carry (and, like it, never the cause of a server error).
+//! to the sign-in form, anything else gets an HTML page with the navigation, the status, title
+//! and detail the API's problem would carry (and, like it, never the cause of a server error),
+//! and what to do next.
 
 use askama::Template;
 use axum::extract::rejection::FormRejection;
@@ -50,6 +51,34 @@ struct ErrorPage {
     status: u16,
     title: &'static str,
     detail: String,
+    next_steps: Vec<&'static str>,
+}
+
+/// What someone who met `status` can do about it.
+fn next_steps(status: StatusCode) -> Vec<&'static str> {
+    match status.as_u16() {
+        400 | 413 | 422 => vec![
+            "Correct the field named above and send it again.",
+            "On the runs list, Clear resets every filter.",
+        ],
+        403 => vec![
+            "This needs another role: a writer token to cancel runs, an auditor token for timelines and evidence, an admin token for projections.",
+            "Sign out and sign in with such a token, or go back to the runs.",
+        ],
+        404 => vec![
+            "Check the address: a run's page is /ui/tenants/<tenant>/runs/<run id>.",
+            "Search the runs list by the start of the run id.",
+            "A run of another tenant is not shown: sign in with a token of that tenant.",
+        ],
+        409 | 412 => {
+            vec!["The run changed meanwhile (it may have completed): open its page again."]
+        }
+        429 => vec!["Too many requests: wait a moment, then try again."],
+        _ => vec![
+            "Try again in a moment.",
+            "If it keeps failing, the server's log has the cause: tell the operator the time it happened.",
+        ],
+    }
 }
 
 impl IntoResponse for PageError {
@@ -73,6 +102,7 @@ impl IntoResponse for PageError {
             status: status.as_u16(),
             title,
             detail,
+            next_steps: next_steps(status),
         };
         let mut response = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),

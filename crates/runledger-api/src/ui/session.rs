@@ -59,6 +59,7 @@ impl Viewer {
             is_admin: self.caller.role == crate::auth::Role::Admin,
             has_feed: self.caller.user_id.is_some(),
             csrf: self.csrf.clone(),
+            unread_notices: None,
         }
     }
 
@@ -241,7 +242,7 @@ pub async fn sign_in(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CsrfForm {
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 /// Ends the session and clears its cookie.
