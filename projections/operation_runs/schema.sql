@@ -71,3 +71,15 @@ CREATE INDEX operation_runs_run_deadline_idx
 CREATE INDEX operation_runs_heartbeat_deadline_idx
     ON operation_runs (log_heartbeat_deadline_at)
     WHERE status = 'running' AND log_heartbeat_deadline_at IS NOT NULL;
+
+-- The runs list's search (docs/adr/0019): an initiator's name, case-insensitive; a key=value
+-- of the context or the identity, as a path match (`@?`) of the array [context, identity] that
+-- this GIN index answers in one scan (jsonb_path_ops: smaller than the default operator class,
+-- and it indexes `@?`); and the run page's related runs, the other runs of one identity. A run
+-- id prefix is a range of the primary key and needs no index of its own.
+CREATE INDEX operation_runs_tenant_initiator_name_idx
+    ON operation_runs (tenant_id, lower(initiator_name));
+CREATE INDEX operation_runs_attributes_idx
+    ON operation_runs USING gin (('[]'::jsonb || context || identity) jsonb_path_ops);
+CREATE INDEX operation_runs_tenant_identity_created_idx
+    ON operation_runs (tenant_id, run_identity_hash, created_at);

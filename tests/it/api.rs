@@ -11,6 +11,9 @@ pub(crate) mod support;
 mod commands;
 // Query routes: filters, sorts, keyset pages under concurrent writes, ETag/304, runs:count.
 mod queries;
+// Search of the list: run id prefix, initiator name, context/identity key=value; tenant-scoped
+// and keyset-paged; each answered from an index (EXPLAIN).
+mod search;
 // Read-your-writes: min_position waits for the projector, or answers 503 projection-behind.
 mod read_your_writes;
 // Tenant isolation on every route: another tenant's things answer exactly like missing ones.
@@ -74,7 +77,7 @@ impl TestApi {
         let store = TestStore::new().await;
         let config = ApiConfig::new(PUBLIC_URL);
         let app = app(AppState::new(
-            store.pool.clone(),
+            store.app_pool.clone(),
             config.clone(),
             Arc::clone(&clock),
         ));

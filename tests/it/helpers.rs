@@ -90,6 +90,11 @@ async fn template() -> &'static str {
                 .run(&mut template)
                 .await
                 .expect("migrate the template database");
+            // After the migrations, which create runledger_app (roles are the cluster's).
+            sqlx::raw_sql(APP_LOGIN_ROLE_SQL)
+                .execute(&mut template)
+                .await
+                .expect("create the tests' application login role");
             // CREATE DATABASE … TEMPLATE refuses while anyone is connected to the template.
             template
                 .close()
@@ -114,6 +119,33 @@ pub(crate) async fn fresh_database() -> PgConnectOptions {
         .execute(&mut admin)
         .await
         .expect("create a test database");
+    // A database's own grants are not copied from its template: the migration's is repeated.
+    sqlx::raw_sql(&format!("GRANT CREATE ON DATABASE {name} TO runledger_app"))
+        .execute(&mut admin)
+        .await
+        .expect("let the application role create the read models' schemas");
+    admin.close().await.expect("close the admin connection");
+    server()
+        .admin
+        .clone()
+        .database(&name)
+        .disable_statement_logging()
+}
+
+/// A fresh, empty database of this test's own (no migration applied), for tests of migrating.
+pub(crate) async fn empty_database() -> PgConnectOptions {
+    // The template makes the cluster's roles (runledger_app, the application login role).
+    template().await;
+    let name = format!(
+        "{}_{}",
+        server().prefix,
+        NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = admin_connection().await;
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create an empty test database");
     admin.close().await.expect("close the admin connection");
     server()
         .admin
@@ -124,12 +156,35 @@ pub(crate) async fn fresh_database() -> PgConnectOptions {
 
 /// A pool on a fresh database, sized for tests that open many concurrent connections.
 pub(crate) async fn fresh_pool() -> PgPool {
-    let options = fresh_database().await;
+    test_pool(fresh_database().await).await
+}
+
+/// A pool on the database of `options`, sized for tests that open many concurrent connections.
+pub(crate) async fn test_pool(options: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(64)
         .connect_with(options)
         .await
         .expect("connect to the test database")
+}
+
+/// The login role the tests' servers and projectors connect as: a member of runledger_app that
+/// owns nothing of the event store (docs/adr/0023), set up as docs/deployment.md tells an
+/// operator to. The password serves a `DATABASE_URL` server; the embedded one trusts locals.
+pub(crate) const APP_LOGIN_ROLE: &str = "runledger_it_app";
+const APP_LOGIN_PASSWORD: &str = "runledger_it_app";
+const APP_LOGIN_ROLE_SQL: &str = "DO $$ BEGIN \
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'runledger_it_app') THEN \
+        CREATE ROLE runledger_it_app LOGIN PASSWORD 'runledger_it_app' IN ROLE runledger_app; \
+    END IF; END $$; \
+    ALTER ROLE runledger_it_app SET role = 'runledger_app'";
+
+/// The connect options of the database of `options` as the application login role.
+pub(crate) fn as_application_role(options: &PgConnectOptions) -> PgConnectOptions {
+    options
+        .clone()
+        .username(APP_LOGIN_ROLE)
+        .password(APP_LOGIN_PASSWORD)
 }
 
 /// The machine's clock, for the tests' apps (the binary has its own; a test that steers time
@@ -145,7 +200,11 @@ impl runledger_core::Clock for WallClock {
 
 /// The store's handles on one fresh database.
 pub(crate) struct TestStore {
+    /// As the superuser: set-up, tampering, and the store tests' own handles.
     pub(crate) pool: PgPool,
+    /// As the application login role: what the tests' servers, projectors and sweepers use,
+    /// as `runledger serve` does.
+    pub(crate) app_pool: PgPool,
     pub(crate) reader: EventReader,
     pub(crate) writer: EventWriter,
     pub(crate) commands: CommandHandler,
@@ -153,12 +212,15 @@ pub(crate) struct TestStore {
 
 impl TestStore {
     pub(crate) async fn new() -> Self {
-        let pool = fresh_pool().await;
+        let options = fresh_database().await;
+        let pool = test_pool(options.clone()).await;
+        let app_pool = test_pool(as_application_role(&options)).await;
         let reader = EventReader::new(pool.clone());
         let writer = EventWriter::new(pool.clone());
         let commands = CommandHandler::new(reader.clone(), writer.clone());
         Self {
             pool,
+            app_pool,
             reader,
             writer,
             commands,

@@ -30,6 +30,8 @@ mod openapi;
 mod lifecycle;
 // Several spawned processes on one database: leases, fencing, failover, one set of versions.
 mod processes;
+// Degrading fast with the database down, least privilege, rate limits and bad input (issue 10).
+mod robust;
 // The benches' harnesses: a bench measures the load it claims (N writers really at once).
 mod bench;
 // The source tree itself: every file opens with `//!`; only the store reads `events`.

@@ -66,7 +66,16 @@
     listen(run.dataset.liveUrl, {
       run: function (event) {
         const current = document.getElementById("run");
-        if (current) current.replaceWith(fragment(event.data));
+        if (!current) return;
+        // Timeline rows the reader opened stay open across the update.
+        const open = Array.from(current.querySelectorAll("li.timeline-event details[open]"))
+          .map(function (details) { return details.parentElement.dataset.version; });
+        const next = fragment(event.data);
+        for (const version of open) {
+          const details = next.querySelector('li.timeline-event[data-version="' + version + '"] details');
+          if (details) details.open = true;
+        }
+        current.replaceWith(next);
       },
       end: function (event, source) {
         source.close();

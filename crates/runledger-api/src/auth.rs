@@ -156,11 +156,13 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|secret| !secret.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        state
+        let caller = state
             .callers
             .caller(secret, || find_caller(&state.pool, secret))
             .await?
-            .ok_or(ApiError::Unauthorized)
+            .ok_or(ApiError::Unauthorized)?;
+        state.rate_limits.token(caller.token_id)?;
+        Ok(caller)
     }
 }
 
@@ -274,6 +276,9 @@ where
         let caller = W::from_request_parts(parts, state).await?;
         let path = P::from_request_parts(parts, state).await?;
         caller.as_ref().authorize(path.tenant_id(), R::ROLE)?;
+        // After the tenant check: another tenant's routes answer 404, never 429, whatever the
+        // load on that tenant.
+        state.rate_limits.tenant(path.tenant_id())?;
         Ok(Self {
             caller,
             path,

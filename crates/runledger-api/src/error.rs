@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The body is larger than the limit (413).
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// A command body that is not labelled `application/json` (415).
+    #[error("a command body must be JSON: send it with Content-Type: application/json")]
+    UnsupportedMediaType,
     /// The command breaks a rule of the run's lifecycle (409).
     #[error("{detail}")]
     InvalidTransition {
@@ -96,6 +99,26 @@ pub enum ApiError {
         "the read models have not been built yet; a projector builds them at start, retry shortly"
     )]
     ReadModelNotBuilt,
+    /// The database cannot be reached (down, unreachable, or no connection free within the
+    /// pool's acquire timeout): nothing was done, and the same request may be retried (503 with
+    /// `Retry-After`).
+    #[error("the database cannot be reached: nothing was done; retry shortly")]
+    DatabaseUnavailable,
+    /// The connection to the database was lost while a command committed, and could not be
+    /// re-established to learn whether it did (503 with `Retry-After`): retrying with the same
+    /// `Idempotency-Key` applies it exactly once.
+    #[error(
+        "the connection to the database was lost while the command committed: it may or may not have been applied; retry it with the same Idempotency-Key, which applies it once"
+    )]
+    OutcomeUnknown,
+    /// Too many requests from one token, tenant or client address (429 with `Retry-After`).
+    #[error("too many requests: {limit}; retry after {retry_after_seconds} s")]
+    TooManyRequests {
+        /// Which limit was reached, for people (`the token's limit`, …).
+        limit: &'static str,
+        /// Whole seconds until a request will be accepted again.
+        retry_after_seconds: u64,
+    },
     /// Anything unexpected (500); the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -159,6 +182,11 @@ impl ApiError {
                 "payload-too-large",
                 "Payload too large",
             ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
             ApiError::InvalidTransition { current_status, .. } => {
                 if let Some(status) = current_status {
                     extensions.insert("current_status".to_owned(), json!(status.as_str()));
@@ -213,6 +241,25 @@ impl ApiError {
                 "read-model-not-built",
                 "Read model not built",
             ),
+            ApiError::DatabaseUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database-unavailable",
+                "Database unavailable",
+            ),
+            ApiError::OutcomeUnknown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outcome-unknown",
+                "Outcome unknown",
+            ),
+            ApiError::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+            ),
+            // Whatever wrapped it, a database that cannot be reached is not an internal error.
+            ApiError::Internal(error) if caused_by_unavailable_database(error) => {
+                return ApiError::DatabaseUnavailable.problem();
+            }
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -234,10 +281,47 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Seconds a client should wait before sending the request again, for the answers that say
+    /// "later" (429 and 503).
+    pub(crate) fn retry_after_seconds(&self, status: StatusCode) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => Some(*retry_after_seconds),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_UNAVAILABLE_SECONDS),
+            _ => None,
+        }
+    }
+}
+
+/// What a 503 asks a client to wait: the database's or a projection's outage is expected to be
+/// short, and the client's own backoff grows from there.
+const RETRY_UNAVAILABLE_SECONDS: u64 = 1;
+
+/// Whether an opaque error was caused by a database that cannot be reached (a pool time-out, a
+/// refused or lost connection), wherever in its chain the store's or sqlx's error sits.
+fn caused_by_unavailable_database(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(runledger_store::connection_lost)
+            || cause
+                .downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_unavailable)
+    })
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
         let mut response = problem.status.into_response();
+        if let Some(seconds) = self.retry_after_seconds(problem.status) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response.extensions_mut().insert(problem);
         response
     }
@@ -257,6 +341,7 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(UNDEFINED_TABLE) => {
                 ApiError::ReadModelNotBuilt
             }
+            error if runledger_store::connection_lost(error) => ApiError::DatabaseUnavailable,
             _ => ApiError::Internal(error.into()),
         }
     }
@@ -275,6 +360,8 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { actual, .. } => ApiError::VersionMismatch {
                 current_version: actual,
             },
+            StoreError::OutcomeUnknown => ApiError::OutcomeUnknown,
+            error if error.is_unavailable() => ApiError::DatabaseUnavailable,
             other => ApiError::Internal(other.into()),
         }
     }
@@ -392,4 +479,82 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
         }
     }
     rendered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status, problem slug and `Retry-After` an error answers with.
+    fn answer(error: ApiError) -> (StatusCode, &'static str, Option<String>) {
+        let response = error.into_response();
+        let slug = response
+            .extensions()
+            .get::<Problem>()
+            .map(|problem| problem.slug)
+            .unwrap_or_default();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        (response.status(), slug, retry_after)
+    }
+
+    fn io_error() -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_to_retry_wherever_it_surfaces() {
+        let unavailable = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database-unavailable",
+            Some("1".to_owned()),
+        );
+        assert_eq!(answer(sqlx::Error::PoolTimedOut.into()), unavailable);
+        assert_eq!(answer(io_error().into()), unavailable);
+        assert_eq!(answer(StoreError::Database(io_error()).into()), unavailable);
+        assert_eq!(
+            answer(CommandError::Store(StoreError::Database(sqlx::Error::PoolClosed)).into()),
+            unavailable
+        );
+        // Wrapped in an opaque error (a projection's, a page's), it is still not a 500.
+        let wrapped = anyhow::Error::new(io_error()).context("reading the projections");
+        assert_eq!(answer(ApiError::Internal(wrapped)), unavailable);
+    }
+
+    #[test]
+    fn a_commit_cut_off_is_an_unknown_outcome_to_retry_with_the_same_key() {
+        let (status, slug, retry_after) = answer(StoreError::OutcomeUnknown.into());
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(slug, "outcome-unknown");
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert!(
+            ApiError::OutcomeUnknown
+                .to_string()
+                .contains("same Idempotency-Key")
+        );
+    }
+
+    #[test]
+    fn other_failures_stay_internal_and_429_carries_its_own_wait() {
+        let other = ApiError::Internal(anyhow::anyhow!("a bug"));
+        assert_eq!(
+            answer(other),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
+        );
+        let limited = ApiError::TooManyRequests {
+            limit: "the token's request limit",
+            retry_after_seconds: 7,
+        };
+        assert_eq!(
+            answer(limited),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                Some("7".to_owned())
+            )
+        );
+    }
 }

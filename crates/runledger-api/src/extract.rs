@@ -5,8 +5,8 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use runledger_core::{RunId, TenantId};
 use serde::de::DeserializeOwned;
 
@@ -141,7 +141,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RunPath {
 }
 
 /// A JSON command body, kept with its raw bytes (for idempotency hashing); an empty body reads
-/// as `{}`.
+/// as `{}`. A body that is not labelled JSON (`application/json`, or an `application/*+json`
+/// type) is refused with 415, a missing `Content-Type` included: only an empty body may go
+/// without one.
 #[derive(Debug)]
 pub struct CommandBody<T> {
     /// The parsed body.
@@ -154,6 +156,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CommandBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let labelled_json = is_json_media_type(request.headers().get(header::CONTENT_TYPE));
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -168,6 +171,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CommandBody<T> {
             })?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
+        } else if !labelled_json {
+            return Err(ApiError::UnsupportedMediaType);
         } else {
             &bytes
         };
@@ -185,4 +190,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CommandBody<T> {
         })?;
         Ok(CommandBody { value, bytes })
     }
+}
+
+/// Whether a `Content-Type` names JSON: `application/json` or a structured `application/*+json`
+/// type (parameters such as `charset` allowed), in any letter case.
+fn is_json_media_type(content_type: Option<&HeaderValue>) -> bool {
+    let Some(essence) = content_type
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase())
+    else {
+        return false;
+    };
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|subtype| subtype.ends_with("+json"))
 }

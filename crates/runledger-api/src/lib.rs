@@ -12,6 +12,7 @@
 //! - [`tokens`]: the token API and the tokens' storage: create, list, revoke; tenant scopes.
 //! - [`error`]: `ApiError` and the problem+json middleware.
 //! - [`extract`]: extractors whose rejections are problems.
+//! - [`rate_limit`]: requests per token and per tenant, sign-in attempts per client address.
 //! - [`idempotency`]: the `Idempotency-Key` header.
 //! - [`run_json`]: the JSON of a run.
 //! - [`openapi`]: every documented route listed once: the router and the OpenAPI document.
@@ -43,6 +44,7 @@ pub mod openapi;
 pub mod operations;
 pub mod page;
 pub mod projections;
+pub mod rate_limit;
 pub mod read_your_writes;
 pub mod run_json;
 pub mod runs_commands;
@@ -86,6 +88,8 @@ pub struct ApiConfig {
     pub live_poll: Duration,
     /// The lifecycle limits a queued run gets where its request gives none (docs/adr/0021).
     pub limits: runs_commands::limits::LimitDefaults,
+    /// Requests per token and per tenant, sign-in attempts per client address.
+    pub rate_limits: rate_limit::RateLimitConfig,
 }
 
 impl ApiConfig {
@@ -98,6 +102,7 @@ impl ApiConfig {
             token_staleness: Duration::from_secs(5),
             live_poll: Duration::from_secs(1),
             limits: runs_commands::limits::LimitDefaults::default(),
+            rate_limits: rate_limit::RateLimitConfig::default(),
         }
     }
 
@@ -134,6 +139,8 @@ pub struct AppState {
     pub callers: CallerCache,
     /// Settings.
     pub config: ApiConfig,
+    /// The process's rate limiters (of `config.rate_limits`).
+    pub rate_limits: rate_limit::RateLimits,
     /// The process's one listener and log follower, and the projections' published positions:
     /// what every live client (SSE streams, read-your-writes waits) subscribes to.
     pub live: LiveLog,
@@ -156,6 +163,7 @@ impl AppState {
             reader,
             pool,
             callers: CallerCache::new(config.token_staleness),
+            rate_limits: rate_limit::RateLimits::new(&config.rate_limits),
             config,
             clock,
         }

@@ -83,9 +83,11 @@ impl FromRequestParts<AppState> for Feed {
     }
 }
 
-/// The digest of a feed's page tokens: which list (all notices, or the unread ones).
-fn feed_digest(unread_only: bool) -> &'static str {
-    if unread_only { "unread" } else { "all" }
+/// The digest of a feed's page tokens: whose feed (tenant and user) and which list of it (all
+/// notices, or the unread ones); another feed's token is refused.
+fn feed_digest(tenant: TenantId, user: UserId, unread_only: bool) -> String {
+    let list = if unread_only { "unread" } else { "all" };
+    PageToken::digest(&(tenant.get(), user.get(), list))
 }
 
 /// The signed-in user's notices, newest first, in pages.
@@ -105,11 +107,11 @@ pub(crate) async fn list_notifications(
             "must be between 1 and 200",
         ));
     }
-    let digest = feed_digest(params.unread_only);
+    let digest = feed_digest(caller.tenant_id, user, params.unread_only);
     let after = params
         .page_token
         .as_deref()
-        .map(|t| PageToken::decode(t, digest))
+        .map(|t| PageToken::decode(t, &digest))
         .transpose()?
         .map(|token| {
             Ok::<_, ApiError>(NoticePosition {
@@ -126,7 +128,7 @@ pub(crate) async fn list_notifications(
     let page = notice_page(&state.pool, caller.tenant_id, user, &query).await?;
     let next_page_token = page.next.map(|next| {
         PageToken {
-            f: digest.to_owned(),
+            f: digest,
             t: Some(next.created_at),
             id: next.id,
         }

@@ -32,44 +32,64 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 
 /// Readiness: whether this process can serve.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Object, description = "Ready: the database answers, no projection is halted or far behind"), (status = 503, body = Object, description = "Not ready, with the failing check")))]
+    responses((status = 200, body = Object, description = "Ready: the database answers within the bound; each projection's state and lag are in the body (a lagging or halted read model does not make the node unready)"), (status = 503, body = Object, description = "Not ready: the database (and with it the command path) cannot be reached within the bound")))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    let projections = match runledger_projections::statuses(&state.pool).await {
-        Ok(projections) => projections,
-        Err(error) => {
-            tracing::warn!(%error, "readiness: database unreachable");
-            let body = json!({ "status": "not ready", "checks": { "database": "unreachable" } });
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-        }
+    // Bounded: a load balancer asks often and must learn "not ready" quickly, not after the
+    // pool's acquire timeout or a TCP time-out.
+    let projections = match tokio::time::timeout(
+        READINESS_BOUND,
+        runledger_projections::statuses(&state.pool),
+    )
+    .await
+    {
+        Ok(Ok(projections)) => projections,
+        Ok(Err(error)) => return not_ready(&error.to_string()),
+        Err(_) => return not_ready("no answer within the readiness bound"),
     };
-    let mut ready = true;
     let mut checks = serde_json::Map::new();
+    let mut lags = serde_json::Map::new();
     checks.insert("database".to_owned(), json!("ok"));
     for projection in &projections {
         let lag = &projection.active;
         let verdict = if projection.state == ProjectionState::Halted {
             "halted"
-        } else if lag.lag_events > MAX_READY_LAG_EVENTS || lag.lag_seconds > MAX_READY_LAG_SECONDS {
+        } else if lag.lag_events > MAX_CURRENT_LAG_EVENTS
+            || lag.lag_seconds > MAX_CURRENT_LAG_SECONDS
+        {
             "lagging"
         } else {
             "ok"
         };
-        ready &= verdict == "ok";
         checks.insert(format!("projection:{}", projection.name), json!(verdict));
+        lags.insert(
+            projection.name.clone(),
+            json!({ "lag_events": lag.lag_events, "lag_seconds": lag.lag_seconds }),
+        );
     }
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({ "status": if ready { "ready" } else { "not ready" }, "checks": checks });
-    (status, Json(body)).into_response()
+    // Commands and every read but the freshest still work while a read model lags or halts:
+    // the node stays in rotation, and says so in the body (and `/metrics`, `runledger
+    // projections`); taking every node out would turn one read model's lag into an outage.
+    let body = json!({ "status": "ready", "checks": checks, "projections": lags });
+    (StatusCode::OK, Json(body)).into_response()
 }
 
-/// A projection further behind than this makes the process not ready.
-const MAX_READY_LAG_EVENTS: i64 = 10_000;
-/// A projection whose oldest unapplied event is older than this makes the process not ready.
-const MAX_READY_LAG_SECONDS: f64 = 30.0;
+/// The 503 of a node whose database (and so command path) cannot be reached.
+fn not_ready(cause: &str) -> Response {
+    tracing::warn!(cause, "readiness: database unreachable");
+    let body = json!({ "status": "not ready", "checks": { "database": "unreachable" } });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(1u64));
+    response
+}
+
+/// The longest `/readyz` waits for the database before it answers 503.
+const READINESS_BOUND: std::time::Duration = std::time::Duration::from_millis(800);
+/// A projection further behind than this is reported `lagging`.
+const MAX_CURRENT_LAG_EVENTS: i64 = 10_000;
+/// A projection whose oldest unapplied event is older than this is reported `lagging`.
+const MAX_CURRENT_LAG_SECONDS: f64 = 30.0;
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), (status = 500)))]

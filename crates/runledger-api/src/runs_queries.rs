@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use runledger_core::{Outcome, RunSnapshot, RunStatus, RunType, TenantId, UserId};
 use runledger_projections::operation_runs::query;
 use runledger_projections::operation_runs::{
-    CountGroup, OperationRunRow, RunFilter, RunOrder, RunPageQuery, RunPosition, RunQueryError,
-    TypePrefix,
+    Attribute, CountGroup, OperationRunRow, RunFilter, RunIdPrefix, RunOrder, RunPageQuery,
+    RunPosition, RunQueryError, TypePrefix,
 };
 use runledger_wire::{OperationRun, RunCount, RunCountGroup, RunPage, RunQuery};
 use serde::{Deserialize, Serialize};
@@ -60,8 +60,8 @@ pub(crate) trait RunQueryExt {
     /// The filters, as the read model's typed filter.
     fn filter(&self) -> Result<RunFilter, ApiError>;
 
-    /// The page of the list these parameters ask for.
-    fn page(&self) -> Result<ListPage, ApiError>;
+    /// The page of the tenant's list these parameters ask for.
+    fn page(&self, tenant: TenantId) -> Result<ListPage, ApiError>;
 }
 
 impl RunQueryExt for RunQuery {
@@ -80,12 +80,23 @@ impl RunQueryExt for RunQuery {
                 .map(|o| o.parse::<Outcome>())
                 .collect::<Result<_, _>>()?,
             initiator: self.initiator_user_id.map(initiator).transpose()?,
+            initiator_name: self
+                .initiator_name
+                .as_deref()
+                .map(initiator_name)
+                .transpose()?,
+            id_prefix: self
+                .run_id_prefix
+                .as_deref()
+                .map(run_id_prefix)
+                .transpose()?,
+            attribute: self.attribute.as_deref().map(attribute).transpose()?,
             created_after: self.created_after,
             created_before: self.created_before,
         })
     }
 
-    fn page(&self) -> Result<ListPage, ApiError> {
+    fn page(&self, tenant: TenantId) -> Result<ListPage, ApiError> {
         if self.watch.is_some() {
             return Err(ApiError::bad_field(
                 "watch",
@@ -109,7 +120,7 @@ impl RunQueryExt for RunQuery {
                 "must be between 1 and 500",
             ));
         }
-        list.page(size, self.page_token.as_deref())
+        list.page(tenant, size, self.page_token.as_deref())
     }
 }
 
@@ -123,6 +134,29 @@ pub(crate) fn initiator(id: i64) -> Result<UserId, ApiError> {
     UserId::new(id).map_err(|e| ApiError::bad_field("initiator_user_id", e.reason))
 }
 
+/// The initiator's name of a filter: 1 to 200 characters.
+pub(crate) fn initiator_name(text: &str) -> Result<String, ApiError> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::bad_field(
+            "initiator_name",
+            "must be 1 to 200 characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The run id prefix of a filter.
+pub(crate) fn run_id_prefix(text: &str) -> Result<RunIdPrefix, ApiError> {
+    RunIdPrefix::parse(text)
+        .map_err(|error| ApiError::bad_field("run_id_prefix", error.to_string()))
+}
+
+/// The `key=value` of a filter.
+pub(crate) fn attribute(text: &str) -> Result<Attribute, ApiError> {
+    Attribute::parse(text).map_err(|error| ApiError::bad_field("attribute", error.to_string()))
+}
+
 /// A list of a tenant's runs, as the list route and the runs page ask for one: which runs, in
 /// which order.
 pub(crate) struct RunList {
@@ -131,12 +165,19 @@ pub(crate) struct RunList {
 }
 
 impl RunList {
-    /// The page of `size` runs after the one `page_token` ended (the first page without one).
+    /// The page of `size` of `tenant`'s runs after the one `page_token` ended (the first page
+    /// without one).
     ///
     /// # Errors
-    /// A 400 naming `page_token` when it is not a token of this list.
-    pub(crate) fn page(self, size: u32, page_token: Option<&str>) -> Result<ListPage, ApiError> {
-        let digest = list_digest(&self.filter, self.order);
+    /// A 400 naming `page_token` when it is not a token of this list (another tenant's list
+    /// included).
+    pub(crate) fn page(
+        self,
+        tenant: TenantId,
+        size: u32,
+        page_token: Option<&str>,
+    ) -> Result<ListPage, ApiError> {
+        let digest = list_digest(tenant, &self.filter, self.order);
         let after = page_token
             .map(|t| PageToken::decode(t, &digest))
             .transpose()?
@@ -218,10 +259,19 @@ struct DigestedFilters<'a> {
     initiator_user_id: Option<i64>,
     created_after: Option<DateTime<Utc>>,
     created_before: Option<DateTime<Utc>>,
+    // Added later: left out when absent, so that tokens issued before them stay valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    initiator_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_id_prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attribute: Option<String>,
 }
 
-/// A digest of the filters and order a page token belongs to.
-fn list_digest(filter: &RunFilter, order: RunOrder) -> String {
+/// A digest of the tenant, filters and order a page token belongs to: a token of another
+/// tenant's list is refused like one of other filters (it would reveal nothing, but a token is
+/// the list's, not a cursor to reuse anywhere).
+fn list_digest(tenant: TenantId, filter: &RunFilter, order: RunOrder) -> String {
     let filters = DigestedFilters {
         run_type: filter.run_type.as_ref().map(RunType::as_str),
         type_prefix: filter.type_prefix.as_ref().map(TypePrefix::as_str),
@@ -230,8 +280,11 @@ fn list_digest(filter: &RunFilter, order: RunOrder) -> String {
         initiator_user_id: filter.initiator.map(UserId::get),
         created_after: filter.created_after,
         created_before: filter.created_before,
+        initiator_name: filter.initiator_name.as_deref(),
+        run_id_prefix: filter.id_prefix.as_ref().map(RunIdPrefix::as_str),
+        attribute: filter.attribute.as_ref().map(Attribute::text),
     };
-    PageToken::digest(&(filters, order_name(order)))
+    PageToken::digest(&(tenant.get(), filters, order_name(order)))
 }
 
 /// List runs: filtered, sorted, in keyset pages.
@@ -271,7 +324,7 @@ pub(crate) async fn list_runs(
         watch: None,
         ..params.clone()
     }
-    .page()?;
+    .page(tenant_id)?;
     crate::read_your_writes::wait_for(&state, params.min_position).await?;
     let (page, next_page_token) = page.fetch(&state, tenant_id).await?;
     let runs = page

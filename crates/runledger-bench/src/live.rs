@@ -9,6 +9,8 @@
 //! without; and whether every stream received every event meant for it (each is checked
 //! against what the server acknowledged once the load stops: a log tail every event of its
 //! tenant in order, a watched list every run of its tenant that completed while it was open).
+//! The stream readers and the load's clients run on runtimes of their own (one thread each),
+//! so that the server's scheduler carries only the server's work.
 
 mod load;
 mod streams;
@@ -102,8 +104,16 @@ pub async fn measure(pool: &PgPool, args: &LiveBenchArgs) -> anyhow::Result<Valu
         period: Duration::from_secs(args.seconds),
     };
     let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
+    let clients = Clients::start()?;
+    let send_load = || {
+        let (tokens, acknowledged) = (tokens.clone(), Arc::clone(&acknowledged));
+        let load = clients
+            .load
+            .spawn(async move { load::send(address, &tokens, shape, &acknowledged).await });
+        async move { load.await? }
+    };
 
-    let mut before = load::send(address, &tokens, shape, &acknowledged).await?;
+    let mut before = send_load().await?;
     say(args, format!("without streams: {}", before.figures()));
 
     let opened = Instant::now();
@@ -115,7 +125,11 @@ pub async fn measure(pool: &PgPool, args: &LiveBenchArgs) -> anyhow::Result<Valu
         } else {
             Kind::WatchedList
         };
-        open.push(Stream::open(address, *tenant, token, kind).await?);
+        let (tenant, token) = (*tenant, token.clone());
+        let stream = clients
+            .streams
+            .spawn(async move { Stream::open(address, tenant, &token, kind).await });
+        open.push(stream.await??);
     }
     let completed_before: Vec<usize> = {
         let acknowledged = acknowledged.lock().expect("the acknowledgements");
@@ -136,7 +150,7 @@ pub async fn measure(pool: &PgPool, args: &LiveBenchArgs) -> anyhow::Result<Valu
             opened.elapsed().as_secs_f64()
         ),
     );
-    let mut during = load::send(address, &tokens, shape, &acknowledged).await?;
+    let mut during = send_load().await?;
     say(args, format!("with streams: {}", during.figures()));
     let drained = Instant::now();
     let checks = loop {
@@ -175,7 +189,7 @@ pub async fn measure(pool: &PgPool, args: &LiveBenchArgs) -> anyhow::Result<Valu
     drop(open);
     say(args, format!("streams: {streams}"));
 
-    let mut after = load::send(address, &tokens, shape, &acknowledged).await?;
+    let mut after = send_load().await?;
     say(args, format!("without streams again: {}", after.figures()));
 
     let (before, during, after) = (before.figures(), during.figures(), after.figures());
@@ -186,6 +200,7 @@ pub async fn measure(pool: &PgPool, args: &LiveBenchArgs) -> anyhow::Result<Valu
         round(during[key].as_f64().unwrap_or(f64::NAN) / quiet)
     };
     drop(served);
+    drop(clients);
     let figures = json!({
         "streams": args.streams,
         "seconds": args.seconds,
@@ -220,6 +235,42 @@ async fn ready(address: std::net::SocketAddr, token: &str) -> anyhow::Result<()>
             "the server is not ready after 30 s: {status}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The bench's clients, each kind on a runtime of its own with one thread: the work of reading
+/// 500 streams, and of timing requests, is not scheduled among the server's tasks (a real
+/// server's clients are elsewhere), and the load's latencies do not wait behind stream reading.
+struct Clients {
+    streams: tokio::runtime::Handle,
+    load: tokio::runtime::Handle,
+    runtimes: Vec<tokio::runtime::Runtime>,
+}
+
+impl Clients {
+    fn start() -> anyhow::Result<Self> {
+        let runtime = || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+        };
+        let (streams, load) = (runtime()?, runtime()?);
+        Ok(Self {
+            streams: streams.handle().clone(),
+            load: load.handle().clone(),
+            runtimes: vec![streams, load],
+        })
+    }
+}
+
+impl Drop for Clients {
+    /// Stops the runtimes without blocking the caller's (a runtime may not be dropped inside
+    /// another).
+    fn drop(&mut self) {
+        for runtime in self.runtimes.drain(..) {
+            runtime.shutdown_background();
+        }
     }
 }
 

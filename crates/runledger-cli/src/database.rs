@@ -39,6 +39,15 @@ pub struct DatabaseArgs {
         global = true
     )]
     max_connections: u32,
+    /// Seconds a request waits for a database connection before it answers 503 (the database
+    /// is down, unreachable, or every connection is busy).
+    #[arg(
+        long,
+        env = "RUNLEDGER_ACQUIRE_TIMEOUT_SECONDS",
+        default_value_t = 2.0,
+        global = true
+    )]
+    acquire_timeout_seconds: f64,
 }
 
 impl DatabaseArgs {
@@ -57,6 +66,7 @@ const EMBEDDED_DATABASE: &str = "runledger";
 pub struct Database {
     options: PgConnectOptions,
     max_connections: u32,
+    acquire_timeout: Duration,
     embedded: Option<EmbeddedPostgres>,
     /// The data directory of the embedded server, whether we started it or a `serve` did.
     data_dir: Option<PathBuf>,
@@ -117,6 +127,10 @@ impl Database {
         Ok(Self {
             options,
             max_connections: args.max_connections,
+            acquire_timeout: Duration::try_from_secs_f64(args.acquire_timeout_seconds)
+                .ok()
+                .filter(|timeout| !timeout.is_zero())
+                .context("--acquire-timeout-seconds must be a positive number of seconds")?,
             embedded,
             data_dir: args.database_url.is_none().then(|| args.data_dir.clone()),
             beside_serve,
@@ -166,6 +180,11 @@ impl Database {
     }
 
     /// A pool on the ledger database, migrated (and, on the embedded server, created first).
+    ///
+    /// On the embedded server and as the schema's owner, the migrations are applied. As an
+    /// application role (a member of `runledger_app` that does not own `events`) nothing is
+    /// migrated: the schema's version is checked, and missing migrations are an error that
+    /// names `runledger migrate` (docs/adr/0023).
     pub async fn migrated_pool(&self) -> anyhow::Result<PgPool> {
         if self.embedded.is_some() {
             self.create_embedded_database().await?;
@@ -173,11 +192,52 @@ impl Database {
         let pool = self
             .pool(self.options.clone(), self.max_connections)
             .await?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .context("applying the event store migrations")?;
+        match schema_role(&pool).await? {
+            SchemaRole::Owner => MIGRATOR
+                .run(&pool)
+                .await
+                .context("applying the event store migrations")?,
+            SchemaRole::Application => check_migrated(&pool).await?,
+        }
         Ok(pool)
+    }
+
+    /// `runledger migrate`: applies the migrations as the role given, whatever it is (the
+    /// schema's owner, in a deployment of least privilege).
+    pub async fn migrate(&self) -> anyhow::Result<PgPool> {
+        if self.embedded.is_some() {
+            self.create_embedded_database().await?;
+        }
+        let pool = self
+            .pool(self.options.clone(), self.max_connections)
+            .await?;
+        MIGRATOR.run(&pool).await.context(
+            "applying the event store migrations (run `runledger migrate` as the owner of the database's schema)",
+        )?;
+        Ok(pool)
+    }
+
+    /// The pool `serve`, `project` and `rebuild` work on: as the application role, which can
+    /// append and build the read models but never change or drop an event.
+    ///
+    /// On `DATABASE_URL` that is the role the URL logs in as (an operator sets it up:
+    /// docs/deployment.md). On the embedded server the owner migrates, makes sure the login
+    /// role [`EMBEDDED_APP_ROLE`] exists, and the pool logs in as it.
+    pub async fn application_pool(&self) -> anyhow::Result<PgPool> {
+        let pool = self.migrated_pool().await?;
+        if self.data_dir.is_none() {
+            return Ok(pool);
+        }
+        sqlx::raw_sql(EMBEDDED_APP_ROLE_SQL)
+            .execute(&pool)
+            .await
+            .context("setting up the embedded database's application role")?;
+        pool.close().await;
+        self.pool(
+            self.options.clone().username(EMBEDDED_APP_ROLE),
+            self.max_connections,
+        )
+        .await
     }
 
     async fn create_embedded_database(&self) -> anyhow::Result<()> {
@@ -203,7 +263,7 @@ impl Database {
     ) -> anyhow::Result<PgPool> {
         PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(self.acquire_timeout)
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to {}", self.describe()))
@@ -260,4 +320,75 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// The login role of `serve`, `project` and `rebuild` on the embedded server: a member of
+/// `runledger_app`, acting as it (so that what it creates, the read models, is `runledger_app`'s).
+pub const EMBEDDED_APP_ROLE: &str = "runledger_server";
+
+/// Creates [`EMBEDDED_APP_ROLE`] once; the embedded server trusts its local users, so it has no
+/// password.
+const EMBEDDED_APP_ROLE_SQL: &str = "DO $$ BEGIN \
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'runledger_server') THEN \
+        CREATE ROLE runledger_server LOGIN IN ROLE runledger_app; \
+    END IF; END $$; \
+    ALTER ROLE runledger_server SET role = 'runledger_app'";
+
+/// What the role a pool logs in as may do with the schema.
+enum SchemaRole {
+    /// It owns the event store (or it is a superuser, or there is no event store yet and no
+    /// application role to tell it from): it migrates.
+    Owner,
+    /// A member of `runledger_app` that does not own the event store: it never migrates.
+    Application,
+}
+
+async fn schema_role(pool: &PgPool) -> anyhow::Result<SchemaRole> {
+    let (owner, application): (bool, bool) = sqlx::query_as(
+        "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+                OR COALESCE((SELECT pg_has_role(current_user, c.relowner, 'USAGE') \
+                    FROM pg_class c WHERE c.oid = to_regclass('public.events')), false), \
+                EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'runledger_app') \
+                    AND pg_has_role(current_user, 'runledger_app', 'MEMBER')",
+    )
+    .fetch_one(pool)
+    .await
+    .context("reading the database role's privileges")?;
+    Ok(if owner || !application {
+        SchemaRole::Owner
+    } else {
+        SchemaRole::Application
+    })
+}
+
+/// Checks that every migration this binary knows is applied, as a role that may not apply them.
+async fn check_migrated(pool: &PgPool) -> anyhow::Result<()> {
+    let applied: Vec<i64> = match sqlx::query_scalar(
+        "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await
+    {
+        Ok(applied) => applied,
+        // No migration table, or one this role may not read (migrated by a release before the
+        // application role could): as good as unmigrated.
+        Err(sqlx::Error::Database(error))
+            if matches!(error.code().as_deref(), Some("42P01" | "42501")) =>
+        {
+            Vec::new()
+        }
+        Err(error) => return Err(error).context("reading the applied migrations"),
+    };
+    let missing: Vec<String> = MIGRATOR
+        .iter()
+        .filter(|migration| !applied.contains(&migration.version))
+        .map(|migration| format!("{} {}", migration.version, migration.description))
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the database is not migrated for this runledger ({} missing: {}); this role is an application role and does not migrate: run `runledger migrate` with a DATABASE_URL of the schema's owner first",
+        missing.len(),
+        missing.join(", ")
+    );
+    Ok(())
 }

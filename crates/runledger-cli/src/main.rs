@@ -12,6 +12,7 @@
 //!   `heartbeat`, `show`.
 //! - `lifecycle_args`: the default limits (`serve`, `queue`) and the sweeper's settings
 //!   (`serve`, `project`).
+//! - `rate_limit_args`: `serve`'s rate limits.
 //! - `projections`: `runledger projections`, `rebuild`, `project`: operating the read models.
 //! - `serve`: the HTTP API, the projectors and the sweeper, until SIGINT/SIGTERM.
 //! - `token`: API tokens.
@@ -23,6 +24,7 @@
 mod audit;
 mod lifecycle_args;
 mod projections;
+mod rate_limit_args;
 mod run_commands;
 mod serve;
 mod token;
@@ -189,7 +191,7 @@ async fn over_http(client: &runledger_client::Client, command: Command) -> anyho
 async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Migrate => {
-            let reader = runledger_store::EventReader::new(database.migrated_pool().await?);
+            let reader = runledger_store::EventReader::new(database.migrate().await?);
             let events = reader
                 .count_events(runledger_store::LogCursor::START, None, u64::MAX)
                 .await?;

@@ -123,7 +123,7 @@ pub(crate) struct ProjectArgs {
 const DEDUPE_INDEX: &str = "dedupe_index";
 
 pub(crate) async fn projections(database: &Database, args: ProjectionsArgs) -> anyhow::Result<()> {
-    let pool = database.migrated_pool().await?;
+    let pool = database.application_pool().await?;
     match args.command {
         None => {
             let code = ProjectionsConfig::default().definitions(&pool);
@@ -241,7 +241,7 @@ fn status_json(status: &ProjectionStatus) -> serde_json::Value {
 }
 
 pub(crate) async fn rebuild(database: &Database, args: RebuildArgs) -> anyhow::Result<()> {
-    let pool = database.migrated_pool().await?;
+    let pool = database.application_pool().await?;
     let config = args.config.config()?;
     let names: Vec<String> = match &args.name {
         Some(name) => vec![name.clone()],
@@ -362,7 +362,7 @@ async fn rebuild_one<P: Projection>(
 }
 
 pub(crate) async fn project(database: &Database, args: ProjectArgs) -> anyhow::Result<()> {
-    let pool = database.migrated_pool().await?;
+    let pool = database.application_pool().await?;
     let config = args.config.config()?;
     if args.until_caught_up {
         catch_up(&pool, config.operation_runs(), &config).await?;

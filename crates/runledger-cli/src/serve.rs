@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::database::Database;
 use crate::lifecycle_args::{LimitArgs, SweeperArgs};
 use crate::projections::ProjectionConfigArgs;
+use crate::rate_limit_args::RateLimitArgs;
 use runledger_cli::clock::SystemClock;
 use runledger_cli::local_server::LocalServer;
 
@@ -54,16 +55,19 @@ pub(crate) struct ServeArgs {
     sweeper: SweeperArgs,
     #[command(flatten)]
     projectors: ProjectionConfigArgs,
+    #[command(flatten)]
+    rate_limits: RateLimitArgs,
 }
 
 pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Result<()> {
-    let pool = database.migrated_pool().await?;
+    let pool = database.application_pool().await?;
     let public_url = args
         .public_url
         .unwrap_or_else(|| format!("http://{}", args.listen));
     let config = ApiConfig {
         token_staleness: Duration::from_secs(args.token_staleness_seconds),
         limits: args.limits.defaults()?,
+        rate_limits: args.rate_limits.config()?,
         ..ApiConfig::new(&public_url)
     };
     let sweeper = args.sweeper.config(args.projectors.lease()?)?;
@@ -114,8 +118,10 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
         anchoring,
         shutdown.clone().cancelled_owned(),
     ));
-    let server = axum::serve(listener, runledger_api::app(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // With each connection's peer address: the sign-in attempts are limited per client.
+    let app = runledger_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let served = server.await.context("serving HTTP");
     // The server stops on the signal; make sure every other task hears it too, then wait.
     shutdown.cancel();

@@ -100,3 +100,31 @@ impl From<StoreError> for CommandError {
         }
     }
 }
+
+/// Whether an error means the connection is gone or none could be had (the server is down,
+/// unreachable, shutting down, or the pool timed out), rather than that a statement failed on a
+/// connection that still works. The group writer gives such a connection up; the API answers
+/// 503 for it.
+pub fn connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db
+            .code()
+            // Class 08: connection exception; 57P: the server shuts down or ended the session.
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (nothing was stored; retrying is safe), as
+    /// opposed to [`StoreError::OutcomeUnknown`] or a failure of the request itself.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Database(error) if connection_lost(error))
+    }
+}

@@ -45,7 +45,7 @@ pub mod walk;
 pub use append::{AppendOutcome, EventWriter, NewEvent, WriterConfig, WriterStats};
 pub use command::{CommandHandler, CommandOutcome, CommandRequest, ExpectedVersion};
 pub use dedupe::{DedupeRebuild, rebuild_dedupe_index};
-pub use error::{CommandError, StoreError};
+pub use error::{CommandError, StoreError, connection_lost};
 pub use heartbeat::{Heartbeat, HeartbeatError};
 pub use hub::{HubConfig, LogHub, Notice};
 pub use lease::{DEFAULT_LEASE_DURATION, Fence, Lease, LeaseBid};

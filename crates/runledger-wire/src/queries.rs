@@ -26,6 +26,13 @@ pub struct RunQuery {
     pub outcome: Vec<String>,
     /// Initiating user.
     pub initiator_user_id: Option<i64>,
+    /// The initiator's name, case-insensitive (`ada` finds runs initiated by `Ada`).
+    pub initiator_name: Option<String>,
+    /// Run ids starting with these hex digits (hyphens allowed), e.g. `4f2a91`.
+    pub run_id_prefix: Option<String>,
+    /// `key=value`: runs whose context or identity holds this top-level key with this value
+    /// (as text, or as the number or boolean it reads as), e.g. `restore_run_id=42`.
+    pub attribute: Option<String>,
     /// Created at or after (RFC 3339).
     pub created_after: Option<DateTime<Utc>>,
     /// Created before (RFC 3339).
@@ -63,6 +70,9 @@ impl RunQuery {
             "initiator_user_id",
             self.initiator_user_id.map(|u| u.to_string()),
         );
+        one("initiator_name", self.initiator_name.clone());
+        one("run_id_prefix", self.run_id_prefix.clone());
+        one("attribute", self.attribute.clone());
         one("created_after", self.created_after.as_ref().map(time));
         one("created_before", self.created_before.as_ref().map(time));
         one("sort", self.sort.clone());

@@ -107,7 +107,11 @@ async fn request_ids_reach_problems_and_a_body_over_the_limit_is_413() {
         .send(
             Method::POST,
             &runs_path(t),
-            &[("authorization", &writer), ("x-request-id", "req-42")],
+            &[
+                ("authorization", &writer),
+                ("x-request-id", "req-42"),
+                ("content-type", "application/json"),
+            ],
             Bytes::from_static(b"{"),
         )
         .await;

@@ -94,6 +94,12 @@ impl Call {
         self
     }
 
+    /// Sets a body with no `Content-Type` of its own (a test adds one with [`Call::header`]).
+    pub(crate) fn unlabelled(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = Body::from(body.into());
+        self
+    }
+
     pub(crate) fn build(self) -> Request<Body> {
         self.request.body(self.body).expect("a valid request")
     }
@@ -109,7 +115,7 @@ impl TestApi {
     /// The state the app was built from.
     pub(crate) fn state(&self) -> AppState {
         AppState::new(
-            self.store.pool.clone(),
+            self.store.app_pool.clone(),
             self.config.clone(),
             std::sync::Arc::clone(&self.clock),
         )
@@ -226,7 +232,7 @@ impl TestApi {
     /// end of the committed log, then gives up their leader locks.
     pub(crate) async fn project(&self) {
         let config = self.projections_config();
-        let pool = &self.store.pool;
+        let pool = &self.store.app_pool;
         project_one(Projector::new(
             pool.clone(),
             config.operation_runs(),
@@ -245,7 +251,7 @@ impl TestApi {
     pub(crate) fn project_live(&self) -> LiveProjector {
         let config = self.projections_config();
         let mut projector = Projector::new(
-            self.store.pool.clone(),
+            self.store.app_pool.clone(),
             config.operation_runs(),
             config.options,
         );
@@ -265,7 +271,7 @@ impl TestApi {
     /// background, as `runledger serve` does, until the handle is stopped.
     pub(crate) fn project_all_live(&self) -> LiveProjector {
         let config = self.projections_config();
-        let pool = self.store.pool.clone();
+        let pool = self.store.app_pool.clone();
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             run_projectors(pool, config, async move {
@@ -364,31 +370,43 @@ impl Served {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Answer {
-        let tcp = tokio::net::TcpStream::connect(self.address)
-            .await
-            .expect("connect to the API");
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .expect("an HTTP/1.1 handshake");
-        let connection = tokio::spawn(connection);
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, self.address.to_string());
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = sender
-            .send_request(request.body(Full::new(body)).expect("a valid request"))
-            .await
-            .expect("a response");
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.expect("read the body").to_bytes();
-        drop(sender);
-        // The connection ends once the client half is dropped; its result does not matter.
-        let _ = connection.await;
-        Answer::new(parts.status, parts.headers, &bytes)
+        send_to(self.address, method, path, headers, body).await
     }
+}
+
+/// Sends a request to the server at `address` over a new HTTP/1.1 connection and reads the whole
+/// answer (a spawned `runledger serve` as well as a [`Served`] app).
+pub(crate) async fn send_to(
+    address: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Answer {
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect to the API");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("an HTTP/1.1 handshake");
+    let connection = tokio::spawn(connection);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, address.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = sender
+        .send_request(request.body(Full::new(body)).expect("a valid request"))
+        .await
+        .expect("a response");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("read the body").to_bytes();
+    drop(sender);
+    // The connection ends once the client half is dropped; its result does not matter.
+    let _ = connection.await;
+    Answer::new(parts.status, parts.headers, &bytes)
 }
 
 /// A problem body without what depends on the request (`instance`, `request_id`).

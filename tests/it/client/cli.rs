@@ -55,13 +55,13 @@ fn build(target: &[&str], artifact: &str) -> PathBuf {
 
 /// A `runledger serve` spawned in a directory of its own, on the embedded default
 /// (`./.runledger/`), listening on a free port.
-struct Serve {
+pub(crate) struct Serve {
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
 impl Serve {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().expect("a directory");
         let child = runledger(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -78,7 +78,7 @@ impl Serve {
         serve
     }
 
-    fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join(".runledger")
     }
 
@@ -106,7 +106,7 @@ impl Serve {
     }
 
     /// Stops it as Ctrl-C does and waits for it to exit.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -128,13 +128,13 @@ impl Drop for Serve {
     }
 }
 
-fn interrupt(child: &Child) {
+pub(crate) fn interrupt(child: &Child) {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
 }
 
-fn wait_for(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+pub(crate) fn wait_for(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().expect("wait for a child") {
@@ -147,7 +147,7 @@ fn wait_for(child: &mut Child, within: Duration) -> Option<std::process::ExitSta
 
 /// The binary, run in `dir`, with no environment of the test's that would change its database
 /// or server.
-fn runledger(dir: &Path) -> Command {
+pub(crate) fn runledger(dir: &Path) -> Command {
     let mut command = Command::new(runledger_binary());
     command
         .current_dir(dir)

@@ -93,9 +93,10 @@ async fn a_rebuild_after_time_outs_and_cancellations_equals_the_incremental_buil
         assert_eq!(lifecycle(&shown), lifecycle(&expected), "run {id}");
     }
 
-    // Rebuild both from the start of the log, side by side, and let them switch.
+    // Rebuild both from the start of the log, side by side, and let them switch (as the
+    // application role, as `runledger rebuild` does).
     let config = lab.api.projections_config();
-    let pool = &lab.api.store.pool;
+    let pool = &lab.api.store.app_pool;
     for definition in config.definitions(pool) {
         assert!(rebuild(pool, &definition).await.unwrap().created);
     }

@@ -115,7 +115,7 @@ impl Lab {
     /// A sweeper over the lab's database, with its own command path (another writer, as in
     /// another process), reading the lab's clock.
     pub(crate) fn sweeper(&self) -> Sweeper {
-        let pool = self.api.store.pool.clone();
+        let pool = self.api.store.app_pool.clone();
         let commands = CommandHandler::new(
             EventReader::new(pool.clone()),
             EventWriter::new(pool.clone()),

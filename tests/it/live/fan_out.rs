@@ -33,7 +33,7 @@ async fn serve_on_pool(api: &mut TestApi, connections: u32) -> (Served, watch::S
     let pool = PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with((*api.store.pool.connect_options()).clone())
+        .connect_with((*api.store.app_pool.connect_options()).clone())
         .await
         .expect("a small pool");
     let state = AppState::new(pool.clone(), api.config.clone(), Arc::clone(&api.clock));

@@ -38,7 +38,7 @@ async fn a_read_your_writes_wait_wakes_on_the_projectors_commit_not_on_a_poll() 
         ..ProjectionsConfig::default()
     };
     let (stop, mut stopped) = watch::channel(false);
-    let pool = api.store.pool.clone();
+    let pool = api.store.app_pool.clone();
     let projectors = tokio::spawn(async move {
         run_projectors(pool, projections, async move {
             let _ = stopped.wait_for(|stop| *stop).await;

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 
 /// The methods an OpenAPI path item may hold operations for.
-const METHODS: [&str; 8] = [
+pub(crate) const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 

@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use runledger_core::{Outcome, RunId, RunStatus, RunType, TenantId, UserId};
 use runledger_projections::StepOutcome;
-use runledger_projections::operation_runs::{OperationRunRow, RunFilter, TypePrefix, query};
+use runledger_projections::operation_runs::{
+    Attribute, OperationRunRow, RunFilter, RunIdPrefix, TypePrefix, query,
+};
 
 use super::support::{drain, random_histories, run_projector};
 use crate::helpers::TestStore;
@@ -108,6 +110,32 @@ fn filters(rows: &[OperationRunRow]) -> Vec<RunFilter> {
             ..RunFilter::default()
         });
     }
+    for name in ["user 5", "USER 19", "System", "Nobody"] {
+        single.push(RunFilter {
+            initiator_name: Some(name.to_owned()),
+            ..RunFilter::default()
+        });
+    }
+    let some_id = rows[rows.len() / 2].id.to_string();
+    for prefix in [&some_id[..1], &some_id[..4], &some_id[..], "ffff"] {
+        single.push(RunFilter {
+            id_prefix: Some(RunIdPrefix::parse(prefix).unwrap()),
+            ..RunFilter::default()
+        });
+    }
+    let some_n = rows[0].context["n"].clone();
+    for attribute in [
+        "source=test".to_owned(),
+        "source=TEST".to_owned(),
+        format!("n={some_n}"),
+        "n=1000".to_owned(),
+        format!("run={some_id}"),
+    ] {
+        single.push(RunFilter {
+            attribute: Some(Attribute::parse(&attribute).unwrap()),
+            ..RunFilter::default()
+        });
+    }
     single.push(RunFilter {
         created_after: Some(middle),
         ..RunFilter::default()
@@ -141,6 +169,12 @@ fn both(first: &RunFilter, second: &RunFilter) -> RunFilter {
             second.outcomes.clone()
         },
         initiator: second.initiator.or(first.initiator),
+        initiator_name: second
+            .initiator_name
+            .clone()
+            .or(first.initiator_name.clone()),
+        id_prefix: second.id_prefix.clone().or(first.id_prefix.clone()),
+        attribute: second.attribute.clone().or(first.attribute.clone()),
         created_after: second.created_after.or(first.created_after),
         created_before: second.created_before.or(first.created_before),
     }

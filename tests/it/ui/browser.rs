@@ -178,11 +178,13 @@ impl Browser {
     /// headless window's size includes browser chrome the page does not get).
     pub(crate) async fn set_viewport(&self, width: u32, height: u32) {
         let mut window = (width, height);
-        for _ in 0..3 {
+        // A resize lands a moment later on a busy machine: a few more rounds, each after a pause.
+        for _ in 0..10 {
             self.client
                 .set_window_size(window.0, window.1)
                 .await
                 .expect("resize the window");
+            tokio::time::sleep(Duration::from_millis(50)).await;
             let inner = self
                 .client
                 .execute("return [window.innerWidth, window.innerHeight];", vec![])
@@ -491,7 +493,7 @@ async fn a_run_appears_and_completes_live_then_its_page_and_a_notice_link_open()
         StatusCode::OK,
     )
     .await;
-    let outcome_badge = format!("{row} .badge.outcome");
+    let outcome_badge = format!("{row} span.state");
     eventually(
         "the row to show the run completed, partially succeeded",
         || async {
@@ -512,7 +514,11 @@ async fn a_run_appears_and_completes_live_then_its_page_and_a_notice_link_open()
     let row_text = text_of(client, &row).await.expect("the row's text");
     assert!(row_text.contains("inventory.sync"), "{row_text}");
     assert!(row_text.contains("Ada"), "{row_text}");
-    assert!(row_text.contains("Completed"), "{row_text}");
+    assert!(row_text.contains("Partially succeeded"), "{row_text}");
+    assert!(
+        row_text.contains("graph.throttled"),
+        "the failure code: {row_text}"
+    );
     // Changed rows flash for a moment; the screenshot shows the row as it stays.
     eventually("the row's highlight to fade", || async {
         find(client, &format!("{row}:not(.changed)"))
@@ -535,7 +541,7 @@ async fn a_run_appears_and_completes_live_then_its_page_and_a_notice_link_open()
     let detail = format!("/ui/tenants/1/runs/{id}");
     on_completed_run_page(client, "the run's page", &detail).await;
     let events = client
-        .find_all(Locator::Css("table#timeline tr.timeline-event"))
+        .find_all(Locator::Css("ol#timeline li.timeline-event"))
         .await
         .expect("the timeline's rows");
     assert_eq!(
@@ -626,4 +632,369 @@ async fn on_completed_run_page(client: &Client, what: &str, detail: &str) {
         }
     })
     .await;
+}
+
+/// Whether the page scrolls sideways (its content wider than the viewport), and by how much.
+async fn horizontal_overflow(client: &Client) -> i64 {
+    client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .expect("measure the page")
+        .as_i64()
+        .expect("a width")
+}
+
+/// Screenshots of the page at both sizes (`<name>-1400`, `<name>-390`), asserting at each that
+/// nothing scrolls sideways; the browser is left at 1,400 × 900.
+async fn both_widths(browser: &Browser, name: &str) {
+    for (width, height) in [(1400, 900), (390, 844)] {
+        browser.set_viewport(width, height).await;
+        browser
+            .client()
+            .execute("window.scrollTo(0, 0);", vec![])
+            .await
+            .expect("scroll to the top");
+        browser.screenshot(&format!("{name}-{width}")).await;
+        let overflow = horizontal_overflow(browser.client()).await;
+        if overflow > 0 {
+            let widest = browser
+                .client()
+                .execute(
+                    "const w = document.documentElement.clientWidth;
+                     return Array.from(document.querySelectorAll('body *'))
+                         .filter(e => e.getBoundingClientRect().right > w)
+                         .slice(-3).map(e => e.outerHTML.slice(0, 160));",
+                    vec![],
+                )
+                .await
+                .expect("find what overflows");
+            panic!("{name} scrolls sideways by {overflow} px at {width} px: {widest:#}");
+        }
+    }
+    browser.set_viewport(1400, 900).await;
+}
+
+#[tokio::test]
+async fn fifty_runs_fit_a_laptop_screen_and_every_page_fits_a_phone() {
+    let mut api = TestApi::new().await;
+    let served = api.serve_public().await;
+    let projectors = api.project_all_live();
+    let base = served.url();
+    let writer = api.token(tenant(1), Role::Writer).await;
+    let ada = api.user_token(tenant(1), Role::Admin, 7).await;
+    let queue = |i: usize, run_type: &str| {
+        json!({
+            "type": run_type,
+            "identity": {"n": i},
+            "initiator": {"user_id": 7, "name": "Ada Lovelace"},
+            "context": {"restore_run_id": 1000 + i, "ticket": format!("OPS-{i}")},
+        })
+    };
+    let types = [
+        "inventory.sync",
+        "restore.execute",
+        "backup.nightly",
+        "directory.export",
+    ];
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let queued = command(
+            &served,
+            &writer,
+            "/v1/tenants/1/runs",
+            &queue(i, types[i % types.len()]),
+            StatusCode::CREATED,
+        )
+        .await;
+        let id = queued.body["run"]["id"]
+            .as_str()
+            .expect("a run id")
+            .to_owned();
+        let run = format!("/v1/tenants/1/runs/{id}");
+        // Every fifth queued, the others started; of those some finished, one failed, one
+        // could not be dispatched.
+        let steps: Vec<(&str, Value)> = match i % 5 {
+            0 => vec![],
+            1 => vec![
+                ("/start", json!({})),
+                ("/progress", json!({"success": 3, "total": 10})),
+            ],
+            2 => vec![
+                ("/start", json!({})),
+                (
+                    "/complete",
+                    json!({"final_counts": {"success": 12, "failed": 0, "skipped": 1, "total": 13}}),
+                ),
+            ],
+            3 => vec![
+                ("/start", json!({})),
+                (
+                    "/progress",
+                    json!({"failed": 4, "total": 4, "failures": [{"code": "graph.forbidden", "message": "The app lacks Directory.Read.All", "count": 4}]}),
+                ),
+                ("/complete", json!({})),
+            ],
+            _ => vec![(
+                "/dispatch-failed",
+                json!({"code": "worker.unavailable", "message": "No worker took the run"}),
+            )],
+        };
+        for (step, body) in steps {
+            command(
+                &served,
+                &writer,
+                &format!("{run}{step}"),
+                &body,
+                StatusCode::OK,
+            )
+            .await;
+        }
+        ids.push(id);
+    }
+    let failed = ids[3].clone();
+    let dispatch_failed = ids[4].clone();
+    let to_cancel = ids[45].clone();
+
+    let browser = Browser::start(1400, 900).await;
+    let client = browser.client();
+    client
+        .goto(&format!("{base}/ui/sign-in"))
+        .await
+        .expect("open the sign-in page");
+    both_widths(&browser, "sign-in").await;
+    find(client, "input#token")
+        .await
+        .unwrap_or_else(|e| panic!("the token field: {e}"))
+        .send_keys(&ada)
+        .await
+        .expect("type the token");
+    find(client, "form#sign-in [type=submit]")
+        .await
+        .unwrap_or_else(|e| panic!("the sign-in button: {e}"))
+        .click()
+        .await
+        .expect("press sign in");
+    let list_url = format!("{base}/ui/tenants/1/runs");
+    let visible = eventually(
+        "the 50 runs in the list, 20 or more of them on screen",
+        || async {
+            client
+                .goto(&list_url)
+                .await
+                .map_err(|e| format!("open the list: {e}"))?;
+            let counted = client
+                .execute(
+                    "const rows = Array.from(document.querySelectorAll('table#runs tbody tr'));
+                 const seen = rows.filter(r => { const b = r.getBoundingClientRect();
+                     return b.top >= 0 && b.bottom <= window.innerHeight; });
+                 return [rows.length, seen.length];",
+                    vec![],
+                )
+                .await
+                .map_err(|e| format!("count the rows: {e}"))?;
+            let (all, seen) = (counted[0].as_u64(), counted[1].as_u64());
+            match (all, seen) {
+                (Some(50), Some(seen)) => Ok(seen),
+                other => Err(format!("rows (all, on screen): {other:?}")),
+            }
+        },
+    )
+    .await;
+    assert!(visible >= 20, "only {visible} runs on a 1,400 × 900 screen");
+    eprintln!("{visible} of 50 runs on a 1,400 × 900 screen");
+    let matching = text_of(client, "#matching").await.expect("the count");
+    assert_eq!(matching, "50 runs match");
+    // A failed run shows its code in its row; a dispatch-failed one says it never started.
+    let code = eventually("the failed run's code in its row", || async {
+        text_of(client, &format!("tr#run-{failed} .failure-code")).await
+    })
+    .await;
+    assert_eq!(code, "graph.forbidden");
+    let never = text_of(client, &format!("tr#run-{dispatch_failed} .cell-progress"))
+        .await
+        .expect("the dispatch-failed run's progress");
+    assert!(
+        never.contains("Never started") && never.contains("worker.unavailable"),
+        "{never}"
+    );
+    // j, j, Enter opens the second run.
+    client
+        .execute(
+            "document.activeElement && document.activeElement.blur();",
+            vec![],
+        )
+        .await
+        .expect("blur");
+    let second = attr_of(client, "table#runs tbody tr:nth-child(2)", "id")
+        .await
+        .expect("the second row");
+    find(client, "body")
+        .await
+        .expect("the body")
+        .send_keys("jj")
+        .await
+        .expect("press j j");
+    eventually("the second row selected", || async {
+        find(client, &format!("tr#{second}.selected"))
+            .await
+            .map(drop)
+    })
+    .await;
+    both_widths(&browser, "runs-list").await;
+    // Enter (WebDriver's U+E007) opens the selected run.
+    let second_run = second.trim_start_matches("run-").to_owned();
+    find(client, "body")
+        .await
+        .expect("the body")
+        .send_keys("\u{E007}")
+        .await
+        .expect("press Enter");
+    eventually("the selected run's page after Enter", || async {
+        let path = current_path(client).await?;
+        if path == format!("/ui/tenants/1/runs/{second_run}") {
+            Ok(())
+        } else {
+            Err(format!("the page {path}"))
+        }
+    })
+    .await;
+
+    // A search by context value, kept in the URL.
+    client
+        .goto(&format!("{list_url}?attribute=restore_run_id%3D1003"))
+        .await
+        .expect("search");
+    let found = client
+        .find_all(Locator::Css("table#runs tbody tr"))
+        .await
+        .expect("the rows");
+    assert_eq!(found.len(), 1, "one run has restore_run_id 1003");
+
+    // The failed run's page: why it failed at the top, and a timeline row opens onto its payload.
+    client
+        .goto(&format!("{list_url}/{failed}"))
+        .await
+        .expect("open the failed run");
+    let reason = text_of(client, "#reason").await.expect("the reason");
+    assert!(reason.contains("graph.forbidden"), "{reason}");
+    let payload = "ol#timeline li.timeline-event:first-child .event-payload";
+    let hidden = find(client, payload)
+        .await
+        .expect("the payload")
+        .is_displayed()
+        .await
+        .expect("displayed?");
+    assert!(!hidden, "the payload shows only once its row is opened");
+    find(client, "ol#timeline li.timeline-event:first-child summary")
+        .await
+        .expect("the first event's row")
+        .click()
+        .await
+        .expect("open the row");
+    let shown = eventually("the payload after the click", || async {
+        let element = find(client, payload).await?;
+        match element.is_displayed().await {
+            Ok(true) => element.text().await.map_err(|e| e.to_string()),
+            other => Err(format!("displayed: {other:?}")),
+        }
+    })
+    .await;
+    assert!(shown.contains("\"restore_run_id\""), "{shown}");
+    client
+        .execute(
+            "document.getElementById('timeline-heading').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .expect("scroll to the timeline");
+    browser.screenshot("run-timeline-1400").await;
+    both_widths(&browser, "run-detail").await;
+
+    // Cancel, as a writer (the admin may): the queued run completes cancelled.
+    client
+        .goto(&format!("{list_url}/{to_cancel}"))
+        .await
+        .expect("open the queued run");
+    find(client, "form#cancel input[name=reason]")
+        .await
+        .unwrap_or_else(|e| panic!("the Cancel form: {e}"))
+        .send_keys("Wrong site")
+        .await
+        .expect("type the reason");
+    find(client, "form#cancel button[type=submit]")
+        .await
+        .expect("the Cancel button")
+        .click()
+        .await
+        .expect("press Cancel");
+    let run_url = format!("{list_url}/{to_cancel}");
+    eventually("the run cancelled", || async {
+        client.goto(&run_url).await.map_err(|e| e.to_string())?;
+        match attr_of(client, "article#run", "data-outcome")
+            .await?
+            .as_str()
+        {
+            "cancelled" => Ok(()),
+            other => Err(format!("outcome {other}")),
+        }
+    })
+    .await;
+    let reason = text_of(client, "#reason").await.expect("the reason");
+    assert!(reason.contains("Wrong site"), "{reason}");
+    both_widths(&browser, "run-cancelled").await;
+
+    // Notifications: grouped per run, the unread count in the navigation.
+    client
+        .goto(&format!("{base}/ui/notifications"))
+        .await
+        .expect("open the notifications");
+    let count = text_of(client, "#nav-notifications .count")
+        .await
+        .expect("the unread badge");
+    assert!(count.parse::<u32>().is_ok_and(|n| n > 0), "{count}");
+    both_widths(&browser, "notifications").await;
+
+    // Projections: readable at 1,000 px, the Rebuild buttons on screen.
+    client
+        .goto(&format!("{base}/ui/projections"))
+        .await
+        .expect("open the projections");
+    browser.set_viewport(1000, 900).await;
+    assert!(
+        horizontal_overflow(client).await <= 0,
+        "projections scroll at 1,000 px"
+    );
+    let fits = client
+        .execute(
+            "return Array.from(document.querySelectorAll('#projections button'))
+                 .every(b => b.getBoundingClientRect().right <= window.innerWidth);",
+            vec![],
+        )
+        .await
+        .expect("measure the buttons");
+    assert_eq!(
+        fits,
+        Value::Bool(true),
+        "a Rebuild button is cut off at 1,000 px"
+    );
+    browser.screenshot("projections-1000").await;
+    both_widths(&browser, "projections").await;
+
+    // A missing page keeps the navigation.
+    client
+        .goto(&format!(
+            "{base}/ui/tenants/1/runs/00000000-0000-0000-0000-000000000000"
+        ))
+        .await
+        .expect("open a missing run");
+    find(client, "nav[aria-label=Main]")
+        .await
+        .expect("the navigation on a 404");
+    both_widths(&browser, "not-found").await;
+
+    browser.close().await;
+    projectors.stop().await;
 }

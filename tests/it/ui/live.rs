@@ -248,7 +248,7 @@ async fn a_run_page_follows_the_run_until_it_ends() {
         assert_eq!(answer.status, StatusCode::OK, "{:#}", answer.body);
     }
     let progressed = live
-        .until("the progress", |sent| sent.data.contains("3 ok · 0 failed"))
+        .until("the progress", |sent| sent.data.contains("3 ok of 4"))
         .await;
     assert_eq!(progressed.event, "run");
     assert!(
@@ -259,7 +259,7 @@ async fn a_run_page_follows_the_run_until_it_ends() {
     assert_eq!(
         progressed
             .data
-            .matches(r#"<tr class="timeline-event">"#)
+            .matches(r#"<li class="timeline-event""#)
             .count(),
         3
     );

@@ -166,26 +166,47 @@ async fn the_runs_page_shows_each_run_with_the_seeds_labels_counts_and_times() {
         queued_row.contains(r#"data-status="queued""#),
         "{queued_row}"
     );
+    // One indicator of status and outcome: a queued run says Queued, not also Pending, and
+    // shows no counts it does not have.
     assert!(
-        queued_row.contains(">Queued<") && queued_row.contains(">Pending<"),
+        queued_row.contains(">Queued<") && !queued_row.contains(">Pending<"),
         "{queued_row}"
+    );
+    assert!(
+        queued_row.contains("waiting for a worker") && !queued_row.contains("0 ok"),
+        "{queued_row}"
+    );
+    assert!(
+        queued_row.contains(&format!(
+            r#"<code class="run-id" title="{queued}">{}…{}</code>"#,
+            &queued[..8],
+            &queued[31..]
+        )),
+        "a short id, the whole one on hover: {queued_row}"
     );
     assert!(queued_row.contains("backup.nightly"));
     assert!(row(&running).contains(">Running<"));
     let succeeded_row = row(&succeeded);
     assert!(succeeded_row.contains(">Succeeded<"), "{succeeded_row}");
+    assert!(succeeded_row.contains("10 ok of 10"), "{succeeded_row}");
     assert!(
-        succeeded_row.contains("10 ok · 0 failed · 0 skipped of 10"),
-        "{succeeded_row}"
+        succeeded_row.contains(", then ran "),
+        "a duration: {succeeded_row}"
     );
     assert!(
-        succeeded_row.contains("took "),
-        "a duration: {succeeded_row}"
+        succeeded_row.contains("data-relative>just now</time>"),
+        "a relative time, the absolute one on hover: {succeeded_row}"
     );
     let partial_row = row(&partial);
     assert!(
         partial_row.contains(">Partially succeeded<"),
         "{partial_row}"
+    );
+    assert!(
+        partial_row.contains(
+            r#"<code class="failure-code" title="host refused the connection">ssh_refused</code>"#
+        ),
+        "the failure code in the row: {partial_row}"
     );
     assert!(
         partial_row.contains(r#"aria-label="9 succeeded, 1 failed, 0 skipped of 10""#),
@@ -198,6 +219,8 @@ async fn the_runs_page_shows_each_run_with_the_seeds_labels_counts_and_times() {
     // Newest first.
     assert!(html.find(&partial).unwrap() < html.find(&queued).unwrap());
     assert!(html.contains("data-live-url=\"/ui/tenants/1/runs/live?after="));
+    assert!(html.contains(r#"<p id="matching" class="matching">4 runs match</p>"#));
+    assert!(!html.contains("Show its runs"), "no bare tenant box");
 }
 
 #[tokio::test]
@@ -223,7 +246,14 @@ async fn the_runs_page_filters_and_pages_like_the_list_route() {
     let html = completed.assert_html(StatusCode::OK);
     assert!(html.contains(&done));
     assert!(!html.contains(&backup) && !html.contains(&ids[0]));
-    assert!(html.contains(r#"<option value="completed" selected>"#));
+    assert!(html.contains(r#"<input type="hidden" name="status" value="completed">"#));
+    let succeeded = browser.get("/ui/tenants/1/runs?state=succeeded").await;
+    let html = succeeded.assert_html(StatusCode::OK);
+    assert!(html.contains(&done) && !html.contains(&backup));
+    assert!(html.contains(r#"<option value="succeeded" selected>"#));
+    assert!(html.contains("1 run matches"), "{html}");
+    let queued = browser.get("/ui/tenants/1/runs?state=queued").await;
+    assert!(queued.html.contains("53 runs match"), "{}", queued.html);
 
     let backups = browser.get("/ui/tenants/1/runs?type=backup").await;
     let html = backups.assert_html(StatusCode::OK);
@@ -252,7 +282,10 @@ async fn the_runs_page_filters_and_pages_like_the_list_route() {
 
     for (query, field) in [
         ("created_from=yesterday", "created_from"),
-        ("initiator=ada", "initiator"),
+        ("initiator=-5", "initiator"),
+        ("run=xyz", "run"),
+        ("attribute=novalue", "attribute"),
+        ("state=paused", "state"),
         ("status=paused", "status"),
         ("page_token=not-a-token", "page_token"),
     ] {
@@ -340,13 +373,23 @@ async fn the_run_page_shows_every_field_and_the_timeline_to_auditors() {
     ] {
         assert!(html.contains(expected), "{expected}: {html}");
     }
-    assert_eq!(html.matches(r#"<tr class="timeline-event">"#).count(), 4);
+    assert_eq!(html.matches(r#"<li class="timeline-event""#).count(), 4);
     for event_type in ["Queued", "Started", "Progressed", "Completed"] {
         assert!(
-            html.contains(&format!("<td>{event_type}</td>")),
+            html.contains(&format!(r#"<p class="muted">{event_type}, schema version"#)),
             "{event_type}"
         );
     }
+    // Each event opens onto its payload and metadata, to the millisecond.
+    assert_eq!(html.matches(r#"<pre class="event-payload">"#).count(), 4);
+    assert!(html.contains("Completed: Partially succeeded"), "{html}");
+    assert!(!html.contains("Completed (completed)"));
+    let millis = regex::Regex::new(r"\d{2}:\d{2}:\d{2}\.\d{3} UTC").unwrap();
+    assert!(millis.is_match(html), "{html}");
+    // Actions for an auditor: copy, download, verify; no Cancel (not a writer; and it is done).
+    assert!(html.contains(r#"data-copy-from="run-json""#));
+    assert!(html.contains(&format!(r#"href="/ui/tenants/1/runs/{id}/events.ndjson""#)));
+    assert!(!html.contains(r#"id="cancel""#));
     // A finished run's page has nothing left to wait for.
     assert!(!html.contains("data-live-url"));
 
@@ -461,6 +504,16 @@ async fn notifications_are_the_users_own_unread_first_and_marked_read_by_form() 
         html.contains(">Succeeded</span>"),
         "the seed's label: {html}"
     );
+    // The run's two notices are one group; the navigation counts the unread ones.
+    assert_eq!(
+        html.matches(r#"<li class="notice-group""#).count(),
+        1,
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<span class="count" aria-label="2 unread">2</span>"#),
+        "{html}"
+    );
     assert!(html.contains(&format!(
         r#"class="notice-link" href="http://test/ui/tenants/1/runs/{id}""#
     )));
@@ -500,9 +553,24 @@ async fn notifications_are_the_users_own_unread_first_and_marked_read_by_form() 
     let after = browser.get("/ui/notifications").await;
     assert_eq!(after.html.matches(r#"data-read="false""#).count(), 1);
     assert_eq!(after.html.matches(r#"data-read="true""#).count(), 1);
-    let unread_at = after.html.find(r#"data-read="false""#).unwrap();
-    let read_at = after.html.find(r#"data-read="true""#).unwrap();
-    assert!(unread_at < read_at, "unread first");
+    assert!(
+        after.html.contains(r#"aria-label="1 unread""#),
+        "{}",
+        after.html
+    );
+
+    // Mark all as read: every notice read, the badge gone.
+    let all = browser
+        .post_form("/ui/notifications/read-all", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(all.location(), "/ui/notifications");
+    let after = browser.get("/ui/notifications").await;
+    assert_eq!(after.html.matches(r#"data-read="true""#).count(), 2);
+    assert!(!after.html.contains(r#"class="count""#), "{}", after.html);
+    browser
+        .post_form("/ui/notifications/read-all", &[("csrf", "forged")])
+        .await
+        .assert_html(StatusCode::FORBIDDEN);
 
     let no_user = api.token(t, Role::Reader).await;
     let mut plain = Browser::signed_in(&api, &no_user).await;
@@ -527,7 +595,7 @@ async fn a_read_model_that_is_behind_never_breaks_a_page() {
     let html = page.assert_html(StatusCode::OK);
     assert!(html.contains(r#"data-status="not-projected""#), "{html}");
     assert!(html.contains("has not applied it yet"), "{html}");
-    assert_eq!(html.matches(r#"<tr class="timeline-event">"#).count(), 1);
+    assert_eq!(html.matches(r#"<li class="timeline-event""#).count(), 1);
 
     api.project().await;
     let page = browser.get(&format!("/ui/tenants/1/runs/{id}")).await;
@@ -539,10 +607,15 @@ async fn unknown_pages_and_malformed_forms_are_pages_not_problems() {
     let api = TestApi::new().await;
     let tokens = api.tokens(tenant(1)).await;
     let mut browser = Browser::signed_in(&api, &tokens.reader).await;
-    browser
-        .get("/ui/no-such-page")
-        .await
-        .assert_html(StatusCode::NOT_FOUND);
+    let missing = browser.get("/ui/no-such-page").await;
+    let html = missing.assert_html(StatusCode::NOT_FOUND);
+    // The navigation stays, and the page says what to do next.
+    assert!(html.contains(r#"<nav aria-label="Main">"#), "{html}");
+    assert!(html.contains(r#"<ul id="next-steps">"#), "{html}");
+    assert!(
+        html.contains("Search the runs list by the start of the run id"),
+        "{html}"
+    );
     browser
         .get("/ui/tenants/zero/runs")
         .await
@@ -551,8 +624,361 @@ async fn unknown_pages_and_malformed_forms_are_pages_not_problems() {
         .post_form("/ui/sign-out", &[("nonsense", "1")])
         .await;
     refused.assert_html(StatusCode::BAD_REQUEST);
-    for asset in ["/ui/assets/app.css", "/ui/assets/live.js"] {
+    for asset in [
+        "/ui/assets/app.css",
+        "/ui/assets/live.js",
+        "/ui/assets/page.js",
+    ] {
         let answer = browser.get(asset).await;
         assert_eq!(answer.status, StatusCode::OK, "{asset}");
     }
+}
+
+#[tokio::test]
+async fn a_writer_cancels_from_the_run_page_and_other_roles_cannot() {
+    let api = TestApi::new().await;
+    let t = tenant(1);
+    let tokens = api.tokens(t).await;
+    let queued = api
+        .queue(t, &tokens.writer, "inventory.sync", json!({ "n": 1 }))
+        .await;
+    let running = api.running_run(t, &tokens.writer, json!({ "n": 2 })).await;
+    api.project().await;
+
+    // A reader sees no Cancel, and cannot post one.
+    let mut reader = Browser::signed_in(&api, &tokens.reader).await;
+    let page = reader.get(&format!("/ui/tenants/1/runs/{queued}")).await;
+    assert!(!page.assert_html(StatusCode::OK).contains(r#"id="cancel""#));
+    let csrf = page.csrf();
+    reader
+        .post_form(
+            &format!("/ui/tenants/1/runs/{queued}/cancel"),
+            &[("csrf", &csrf), ("reason", "")],
+        )
+        .await
+        .assert_html(StatusCode::FORBIDDEN);
+
+    // A writer's Cancel: a queued run completes cancelled at once, with the reason shown.
+    let mut writer = Browser::signed_in(&api, &tokens.writer).await;
+    let page = writer.get(&format!("/ui/tenants/1/runs/{queued}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    assert!(
+        html.contains(&format!(r#"action="/ui/tenants/1/runs/{queued}/cancel""#)),
+        "{html}"
+    );
+    writer
+        .post_form(
+            &format!("/ui/tenants/1/runs/{queued}/cancel"),
+            &[("csrf", "forged"), ("reason", "no")],
+        )
+        .await
+        .assert_html(StatusCode::FORBIDDEN);
+    let csrf = page.csrf();
+    let done = writer
+        .post_form(
+            &format!("/ui/tenants/1/runs/{queued}/cancel"),
+            &[("csrf", &csrf), ("reason", "<b>wrong site</b>")],
+        )
+        .await;
+    assert_eq!(done.location(), format!("/ui/tenants/1/runs/{queued}"));
+    api.project().await;
+    let page = writer.get(&format!("/ui/tenants/1/runs/{queued}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    assert!(
+        html.contains(r#"data-status="completed" data-outcome="cancelled""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<section id="reason" class="reason reason-cancelled""#));
+    assert!(
+        !html.contains("<b>wrong site</b>"),
+        "the reason is text: {html}"
+    );
+    assert!(
+        unescaped(html).contains("Reason: <b>wrong site</b>"),
+        "{html}"
+    );
+    assert!(
+        !html.contains(r#"id="cancel""#),
+        "a done run offers no Cancel"
+    );
+
+    // A running run gets a cancel request: the page says so until its worker stops it.
+    let csrf = page.csrf();
+    writer
+        .post_form(
+            &format!("/ui/tenants/1/runs/{running}/cancel"),
+            &[("csrf", &csrf), ("reason", "")],
+        )
+        .await
+        .location();
+    api.project().await;
+    let page = writer.get(&format!("/ui/tenants/1/runs/{running}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    assert!(html.contains(r#"data-status="running""#), "{html}");
+    assert!(
+        html.contains("Cancel requested: waiting for the worker to stop"),
+        "{html}"
+    );
+    assert!(html.contains(r#"<dd id="cancel-request">"#), "{html}");
+    assert!(!html.contains(r#"id="cancel""#), "asked once is enough");
+    let list = writer.get("/ui/tenants/1/runs").await;
+    assert!(
+        list.html
+            .contains(r#"title="A cancel was requested">cancelling"#)
+    );
+}
+
+#[tokio::test]
+async fn the_runs_page_searches_and_its_run_pages_lead_back_to_the_search() {
+    let api = TestApi::new().await;
+    let t = tenant(1);
+    let tokens = api.tokens(t).await;
+    let restore = api
+        .post(
+            &runs_path(t),
+            &tokens.writer,
+            &json!({
+                "type": "restore.execute",
+                "identity": { "restore_run_id": 42 },
+                "context": { "restore_run_id": 42, "note": "<script>alert('n')</script>" },
+                "initiator": { "user_id": 5, "name": "Ada <Admin>" }
+            }),
+        )
+        .await;
+    assert_eq!(restore.status, StatusCode::CREATED, "{:#}", restore.body);
+    let restore = restore.body["run"]["id"].as_str().unwrap().to_owned();
+    let again = api
+        .post(
+            &runs_path(t),
+            &tokens.writer,
+            &json!({ "type": "restore.execute", "identity": { "restore_run_id": 7 } }),
+        )
+        .await;
+    let other = again.body["run"]["id"].as_str().unwrap().to_owned();
+    api.project().await;
+    let mut browser = Browser::signed_in(&api, &tokens.auditor).await;
+
+    let found = browser
+        .get("/ui/tenants/1/runs?attribute=restore_run_id%3D42")
+        .await;
+    let html = found.assert_html(StatusCode::OK);
+    assert!(html.contains(&restore) && !html.contains(&other), "{html}");
+    assert!(html.contains("1 run matches"));
+    let by_name = browser
+        .get("/ui/tenants/1/runs?initiator=ada+%3Cadmin%3E")
+        .await;
+    assert!(by_name.html.contains(&restore) && !by_name.html.contains(&other));
+    let by_id = browser
+        .get(&format!("/ui/tenants/1/runs?run={}", &restore[..23]))
+        .await;
+    assert!(by_id.html.contains(&restore) && !by_id.html.contains(&other));
+
+    // The row's link carries the search; the run page's way back is that search.
+    let link = regex::Regex::new(&format!(
+        r#"href="(/ui/tenants/1/runs/{restore}\?list=[^"]+)""#
+    ))
+    .unwrap()
+    .captures(html)
+    .map(|c| unescaped(&c[1]))
+    .unwrap_or_else(|| panic!("a link carrying the list: {html}"));
+    let page = browser.get(&link).await;
+    let detail = page.assert_html(StatusCode::OK);
+    assert!(
+        detail.contains(
+            r#"<a id="back-to-list" href="/ui/tenants/1/runs?attribute=restore_run_id%3D42">"#
+        ),
+        "{detail}"
+    );
+    // Context as key/value rows, each plain value a search of its own; raw JSON one click away.
+    assert!(detail.contains(r#"<table id="context-table""#));
+    assert!(
+        detail.contains(
+            r#"href="/ui/tenants/1/runs?attribute=restore_run_id%3D42">runs with this</a>"#
+        ),
+        "{detail}"
+    );
+    assert!(detail.contains(r#"<details class="raw"><summary>Raw JSON</summary>"#));
+    // A list value that is not a filter of the page leads back to the plain list.
+    let odd = browser
+        .get(&format!("/ui/tenants/1/runs/{restore}?list=nonsense%3D1"))
+        .await;
+    assert!(
+        odd.html
+            .contains(r#"<a id="back-to-list" href="/ui/tenants/1/runs">"#)
+    );
+
+    // Every string a user typed or a product sent is text, in the form and in the page.
+    let typed = "<img src=x onerror=alert(1)>";
+    let echoed = browser
+        .get(&format!(
+            "/ui/tenants/1/runs?initiator={0}&attribute=k%3D{0}",
+            form_urlencoded::byte_serialize(typed.as_bytes()).collect::<String>()
+        ))
+        .await;
+    let html = echoed.assert_html(StatusCode::OK);
+    assert!(!html.contains(typed), "{html}");
+    assert!(unescaped(html).contains(typed), "{html}");
+    for shown in ["<script>alert('n')</script>", "Ada <Admin>"] {
+        assert!(!detail.contains(shown), "{shown} is markup in: {detail}");
+        assert!(
+            unescaped(detail).contains(shown),
+            "{shown} is text in: {detail}"
+        );
+    }
+    assert!(
+        detail.contains("No other run of this identity."),
+        "{detail}"
+    );
+
+    // The same identity queued again once the first is done: each page links to the other.
+    let cancelled = api
+        .post(
+            &run_path(t, &restore, "/cancel"),
+            &tokens.writer,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:#}", cancelled.body);
+    let requeued = api
+        .post(
+            &runs_path(t),
+            &tokens.writer,
+            &json!({ "type": "restore.execute", "identity": { "restore_run_id": 42 } }),
+        )
+        .await;
+    assert_eq!(requeued.status, StatusCode::CREATED, "{:#}", requeued.body);
+    let newer = requeued.body["run"]["id"].as_str().unwrap().to_owned();
+    api.project().await;
+    let page = browser.get(&format!("/ui/tenants/1/runs/{newer}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    assert!(
+        html.contains(&format!(
+            r#"<a href="/ui/tenants/1/runs/{restore}"><code>{}…{}</code></a>"#,
+            &restore[..8],
+            &restore[31..]
+        )),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn the_run_page_shows_limits_heartbeat_age_and_why_a_run_timed_out() {
+    let api = TestApi::new().await;
+    let t = tenant(1);
+    let tokens = api.tokens(t).await;
+    let queued = api
+        .post(
+            &runs_path(t),
+            &tokens.writer,
+            &json!({
+                "type": "inventory.sync",
+                "identity": { "site": "limits" },
+                "run_deadline_seconds": 600,
+                "heartbeat_timeout_seconds": 30,
+            }),
+        )
+        .await;
+    assert_eq!(queued.status, StatusCode::CREATED, "{:#}", queued.body);
+    let id = queued.body["run"]["id"].as_str().unwrap().to_owned();
+    for rest in ["/start", "/heartbeat"] {
+        let answer = api
+            .post(&run_path(t, &id, rest), &tokens.writer, &json!({}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{rest}: {:#}", answer.body);
+    }
+    api.project().await;
+    let mut browser = Browser::signed_in(&api, &tokens.reader).await;
+    let page = browser.get(&format!("/ui/tenants/1/runs/{id}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    for expected in [
+        r#"<dt>Run deadline</dt><dd class="deadline">10 m 00 s · <time"#,
+        r#"<dt>Heartbeat timeout</dt><dd class="deadline">30.0 s · <time"#,
+        r#"<dd id="heartbeat"><time datetime="#,
+    ] {
+        assert!(html.contains(expected), "{expected}: {html}");
+    }
+
+    // The sweeper's command an hour later: the heartbeat timeout passed first.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    api.state()
+        .commands
+        .execute(&crate::helpers::verbs::request(
+            t,
+            id.parse::<uuid::Uuid>().unwrap().into(),
+            runledger_core::RunCommand::TimeOut(runledger_core::TimeOut {
+                at: later,
+                last_heartbeat_at: None,
+            }),
+        ))
+        .await
+        .unwrap();
+    api.project().await;
+    let page = browser.get(&format!("/ui/tenants/1/runs/{id}")).await;
+    let html = page.assert_html(StatusCode::OK);
+    assert!(
+        html.contains(r#"<section id="reason" class="reason reason-timed-out""#),
+        "{html}"
+    );
+    assert!(html.contains("Timed out: heartbeat timeout"), "{html}");
+    assert!(
+        html.contains("Failure code run.heartbeat_timeout."),
+        "{html}"
+    );
+    let list = browser.get("/ui/tenants/1/runs").await;
+    assert!(
+        list.html.contains(r#">run.heartbeat_timeout</code>"#),
+        "the code in the row: {}",
+        list.html
+    );
+}
+
+#[tokio::test]
+async fn an_auditor_downloads_a_runs_events_as_ndjson_and_a_reader_cannot() {
+    let api = TestApi::new().await;
+    let t = tenant(1);
+    let tokens = api.tokens(t).await;
+    let id = completed_run(&api, &tokens.writer, "ndjson", 2, 0).await;
+    api.project().await;
+    let path = format!("/ui/tenants/1/runs/{id}/events.ndjson");
+
+    let mut auditor = Browser::signed_in(&api, &tokens.auditor).await;
+    let download = auditor.get(&path).await;
+    assert_eq!(download.status, StatusCode::OK, "{}", download.html);
+    let header = |name: &str| {
+        download
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("content-type"), "application/x-ndjson");
+    assert_eq!(
+        header("content-disposition"),
+        format!("attachment; filename=\"run-{id}.ndjson\"")
+    );
+    let lines: Vec<serde_json::Value> = download
+        .html
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let types: Vec<&str> = lines
+        .iter()
+        .map(|line| line["event_type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        types,
+        ["Queued", "Started", "Progressed", "Completed"],
+        "{lines:#?}"
+    );
+
+    let mut reader = Browser::signed_in(&api, &tokens.reader).await;
+    reader.get(&path).await.assert_html(StatusCode::FORBIDDEN);
+    auditor
+        .get(&format!(
+            "/ui/tenants/1/runs/{}/events.ndjson",
+            uuid::Uuid::nil()
+        ))
+        .await
+        .assert_html(StatusCode::NOT_FOUND);
 }

@@ -30,6 +30,41 @@ pub(crate) struct CommandContext {
 }
 
 impl CommandContext {
+    /// The context of a command a monitoring page sends for its signed-in `caller` about the
+    /// run at `path`: no idempotency key, no expected version, the caller as the actor.
+    ///
+    /// # Errors
+    /// Never in practice: an unkeyed request has nothing to refuse.
+    pub(crate) fn for_page(
+        state: AppState,
+        caller: Caller,
+        path: &crate::extract::RunPath,
+    ) -> Result<Self, ApiError> {
+        let tenant = path.tenant_id;
+        let uri = format!("/v1/tenants/{}/runs/{}/cancel", tenant, path.run_id);
+        let idempotency = Idempotency::from_request(
+            tenant,
+            &axum::http::HeaderMap::new(),
+            &axum::http::Method::POST,
+            &uri,
+            &[],
+        )?;
+        let metadata = EventMetadata {
+            actor: caller.actor(),
+            correlation_id: None,
+            causation_id: None,
+            request_id: None,
+        };
+        Ok(Self {
+            state,
+            caller,
+            tenant,
+            idempotency,
+            expected: ExpectedVersion::Any,
+            metadata,
+        })
+    }
+
     /// The id of the run a queue request creates (derived from its idempotency key, if any).
     pub(crate) fn new_run_id(&self) -> RunId {
         self.idempotency.new_run_id()

@@ -219,3 +219,19 @@ pub(crate) async fn cancel_run(
         .execute(path.run_id, |at| RunCommand::Cancel(Cancel { reason, at }))
         .await
 }
+
+/// Cancels `run` for `caller` (a writer, checked by the caller's extractor), as
+/// `POST …/cancel` without an `Idempotency-Key` does: the monitoring pages' Cancel button,
+/// whose session form is its protection against a forged request (a second cancel changes
+/// nothing anyway). Answers the same answer the route would.
+pub(crate) async fn cancel_for_page(
+    state: &AppState,
+    caller: crate::auth::Caller,
+    path: RunPath,
+    body: CancelBody,
+) -> Result<Response, ApiError> {
+    let reason = body.parse()?;
+    execution::CommandContext::for_page(state.clone(), caller, &path)?
+        .execute(path.run_id, |at| RunCommand::Cancel(Cancel { reason, at }))
+        .await
+}

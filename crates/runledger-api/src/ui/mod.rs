@@ -4,18 +4,22 @@
 //!
 //! The pages use the API's own queries and checks (the same tenant isolation and roles) and a
 //! cookie session instead of a bearer header ([`session`]). Live updates are server-sent events
-//! that a few lines of JavaScript ([`ASSETS`]) put into the page; without JavaScript every page
-//! still works, it only stops updating by itself.
+//! that a few lines of JavaScript ([`ASSETS`]: `live.js`) put into the page, and `page.js` adds
+//! copy buttons, the list's keys (j/k, Enter) and relative times kept current; without
+//! JavaScript every page still works, it only stops updating by itself.
 //!
 //! # Layout
 //! - [`session`]: sign-in with an API token, the session cookie, CSRF checks.
 //! - [`page_error`]: failures as pages (or a redirect to sign in).
-//! - [`view`]: what the templates show of a run and of an event.
+//! - [`times`]: times (relative, absolute on hover, to the millisecond) and durations.
+//! - [`view`]: what the templates show of a run.
+//! - [`timeline`]: what the run page shows of each of its events.
 //! - [`live`]: the tenant's events for live pages, once the read model has applied them.
 //! - [`read_model`]: what a page knows of the read model (built, behind, its checkpoint).
 //! - [`runs_page`]: a tenant's runs, filtered, paged, live.
-//! - [`run_page`]: one run, its failures, context and timeline, live while it is active.
-//! - [`notifications_page`]: the signed-in user's notices.
+//! - [`run_page`]: one run, why it ended, its phases, context and timeline, live while it is
+//!   active; its actions (JSON, events as NDJSON, chain verification, Cancel for writers).
+//! - [`notifications_page`]: the signed-in user's notices, grouped by run; mark all as read.
 //! - [`projections_page`]: projection status and rebuilds (admin).
 
 pub mod live;
@@ -26,6 +30,8 @@ pub mod read_model;
 pub mod run_page;
 pub mod runs_page;
 pub mod session;
+pub mod timeline;
+pub mod times;
 pub mod view;
 
 use axum::Router;
@@ -55,6 +61,30 @@ pub struct Nav {
     pub has_feed: bool,
     /// The session's CSRF token, for the sign-out form.
     pub csrf: String,
+    /// How many of the user's notices are unread (the navigation's badge); `None` when the
+    /// token has no feed or the count is not known.
+    pub unread_notices: Option<i64>,
+}
+
+impl Nav {
+    /// The navigation of `viewer`'s pages about `tenant_id`, with the unread count of its feed
+    /// (left out, and logged, when it cannot be read: a page never fails for its badge).
+    pub async fn of(state: &AppState, viewer: &Viewer, tenant_id: i64) -> Nav {
+        let mut nav = viewer.nav(tenant_id);
+        if let Some(user) = viewer.caller.user_id {
+            match runledger_projections::notifications::unread_count(
+                &state.pool,
+                viewer.caller.tenant_id,
+                user,
+            )
+            .await
+            {
+                Ok(count) => nav.unread_notices = Some(count),
+                Err(error) => tracing::warn!(%error, "the unread notices could not be counted"),
+            }
+        }
+        nav
+    }
 }
 
 /// The runs page of a tenant.
@@ -73,6 +103,11 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         "/ui/assets/live.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/live.js"),
+    ),
+    (
+        "/ui/assets/page.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/page.js"),
     ),
 ];
 
@@ -101,12 +136,24 @@ pub fn router() -> Router<AppState> {
             get(run_page::live_run),
         )
         .route(
+            "/tenants/{tenant_id}/runs/{run_id}/events.ndjson",
+            get(run_page::run_events_ndjson),
+        )
+        .route(
+            "/tenants/{tenant_id}/runs/{run_id}/cancel",
+            post(run_page::cancel),
+        )
+        .route(
             "/notifications",
             get(notifications_page::notifications_page),
         )
         .route(
             "/notifications/{id}/read",
             post(notifications_page::mark_read),
+        )
+        .route(
+            "/notifications/read-all",
+            post(notifications_page::mark_all_read),
         )
         .route("/projections", get(projections_page::projections_page))
         .route(
@@ -148,6 +195,7 @@ async fn home(viewer: Viewer) -> Redirect {
     Redirect::to(&runs_url(viewer.caller.tenant_id.get()))
 }
 
+/// An address under `/ui` that is no page: the 404 page, with the navigation and what to do.
 async fn missing_page() -> Response {
     PageError::Api(ApiError::NotFound).into_response()
 }

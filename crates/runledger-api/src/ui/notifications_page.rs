@@ -1,5 +1,6 @@
-//! The signed-in user's notices: unread first, each marked read with a form, each linking to
-//! its run. It runs the feed's own query (`runledger_projections::notifications::notice_page`)
+//! The signed-in user's notices, newest first, grouped by run (a run's queued and completed
+//! notices together), each marked read with a small form or all at once, each linking to its
+//! run. It runs the feed's own query (`runledger_projections::notifications::notice_page`)
 //! for the signed-in token's user, so it shows exactly what `GET /v1/notifications` would: the
 //! user's own notices, in its tenant.
 
@@ -12,12 +13,12 @@ use runledger_projections::notifications::{NoticePageQuery, NoticeRow, notice_pa
 use super::Nav;
 use super::page_error::{PageError, PageForm};
 use super::session::{CsrfForm, Viewer};
-use super::view::TimeView;
+use super::times::TimeView;
 use crate::error::ApiError;
 use crate::notifications::{feed_owner, parse_notice_id, read_notice};
 use crate::{ApiConfig, AppState};
 
-/// How many notices the page shows in each of its lists.
+/// How many notices the page shows.
 const SHOWN: u32 = 100;
 
 /// A notice as the page shows it.
@@ -36,8 +37,15 @@ pub struct NoticeView {
 }
 
 impl NoticeView {
-    /// The notice, with its link built by `config` for `tenant`'s feed.
-    fn new(config: &ApiConfig, tenant: TenantId, notice: NoticeRow) -> Self {
+    /// The view of `notice`, for a page rendered at `now`.
+    /// The view of `notice` of `tenant`'s feed, for a page rendered at `now`, its link built
+    /// by `config` (this server's public URL).
+    fn new(
+        config: &ApiConfig,
+        tenant: TenantId,
+        notice: NoticeRow,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
         Self {
             view_url: config.notice_view_url(tenant, &notice),
             id: notice.id.to_string(),
@@ -49,10 +57,51 @@ impl NoticeView {
                 |outcome| outcome.label().to_owned(),
             ),
             outcome: notice.outcome,
-            created: TimeView::new(notice.created_at),
+            created: TimeView::new(notice.created_at, now),
             read: notice.read_at.is_some(),
         }
     }
+}
+
+/// A run's notices together (queued, then completed), newest run first.
+#[derive(Debug)]
+pub struct NoticeGroup {
+    pub run_id: String,
+    pub view_url: String,
+    /// The newest notice's title: what the group is about now.
+    pub title: String,
+    pub unread: bool,
+    /// Newest first.
+    pub notices: Vec<NoticeView>,
+}
+
+/// Groups `notices` of `tenant`'s feed (newest first) by run, keeping the order of each run's
+/// newest notice.
+fn grouped(
+    config: &ApiConfig,
+    tenant: TenantId,
+    notices: Vec<NoticeRow>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<NoticeGroup> {
+    let mut groups: Vec<NoticeGroup> = Vec::new();
+    for notice in notices {
+        let run_id = notice.run_id.to_string();
+        let view = NoticeView::new(config, tenant, notice, now);
+        match groups.iter_mut().find(|group| group.run_id == run_id) {
+            Some(group) => {
+                group.unread |= !view.read;
+                group.notices.push(view);
+            }
+            None => groups.push(NoticeGroup {
+                run_id,
+                view_url: view.view_url.clone(),
+                title: view.title.clone(),
+                unread: !view.read,
+                notices: vec![view],
+            }),
+        }
+    }
+    groups
 }
 
 #[derive(Template)]
@@ -62,8 +111,9 @@ struct NotificationsPage {
     /// False for a token not bound to a user: it has no feed.
     has_feed: bool,
     csrf: String,
-    unread: Vec<NoticeView>,
-    read: Vec<NoticeView>,
+    groups: Vec<NoticeGroup>,
+    /// Every unread notice of the user (the navigation's count), not only those shown.
+    unread_count: i64,
 }
 
 /// `GET /ui/notifications`.
@@ -71,45 +121,58 @@ pub async fn notifications_page(
     State(state): State<AppState>,
     viewer: Viewer,
 ) -> Result<Response, PageError> {
-    let nav = Some(viewer.nav(viewer.caller.tenant_id.get()));
+    let nav = Some(Nav::of(&state, &viewer, viewer.caller.tenant_id.get()).await);
     let Some(user) = viewer.caller.user_id else {
         let page = NotificationsPage {
             nav,
             has_feed: false,
             csrf: viewer.csrf.clone(),
-            unread: Vec::new(),
-            read: Vec::new(),
+            groups: Vec::new(),
+            unread_count: 0,
         };
         return Ok(Html(page.render()?).into_response());
     };
-    let list = async |unread_only| {
-        let query = NoticePageQuery {
-            unread_only,
-            size: SHOWN,
-            after: None,
-        };
-        notice_page(&state.pool, viewer.caller.tenant_id, user, &query)
-            .await
-            .map_err(ApiError::from)
+    let query = NoticePageQuery {
+        unread_only: false,
+        size: SHOWN,
+        after: None,
     };
-    let tenant = viewer.caller.tenant_id;
-    let view = |notice| NoticeView::new(&state.config, tenant, notice);
-    let unread = list(true).await?.notices;
-    let read = list(false)
-        .await?
-        .notices
-        .into_iter()
-        .filter(|notice| notice.read_at.is_some())
-        .map(view)
-        .collect();
+    let notices = notice_page(&state.pool, viewer.caller.tenant_id, user, &query)
+        .await
+        .map_err(ApiError::from)?
+        .notices;
+    let shown_unread = notices.iter().filter(|n| n.read_at.is_none()).count();
+    let unread_count = nav
+        .as_ref()
+        .and_then(|nav| nav.unread_notices)
+        .unwrap_or_else(|| i64::try_from(shown_unread).unwrap_or(i64::MAX));
     let page = NotificationsPage {
         nav,
         has_feed: true,
         csrf: viewer.csrf.clone(),
-        unread: unread.into_iter().map(view).collect(),
-        read,
+        groups: grouped(
+            &state.config,
+            viewer.caller.tenant_id,
+            notices,
+            state.clock.now(),
+        ),
+        unread_count,
     };
     Ok(Html(page.render()?).into_response())
+}
+
+/// `POST /ui/notifications/read-all`: every notice of the user read, then back to the list.
+pub async fn mark_all_read(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    PageForm(form): PageForm<CsrfForm>,
+) -> Result<Response, PageError> {
+    viewer.check_form(&form)?;
+    let user = feed_owner(&viewer.caller)?;
+    runledger_projections::notifications::mark_all_read(&state.pool, viewer.caller.tenant_id, user)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(Redirect::to("/ui/notifications").into_response())
 }
 
 /// `POST /ui/notifications/{id}/read`, then back to the list.

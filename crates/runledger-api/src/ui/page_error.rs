@@ -1,12 +1,13 @@
 //! Failures of the monitoring pages, answered as pages: a browser that is not signed in is sent
-//! to the sign-in form, anything else gets an HTML page with the status, title and detail the
-//! API's problem would carry (and, like it, never the cause of a server error).
+//! to the sign-in form, anything else gets an HTML page with the navigation, the status, title
+//! and detail the API's problem would carry (and, like it, never the cause of a server error),
+//! and what to do next.
 
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 
@@ -50,6 +51,34 @@ struct ErrorPage {
     status: u16,
     title: &'static str,
     detail: String,
+    next_steps: Vec<&'static str>,
+}
+
+/// What someone who met `status` can do about it.
+fn next_steps(status: StatusCode) -> Vec<&'static str> {
+    match status.as_u16() {
+        400 | 413 | 422 => vec![
+            "Correct the field named above and send it again.",
+            "On the runs list, Clear resets every filter.",
+        ],
+        403 => vec![
+            "This needs another role: a writer token to cancel runs, an auditor token for timelines and evidence, an admin token for projections.",
+            "Sign out and sign in with such a token, or go back to the runs.",
+        ],
+        404 => vec![
+            "Check the address: a run's page is /ui/tenants/<tenant>/runs/<run id>.",
+            "Search the runs list by the start of the run id.",
+            "A run of another tenant is not shown: sign in with a token of that tenant.",
+        ],
+        409 | 412 => {
+            vec!["The run changed meanwhile (it may have completed): open its page again."]
+        }
+        429 => vec!["Too many requests: wait a moment, then try again."],
+        _ => vec![
+            "Try again in a moment.",
+            "If it keeps failing, the server's log has the cause: tell the operator the time it happened.",
+        ],
+    }
 }
 
 impl IntoResponse for PageError {
@@ -67,16 +96,24 @@ impl IntoResponse for PageError {
             tracing::error!(error.cause_chain = ?cause, "page failed");
         }
         let (status, title, detail) = error.for_people();
+        let retry_after = error.retry_after_seconds(status);
         let page = ErrorPage {
             nav: None,
             status: status.as_u16(),
             title,
             detail,
+            next_steps: next_steps(status),
         };
-        match page.render() {
+        let mut response = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, title).into_response(),
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response
     }
 }
 

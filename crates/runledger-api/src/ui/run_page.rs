@@ -1,6 +1,10 @@
-//! One run: every OperationRun field, its counts and failures, its context, and (for auditors,
-//! as in the API) the timeline of its events with the verifier's verdict on its hash chain.
-//! Live while the run is active. This is the page `view_url`s and notices link to.
+//! One run: why it failed, timed out or was cancelled (at the top), its phases as duration
+//! bars, every OperationRun field with its limits, heartbeat and cancel request, its counts and
+//! failures, its context as key/value rows (raw JSON one click away), the runs of the same
+//! identity, and (for auditors, as in the API) the timeline of its events, each opening onto its
+//! payload and metadata, with the verifier's verdict on its hash chain. Actions by role: copy
+//! as JSON (everyone), the events as NDJSON and the chain's verification (auditors), Cancel
+//! (writers). Live while the run is active. This is the page `view_url`s and notices link to.
 //!
 //! The fields come from the read model; the timeline from the run's events. A run whose events
 //! the read model has not applied yet is shown as recorded but not yet projected, and the page
@@ -10,9 +14,9 @@ use std::convert::Infallible;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use futures_util::{Stream, StreamExt};
 use runledger_audit::verify::verify_run;
 use runledger_core::{RunId, TenantId};
@@ -22,22 +26,45 @@ use serde::Deserialize;
 
 use super::Nav;
 use super::live::start_cursor;
-use super::page_error::{ForPage, PageError};
+use super::page_error::{ForPage, PageError, PageForm};
 use super::read_model::{Banner, ReadModel};
-use super::runs_page::run_view;
+use super::runs_page::{back_to_list, run_view};
 use super::session::Viewer;
-use super::view::{EventView, RunView};
+use super::timeline::EventView;
+use super::times::TimeView;
+use super::view::RunView;
 use crate::AppState;
 use crate::auth::{Authorized, Role, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, RunPath};
 use crate::live::projected_events;
+use crate::runs_queries::run_of_row;
+
+/// How many runs of the same identity the page links to.
+const RELATED_SHOWN: u32 = 10;
 
 /// The verifier's verdict on the run's chain.
 #[derive(Debug)]
 pub struct ChainBadge {
     pub valid: bool,
     pub text: String,
+    /// When this page verified it (every rendering verifies again).
+    pub verified: TimeView,
+}
+
+/// Another run of the same identity (the same operation queued again, before or after).
+#[derive(Debug)]
+pub struct RelatedRun {
+    pub run: RunView,
+}
+
+/// What the viewer's role may do on the page.
+#[derive(Debug, Clone, Copy)]
+pub struct Actions {
+    /// Events, NDJSON and the chain's verification (auditors and admins).
+    pub audit: bool,
+    /// Cancel (writers and admins).
+    pub cancel: bool,
 }
 
 /// The part of the page a live update replaces.
@@ -45,6 +72,11 @@ pub struct ChainBadge {
 #[template(path = "run_article.html")]
 struct RunArticle {
     run_id: String,
+    tenant_id: i64,
+    actions: Actions,
+    /// The session's CSRF token, for the Cancel form.
+    csrf: String,
+    related: Vec<RelatedRun>,
     /// `None` while the read model has not applied the run's first event.
     run: Option<RunView>,
     /// `None` for a role that may not read event history.
@@ -59,6 +91,8 @@ struct RunArticle {
 struct RunPage {
     nav: Option<Nav>,
     title: String,
+    /// The runs list the viewer came from, with its filters.
+    back_url: String,
     banner: Option<Banner>,
     article: String,
 }
@@ -87,10 +121,21 @@ async fn article(
     if row.is_none() && events.is_empty() {
         return Ok(None);
     }
+    let now = state.clock.now();
     let run = row
         .as_ref()
-        .map(|row| run_view(row, state.clock.now()))
+        .map(|row| -> Result<RunView, ApiError> {
+            let mut view = run_view(row, now)?;
+            let json = run_of_row(&state.config, row)?;
+            view.json =
+                serde_json::to_string_pretty(&json).map_err(|e| ApiError::Internal(e.into()))?;
+            Ok(view)
+        })
         .transpose()?;
+    let related = match &row {
+        Some(row) => related_runs(state, tenant_id, row, now).await?,
+        None => Vec::new(),
+    };
     let auditor = viewer.caller.role.allows(Role::Auditor);
     let chain = if auditor {
         verify_run(&state.reader, tenant_id, run_id)
@@ -100,6 +145,7 @@ async fn article(
                 None => ChainBadge {
                     valid: true,
                     text: format!("Chain verified ({} events)", verification.events_checked),
+                    verified: TimeView::new(now, now),
                 },
                 Some(failure) => ChainBadge {
                     valid: false,
@@ -108,6 +154,7 @@ async fn article(
                         failure.version,
                         failure.explanation()
                     ),
+                    verified: TimeView::new(now, now),
                 },
             })
     } else {
@@ -123,11 +170,50 @@ async fn article(
     });
     Ok(Some(RunArticle {
         run_id: run_id.to_string(),
+        tenant_id: tenant_id.get(),
+        actions: Actions {
+            audit: auditor,
+            cancel: viewer.caller.role.allows(Role::Writer),
+        },
+        csrf: viewer.csrf.clone(),
+        related,
         run,
-        timeline: auditor.then(|| events.iter().map(EventView::from).collect()),
+        timeline: auditor.then(|| EventView::timeline(&events, now)),
         chain,
         live_url,
     }))
+}
+
+/// The tenant's other runs of `row`'s identity, newest first.
+async fn related_runs(
+    state: &AppState,
+    tenant_id: TenantId,
+    row: &runledger_projections::OperationRunRow,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<RelatedRun>, ApiError> {
+    let rows = runledger_projections::operation_runs::same_identity(
+        &state.pool,
+        tenant_id,
+        &row.run_identity_hash,
+        row.id,
+        RELATED_SHOWN,
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(RelatedRun {
+                run: run_view(row, now)?,
+            })
+        })
+        .collect()
+}
+
+/// `GET /ui/tenants/{tenant_id}/runs/{run_id}` parameters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunPageQuery {
+    /// The query string of the runs list the viewer came from (its filters), for the way back.
+    list: Option<String>,
 }
 
 /// `GET /ui/tenants/{tenant_id}/runs/{run_id}`.
@@ -138,6 +224,7 @@ pub async fn run_page(
         path,
         ..
     }: Authorized<RunPath, needs::Reader, Viewer>,
+    ForPage(Query(query)): ForPage<Query<RunPageQuery>>,
 ) -> Result<Response, PageError> {
     let read_model = ReadModel::of(&state).await;
     let article = article(
@@ -155,8 +242,9 @@ pub async fn run_page(
         |run| run.run_type.clone(),
     );
     let page = RunPage {
-        nav: Some(viewer.nav(path.tenant_id.get())),
+        nav: Some(Nav::of(&state, &viewer, path.tenant_id.get()).await),
         title,
+        back_url: back_to_list(path.tenant_id.get(), query.list.as_deref()),
         banner: read_model.banner(),
         article: article.render()?,
     };
@@ -221,4 +309,71 @@ async fn rendered_article(
     };
     let done = article.run.as_ref().is_some_and(|run| run.done);
     Ok(Some((article.render()?, done)))
+}
+
+/// `GET /ui/tenants/{tenant_id}/runs/{run_id}/events.ndjson` (auditors, as the API's event
+/// routes): the run's events as a download, one JSON line each, in the export's line format.
+pub async fn run_events_ndjson(
+    State(state): State<AppState>,
+    Authorized { path, .. }: Authorized<RunPath, needs::Auditor, Viewer>,
+) -> Result<Response, PageError> {
+    let events = state
+        .reader
+        .read_stream(path.tenant_id, path.run_id)
+        .await
+        .map_err(ApiError::from)?;
+    if events.is_empty() {
+        return Err(ApiError::NotFound.into());
+    }
+    let mut body = String::new();
+    for event in &events {
+        let line = serde_json::to_string(&runledger_audit::audit_event(event))
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        body.push_str(&line);
+        body.push('\n');
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"run-{}.ndjson\"", path.run_id),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// The Cancel form: the session's CSRF token and an optional reason.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelForm {
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /ui/tenants/{tenant_id}/runs/{run_id}/cancel` (writers): the cancel command, as the
+/// API's route runs it, then back to the run's page.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Authorized {
+        caller: viewer,
+        path,
+        ..
+    }: Authorized<RunPath, needs::Writer, Viewer>,
+    PageForm(form): PageForm<CancelForm>,
+) -> Result<Response, PageError> {
+    viewer.check_form(&super::session::CsrfForm { csrf: form.csrf })?;
+    let reason = Some(form.reason.trim().to_owned()).filter(|r| !r.is_empty());
+    let run_page = runledger_core::view_url("/ui", path.tenant_id, path.run_id);
+    crate::runs_commands::cancel_for_page(
+        &state,
+        viewer.caller,
+        path,
+        runledger_wire::CancelBody { reason },
+    )
+    .await?;
+    Ok(Redirect::to(&run_page).into_response())
 }

@@ -1,9 +1,14 @@
-//! The runs of a tenant: filters, newest first, cursor pages, and live rows.
+//! The runs of a tenant: search and filters, newest first, cursor pages, the count of matching
+//! runs, and live rows.
 //!
-//! The page runs the OperationRun read model's own list query, with the list route's page
-//! tokens (`crate::runs_queries::RunList`); its filter form speaks the browser's language
-//! (empty fields, calendar dates) and is turned into the read model's typed filter here. The
-//! type field matches run types by prefix, so `inventory` finds every `inventory.*` run.
+//! The page runs the OperationRun read model's own list and count queries, with the list
+//! route's page tokens (`crate::runs_queries::RunList`); its filter form speaks the browser's
+//! language (empty fields, calendar dates, one state for status and outcome, a user id or a
+//! name as initiator) and is turned into the read model's typed filter here, with the list
+//! route's own parsers. The type field matches run types by prefix, so `inventory` finds every
+//! `inventory.*` run; the run field matches ids by prefix; `key=value` searches the context and
+//! the identity (docs/adr/0019). The filter is the page's query string: a saved or shared URL is
+//! the same list.
 
 use std::convert::Infallible;
 
@@ -16,7 +21,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::{Stream, StreamExt};
 use runledger_core::{Outcome, RunStatus, TenantId};
 use runledger_projections::OperationRunRow;
-use runledger_projections::operation_runs::{RunFilter, RunOrder, run_if_listed};
+use runledger_projections::operation_runs::{RunFilter, RunOrder, count_runs, run_if_listed};
 use serde::{Deserialize, Serialize};
 
 use super::live::start_cursor;
@@ -30,7 +35,7 @@ use crate::auth::{Authorized, needs};
 use crate::error::ApiError;
 use crate::extract::{Query, TenantPath};
 use crate::live::projected_events;
-use crate::runs_queries::{RunList, initiator, snapshot_of_row, type_prefix};
+use crate::runs_queries::{self, RunList, snapshot_of_row, type_prefix};
 
 /// How many runs a page shows.
 const PAGE_SIZE: u32 = 50;
@@ -39,6 +44,9 @@ const PAGE_SIZE: u32 = 50;
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunsPageQuery {
+    /// Run ids starting with these hex digits.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run: String,
     /// Run types starting with this.
     #[serde(rename = "type", default, skip_serializing_if = "String::is_empty")]
     pub run_type: String,
@@ -48,9 +56,15 @@ pub struct RunsPageQuery {
     /// One outcome.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub outcome: String,
-    /// The initiating user's id.
+    /// The combined indicator the list shows: `queued`, `running`, or an outcome (completed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub state: String,
+    /// The initiating user's id, or the initiator's name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub initiator: String,
+    /// `key=value` of the context or identity.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub attribute: String,
     /// Created on or after this day (UTC, `YYYY-MM-DD`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub created_from: String,
@@ -77,33 +91,61 @@ impl RunsPageQuery {
                 })
                 .transpose()
         };
-        let initiator_user_id = text(&self.initiator)
-            .map(|id| {
-                id.parse::<i64>()
-                    .map_err(|_| ApiError::bad_field("initiator", "must be a user id (a number)"))
-            })
+        // A number is a user id; anything else the initiator's name.
+        let initiator_text = text(&self.initiator);
+        let initiator_user_id = initiator_text
+            .as_deref()
+            .and_then(|text| text.parse::<i64>().ok());
+        let initiator_name = initiator_text
+            .filter(|_| initiator_user_id.is_none())
+            .map(|name| runs_queries::initiator_name(&name).map_err(|e| in_field(e, "initiator")))
             .transpose()?;
         let created_after = day("created_from", &self.created_from)?;
         // The last day is included: before the start of the next one.
         let created_before =
             day("created_to", &self.created_to)?.map(|day| day + chrono::Duration::days(1));
+        let mut statuses: Vec<RunStatus> = text(&self.status)
+            .map(|s| s.parse::<RunStatus>())
+            .transpose()?
+            .into_iter()
+            .collect();
+        let mut outcomes: Vec<Outcome> = text(&self.outcome)
+            .map(|o| o.parse::<Outcome>())
+            .transpose()?
+            .into_iter()
+            .collect();
+        if let Some(state) = text(&self.state) {
+            match state.as_str() {
+                "queued" => statuses.push(RunStatus::Queued),
+                "running" => statuses.push(RunStatus::Running),
+                outcome => outcomes.push(outcome.parse::<Outcome>().map_err(|_| {
+                    ApiError::bad_field(
+                        "state",
+                        "must be queued, running, or an outcome (succeeded, partially_succeeded, failed, cancelled)",
+                    )
+                })?),
+            }
+        }
         Ok(RunFilter {
             run_type: None,
             type_prefix: text(&self.run_type)
                 .as_deref()
                 .map(type_prefix)
                 .transpose()?,
-            statuses: text(&self.status)
-                .map(|s| s.parse::<RunStatus>())
-                .transpose()?
-                .into_iter()
-                .collect(),
-            outcomes: text(&self.outcome)
-                .map(|o| o.parse::<Outcome>())
-                .transpose()?
-                .into_iter()
-                .collect(),
-            initiator: initiator_user_id.map(initiator).transpose()?,
+            statuses,
+            outcomes,
+            initiator: initiator_user_id
+                .map(|id| runs_queries::initiator(id).map_err(|e| in_field(e, "initiator")))
+                .transpose()?,
+            initiator_name,
+            id_prefix: text(&self.run)
+                .as_deref()
+                .map(|p| runs_queries::run_id_prefix(p).map_err(|e| in_field(e, "run")))
+                .transpose()?,
+            attribute: text(&self.attribute)
+                .as_deref()
+                .map(runs_queries::attribute)
+                .transpose()?,
             created_after,
             created_before,
         })
@@ -117,6 +159,15 @@ impl RunsPageQuery {
             ..self.clone()
         };
         serde_html_form::to_string(&query).unwrap_or_default()
+    }
+}
+
+/// The list route's refusal of a parameter, naming the form's field instead (the page's
+/// fields are named for people, the route's parameters for programs).
+fn in_field(error: ApiError, field: &'static str) -> ApiError {
+    match error {
+        ApiError::BadRequest { detail, .. } => ApiError::bad_field(field, detail),
+        other => other,
     }
 }
 
@@ -139,13 +190,18 @@ struct RunsPage {
     nav: Option<Nav>,
     tenant_id: i64,
     filters: RunsPageQuery,
-    status_options: Vec<SelectOption>,
-    outcome_options: Vec<SelectOption>,
+    state_options: Vec<SelectOption>,
     runs: Vec<RunView>,
+    /// How many runs match the filters in all pages; `None` when it could not be counted.
+    matching: Option<i64>,
+    /// `?list=…`: the list's query string, which each row's link carries so that the run page
+    /// leads back to this list (empty for the unfiltered first page).
+    list_suffix: String,
     banner: Option<Banner>,
     /// Absent when the read model's checkpoint is unknown.
     live_url: Option<String>,
     first_page: bool,
+    first_url: String,
     next_url: Option<String>,
 }
 
@@ -153,13 +209,44 @@ struct RunsPage {
 #[template(path = "run_row.html")]
 struct RunRow {
     run: RunView,
+    list_suffix: String,
+}
+
+/// `?list=<query>` for a row's link, or nothing when the list has no query.
+fn list_suffix(list_query: &str) -> String {
+    if list_query.is_empty() {
+        String::new()
+    } else {
+        let encoded: String = form_urlencoded::byte_serialize(list_query.as_bytes()).collect();
+        format!("?list={encoded}")
+    }
 }
 
 /// The run's view, for a page rendered at `now`.
 pub fn run_view(row: &OperationRunRow, now: DateTime<Utc>) -> Result<RunView, ApiError> {
     let run = snapshot_of_row(row)?;
     let url = runledger_core::view_url("/ui", run.tenant_id, run.id);
-    Ok(RunView::new(&run, url, now))
+    Ok(RunView::new(&run, url, row.heartbeat_at, now))
+}
+
+/// The combined states the filter offers, in the list's order, with the seed's labels.
+fn state_options(selected: &str) -> Vec<SelectOption> {
+    let active = [RunStatus::Queued, RunStatus::Running]
+        .into_iter()
+        .map(|s| (s.as_str(), s.label()));
+    let completed = Outcome::ALL
+        .iter()
+        .copied()
+        .filter(|o| *o != Outcome::Pending)
+        .map(|o| (o.as_str(), o.label()));
+    active
+        .chain(completed)
+        .map(|(value, label)| SelectOption {
+            value,
+            label,
+            selected: selected == value,
+        })
+        .collect()
 }
 
 /// `GET /ui/tenants/{tenant_id}/runs`.
@@ -173,16 +260,22 @@ pub async fn runs_page(
     ForPage(Query(filters)): ForPage<Query<RunsPageQuery>>,
 ) -> Result<Response, PageError> {
     let read_model = ReadModel::of(&state).await;
+    let filter = filters.filter()?;
     let list = RunList {
-        filter: filters.filter()?,
+        filter: filter.clone(),
         order: RunOrder::CreatedDesc,
     }
-    .page(PAGE_SIZE, text(&filters.page_token).as_deref())?;
-    let (rows, next_page_token) = if read_model.is_built() {
+    .page(tenant_id, PAGE_SIZE, text(&filters.page_token).as_deref())?;
+    let (rows, next_page_token, matching) = if read_model.is_built() {
         let (page, next_page_token) = list.fetch(&state, tenant_id).await?;
-        (page.rows, next_page_token)
+        let matching = count_runs(&state.pool, tenant_id, &filter, &[])
+            .await
+            .inspect_err(|error| tracing::warn!(%error, "the matching runs could not be counted"))
+            .ok()
+            .map(|counts| counts.iter().map(|c| c.count).sum());
+        (page.rows, next_page_token, matching)
     } else {
-        (Vec::new(), None)
+        (Vec::new(), None, Some(0))
     };
     let now = state.clock.now();
     let runs = rows
@@ -190,26 +283,14 @@ pub async fn runs_page(
         .map(|row| run_view(row, now))
         .collect::<Result<Vec<_>, _>>()?;
     let base = runs_url(tenant_id.get());
+    let first_query = filters.with_page(None);
     let page = RunsPage {
-        nav: Some(viewer.nav(tenant_id.get())),
+        nav: Some(Nav::of(&state, &viewer, tenant_id.get()).await),
         tenant_id: tenant_id.get(),
-        status_options: RunStatus::ALL
-            .iter()
-            .map(|s| SelectOption {
-                value: s.as_str(),
-                label: s.label(),
-                selected: filters.status == s.as_str(),
-            })
-            .collect(),
-        outcome_options: Outcome::ALL
-            .iter()
-            .map(|o| SelectOption {
-                value: o.as_str(),
-                label: o.label(),
-                selected: filters.outcome == o.as_str(),
-            })
-            .collect(),
+        state_options: state_options(&filters.state),
         runs,
+        matching,
+        list_suffix: list_suffix(&filters.with_page(text(&filters.page_token).as_deref())),
         banner: read_model.banner(),
         live_url: read_model.live_cursor().map(|after| {
             let query = RunsPageQuery {
@@ -222,12 +303,28 @@ pub async fn runs_page(
             )
         }),
         first_page: filters.page_token.is_empty(),
+        first_url: if first_query.is_empty() {
+            base.clone()
+        } else {
+            format!("{base}?{first_query}")
+        },
         next_url: next_page_token
             .as_deref()
             .map(|token| format!("{base}?{}", filters.with_page(Some(token)))),
         filters,
     };
     Ok(Html(page.render()?).into_response())
+}
+
+/// The list a run page leads back to: `list` (the query string a row's link carried) when it is
+/// a valid filter of the runs page, else the unfiltered list.
+pub fn back_to_list(tenant_id: i64, list: Option<&str>) -> String {
+    let base = runs_url(tenant_id);
+    list.and_then(|list| serde_html_form::from_str::<RunsPageQuery>(list).ok())
+        .filter(|query| query.filter().is_ok())
+        .map(|query| query.with_page(text(&query.page_token).as_deref()))
+        .filter(|query| !query.is_empty())
+        .map_or(base.clone(), |query| format!("{base}?{query}"))
 }
 
 /// What a live list sends for a run that changed: its new row, or `null` when it no longer
@@ -256,12 +353,14 @@ pub async fn live_runs(
             .filter(|a| !a.is_empty())
             .map(String::as_str),
     )?;
+    let list_query = list_suffix(&filters.with_page(None));
     let updates = projected_events(&state, tenant_id, from).then(move |event| {
         let state = state.clone();
         let filter = filter.clone();
+        let list_query = list_query.clone();
         async move {
             let cursor = runledger_store::LogCursor::after(&event).to_string();
-            let update = row_update(&state, tenant_id, event.run_id, &filter)
+            let update = row_update(&state, tenant_id, event.run_id, &filter, list_query)
                 .await
                 .inspect_err(|error| tracing::warn!(?error, "a live row could not be rendered"))
                 .ok();
@@ -283,6 +382,7 @@ async fn row_update(
     tenant_id: TenantId,
     run_id: runledger_core::RunId,
     filter: &RunFilter,
+    list_query: String,
 ) -> Result<RowUpdate, PageError> {
     let html = match run_if_listed(&state.pool, tenant_id, run_id, filter)
         .await
@@ -291,6 +391,7 @@ async fn row_update(
         Some(row) => Some(
             RunRow {
                 run: run_view(&row, state.clock.now())?,
+                list_suffix: list_query,
             }
             .render()?,
         ),

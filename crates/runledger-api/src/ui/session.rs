@@ -23,6 +23,7 @@ use crate::AppState;
 use crate::auth::{Caller, TokenRow, caller_of_token, find_caller, token_hash};
 use crate::error::ApiError;
 use crate::extract::Query;
+use crate::rate_limit::ClientAddress;
 use crate::tokens::random_secret;
 
 /// The session cookie.
@@ -58,6 +59,7 @@ impl Viewer {
             is_admin: self.caller.role == crate::auth::Role::Admin,
             has_feed: self.caller.user_id.is_some(),
             csrf: self.csrf.clone(),
+            unread_notices: None,
         }
     }
 
@@ -179,9 +181,12 @@ pub struct SignInForm {
 /// Checks the token, opens a session and goes on to the page asked for (or the runs).
 pub async fn sign_in(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     jar: CookieJar,
     PageForm(form): PageForm<SignInForm>,
 ) -> Result<Response, PageError> {
+    // Before the token is looked up: guessing tokens costs attempts, whatever they find.
+    state.rate_limits.sign_in(address)?;
     let expected = jar.get(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
     if expected.as_deref() != Some(form.csrf.as_str()) {
         return sign_in_page(
@@ -237,7 +242,7 @@ pub async fn sign_in(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CsrfForm {
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 /// Ends the session and clears its cookie.

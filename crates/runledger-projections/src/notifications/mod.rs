@@ -26,7 +26,10 @@ use crate::projection::{ApplyTx, ProjectedEvent, Projection, PublicView};
 
 pub mod query;
 
-pub use query::{NoticePage, NoticePageQuery, NoticePosition, NoticeRow, mark_read, notice_page};
+pub use query::{
+    NoticePage, NoticePageQuery, NoticePosition, NoticeRow, mark_all_read, mark_read, notice_page,
+    unread_count,
+};
 
 /// The projection's stored name.
 pub const NOTIFICATIONS: &str = "notifications";

@@ -143,3 +143,44 @@ pub async fn mark_read(
     .fetch_optional(pool)
     .await
 }
+
+/// How many of `user`'s own notices in `tenant` are not read yet (the navigation's badge).
+///
+/// # Errors
+/// The database's.
+pub async fn unread_count(
+    pool: &PgPool,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE tenant_id = $1 AND user_id = $2 AND read_at IS NULL",
+    )
+    .bind(tenant.get())
+    .bind(user.get())
+    .fetch_one(pool)
+    .await
+}
+
+/// Marks every notice of `user` in `tenant` read, as one statement; answers how many were
+/// unread. Notices the feed shows later (a run completing meanwhile) stay unread.
+///
+/// # Errors
+/// The database's.
+pub async fn mark_all_read(
+    pool: &PgPool,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO notification_reads (notification_id, user_id, tenant_id, read_at)
+         SELECT id, user_id, tenant_id, now() FROM notifications
+         WHERE tenant_id = $1 AND user_id = $2 AND read_at IS NULL
+         ON CONFLICT (notification_id) DO NOTHING",
+    )
+    .bind(tenant.get())
+    .bind(user.get())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

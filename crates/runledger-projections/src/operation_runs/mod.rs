@@ -9,6 +9,7 @@
 //! - this file: the projection (its definition and apply code).
 //! - [`row`]: [`OperationRunRow`], a row of the read model, and the run it holds.
 //! - [`query`]: the read model's queries: typed filters, orders, keyset pages and counts.
+//! - [`search`]: the search terms (run id prefix, `key=value`) and the indexes answering them.
 //! - [`overdue`]: the sweeper's query: runs of any tenant whose limit has passed.
 //! - [`changed`]: [`ChangedRuns`], a process's one read of each changed run for all its watchers.
 //!
@@ -45,14 +46,17 @@ pub mod changed;
 pub mod overdue;
 pub mod query;
 pub mod row;
+pub mod search;
 
 pub use changed::ChangedRuns;
 pub use overdue::{OverdueRun, overdue_runs};
 pub use query::{
     CountGroup, RunCount, RunFilter, RunOrder, RunPage, RunPageQuery, RunPosition, RunQueryError,
-    TypePrefix, count_runs, find_run, run_if_listed, run_page,
+    TypePrefix, count_runs, explain_count_runs, explain_run_page, find_run, run_if_listed,
+    run_page, same_identity,
 };
 pub use row::OperationRunRow;
+pub use search::{Attribute, InvalidAttribute, InvalidRunIdPrefix, RunIdPrefix};
 
 /// The public view: the projected row, and the run's last heartbeat from the table beside the
 /// log (heartbeats are not events, so no projected column holds them and a rebuild reproduces

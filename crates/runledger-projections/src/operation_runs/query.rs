@@ -1,6 +1,6 @@
 //! The OperationRun read model's queries, over `public.operation_runs` and always within one
 //! tenant: a keyset page of runs filtered and sorted, one run, whether a run passes a filter
-//! (for live lists), and counts grouped by status and outcome.
+//! (for live lists), the other runs of one identity, and counts grouped by status and outcome.
 //!
 //! The inputs are typed: a filter holds domain values, so a query built from it is valid by
 //! construction. Turning a request into them (and a bad one into a problem) is the caller's.
@@ -11,6 +11,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::row::OperationRunRow;
+use super::search::{Attribute, RunIdPrefix};
 use crate::keyset::{Direction, cut_page, push_page_limit, push_past_page};
 
 /// Which runs a list or a count is about (the tenant aside). Every condition given must hold.
@@ -26,6 +27,12 @@ pub struct RunFilter {
     pub outcomes: Vec<Outcome>,
     /// Initiated by this user.
     pub initiator: Option<UserId>,
+    /// Initiated by someone of this name (case-insensitive).
+    pub initiator_name: Option<String>,
+    /// Run ids starting with this.
+    pub id_prefix: Option<RunIdPrefix>,
+    /// Runs whose context or identity holds this `key=value`.
+    pub attribute: Option<Attribute>,
     /// Created at or after.
     pub created_after: Option<DateTime<Utc>>,
     /// Created before.
@@ -185,6 +192,9 @@ impl RunFilter {
             statuses,
             outcomes,
             initiator,
+            initiator_name,
+            id_prefix,
+            attribute,
             created_after,
             created_before,
         } = self;
@@ -195,6 +205,18 @@ impl RunFilter {
             && (statuses.is_empty() || statuses.iter().any(|s| row.status == s.as_str()))
             && (outcomes.is_empty() || outcomes.iter().any(|o| row.outcome == o.as_str()))
             && initiator.is_none_or(|user| row.user_id == Some(user.get()))
+            // `lower()` of the database and Rust's agree on the names a person types (ASCII
+            // and the common scripts); the test below checks them on the rows it has.
+            && initiator_name
+                .as_ref()
+                .is_none_or(|name| row.initiator_name.to_lowercase() == name.to_lowercase())
+            && id_prefix.as_ref().is_none_or(|prefix| {
+                let (low, high) = prefix.id_range();
+                (low..=high).contains(&row.id)
+            })
+            && attribute
+                .as_ref()
+                .is_none_or(|attribute| attribute.admits(&row.context, &row.identity))
             && created_after.is_none_or(|after| row.created_at >= after)
             && created_before.is_none_or(|before| row.created_at < before)
     }
@@ -216,6 +238,29 @@ impl RunFilter {
         push_any_of(query, "outcome", self.outcomes.iter().map(|o| o.as_str()));
         if let Some(user) = self.initiator {
             query.push(" AND user_id = ").push_bind(user.get());
+        }
+        if let Some(name) = &self.initiator_name {
+            query
+                .push(" AND lower(initiator_name) = lower(")
+                .push_bind(name.clone())
+                .push(")");
+        }
+        if let Some(prefix) = &self.id_prefix {
+            // A range of the primary key rather than `id::text LIKE`, which no index answers.
+            let (low, high) = prefix.id_range();
+            query
+                .push(" AND id BETWEEN ")
+                .push_bind(low)
+                .push(" AND ")
+                .push_bind(high);
+        }
+        if let Some(attribute) = &self.attribute {
+            // The expression of `operation_runs_attributes_idx`, written alike so that the
+            // planner matches it: `[context, identity]` (`||` appends an object to an array).
+            query
+                .push(" AND ('[]'::jsonb || context || identity) @? ")
+                .push_bind(attribute.json_path())
+                .push("::jsonpath");
         }
         if let Some(after) = self.created_after {
             query.push(" AND created_at >= ").push_bind(after);
@@ -251,7 +296,50 @@ pub async fn run_page(
     tenant: TenantId,
     page: &RunPageQuery,
 ) -> Result<RunPage, RunQueryError> {
-    let mut query = select_rows(tenant);
+    let mut query = run_page_statement("", tenant, page)?;
+    let rows: Vec<OperationRunRow> = query.build_query_as().fetch_all(pool).await?;
+    let (rows, next) = cut_page(rows, page.size, |last| page.order.position_of(last));
+    Ok(RunPage { rows, next })
+}
+
+/// The plan PostgreSQL chooses for [`run_page`]'s statement, one line per row of `EXPLAIN`:
+/// what the tests read to prove that no filter or search is answered by a scan of the table.
+///
+/// # Errors
+/// As [`run_page`].
+pub async fn explain_run_page(
+    pool: &PgPool,
+    tenant: TenantId,
+    page: &RunPageQuery,
+) -> Result<Vec<String>, RunQueryError> {
+    let mut query = run_page_statement("EXPLAIN ", tenant, page)?;
+    Ok(query.build_query_scalar().fetch_all(pool).await?)
+}
+
+/// The plan PostgreSQL chooses for [`count_runs`]'s statement (see [`explain_run_page`]).
+///
+/// # Errors
+/// The database's.
+pub async fn explain_count_runs(
+    pool: &PgPool,
+    tenant: TenantId,
+    filter: &RunFilter,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut query = count_statement("EXPLAIN ", tenant, filter, &[]);
+    query.build_query_scalar().fetch_all(pool).await
+}
+
+/// [`run_page`]'s statement, after `prefix` (`EXPLAIN `, or nothing).
+fn run_page_statement(
+    prefix: &str,
+    tenant: TenantId,
+    page: &RunPageQuery,
+) -> Result<QueryBuilder<'static, Postgres>, RunQueryError> {
+    let mut query = QueryBuilder::new(format!(
+        "{prefix}SELECT {} FROM operation_runs WHERE tenant_id = ",
+        OperationRunRow::COLUMNS
+    ));
+    query.push_bind(tenant.get());
     page.filter.push_conditions(&mut query);
     if let Some(after) = &page.after {
         match (page.order, after.time) {
@@ -291,9 +379,7 @@ pub async fn run_page(
         RunOrder::CompletedDesc => " ORDER BY completed_at DESC NULLS LAST, id DESC",
     });
     push_page_limit(&mut query, page.size);
-    let rows: Vec<OperationRunRow> = query.build_query_as().fetch_all(pool).await?;
-    let (rows, next) = cut_page(rows, page.size, |last| page.order.position_of(last));
-    Ok(RunPage { rows, next })
+    Ok(query)
 }
 
 /// The tenant's run `run` if it passes `filter`: what a live list needs to know of a run that
@@ -325,6 +411,29 @@ pub async fn find_run(
     run_if_listed(pool, tenant, run, &RunFilter::default()).await
 }
 
+/// The tenant's runs with the identity `identity_hash` other than `except`, newest first, at
+/// most `limit`: the same operation queued before or after (related runs).
+///
+/// # Errors
+/// The database's.
+pub async fn same_identity(
+    pool: &PgPool,
+    tenant: TenantId,
+    identity_hash: &str,
+    except: Uuid,
+    limit: u32,
+) -> Result<Vec<OperationRunRow>, sqlx::Error> {
+    let mut query = select_rows(tenant);
+    query
+        .push(" AND run_identity_hash = ")
+        .push_bind(identity_hash.to_owned())
+        .push(" AND id <> ")
+        .push_bind(except)
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(limit));
+    query.build_query_as().fetch_all(pool).await
+}
+
 /// How many of the tenant's runs pass `filter`, grouped by `groups` in their order (none: one
 /// count of all), the groups sorted by their values.
 ///
@@ -336,6 +445,19 @@ pub async fn count_runs(
     filter: &RunFilter,
     groups: &[CountGroup],
 ) -> Result<Vec<RunCount>, sqlx::Error> {
+    count_statement("", tenant, filter, groups)
+        .build_query_as()
+        .fetch_all(pool)
+        .await
+}
+
+/// [`count_runs`]'s statement, after `prefix` (`EXPLAIN `, or nothing).
+fn count_statement(
+    prefix: &str,
+    tenant: TenantId,
+    filter: &RunFilter,
+    groups: &[CountGroup],
+) -> QueryBuilder<'static, Postgres> {
     let grouped = |group: CountGroup| {
         if groups.contains(&group) {
             group.column()
@@ -344,7 +466,7 @@ pub async fn count_runs(
         }
     };
     let mut query = QueryBuilder::new(format!(
-        "SELECT {} AS status, {} AS outcome, count(*) AS count FROM operation_runs WHERE tenant_id = ",
+        "{prefix}SELECT {} AS status, {} AS outcome, count(*) AS count FROM operation_runs WHERE tenant_id = ",
         grouped(CountGroup::Status),
         grouped(CountGroup::Outcome),
     ));
@@ -358,5 +480,5 @@ pub async fn count_runs(
             .push(" ORDER BY ")
             .push(columns.join(", "));
     }
-    query.build_query_as().fetch_all(pool).await
+    query
 }

@@ -262,7 +262,9 @@ impl GroupWriter {
     ) -> Result<T, Failure> {
         let error = match result {
             Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) if !connection_lost(&error) => return Err(Failure::Statement(error)),
+            Ok(Err(error)) if !crate::error::connection_lost(&error) => {
+                return Err(Failure::Statement(error));
+            }
             Ok(Err(error)) => error,
             Err(_) => sqlx::Error::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -451,24 +453,6 @@ fn appended(member: &Pending, positions: &HashMap<(Uuid, i64), i64>) -> Appended
             .collect(),
         version: *versions.end(),
         replayed: false,
-    }
-}
-
-/// Whether an error means the connection is gone (so a statement's outcome may be unknown),
-/// rather than that the statement failed on a connection that still works.
-fn connection_lost(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => db
-            .code()
-            // Class 08: connection exception; 57P: the server shuts down or ended the session.
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        _ => false,
     }
 }
 
