@@ -6,6 +6,7 @@
 //! sweeper finishes its round, the anchoring task stops between anchors, and only then does
 //! `main` stop the embedded PostgreSQL.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,10 @@ use crate::projections::ProjectionConfigArgs;
 use crate::rate_limit_args::RateLimitArgs;
 use runledger_cli::clock::SystemClock;
 use runledger_cli::local_server::LocalServer;
+
+/// How long a stop waits for the responses in flight before it closes what is still open (live
+/// streams, which never end by themselves).
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// `runledger serve`.
 #[derive(Debug, Args)]
@@ -122,7 +127,19 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
     let app = runledger_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
     let server =
         axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let served = server.await.context("serving HTTP");
+    let grace_ended = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    let served = tokio::select! {
+        served = server.into_future() => served.context("serving HTTP"),
+        () = grace_ended => {
+            // Live streams never end by themselves; their clients reconnect with
+            // `Last-Event-ID` to another server (or this one restarted) and miss nothing.
+            tracing::info!(grace = ?STOP_GRACE, "responses still open after the stop's grace period (live streams): closing them");
+            Ok(())
+        }
+    };
     // The server stops on the signal; make sure every other task hears it too, then wait.
     shutdown.cancel();
     tasks.close();
