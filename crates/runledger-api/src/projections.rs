@@ -33,6 +33,7 @@ fn version_json(progress: &VersionProgress) -> Value {
     json!({
         "fingerprint": version.fingerprint,
         "generation": version.generation,
+        "schema": version.schema_name,
         "status": version.status.as_str(),
         "checkpoint": version.checkpoint.to_string(),
         "events_applied": version.events_applied,
@@ -44,7 +45,7 @@ fn version_json(progress: &VersionProgress) -> Value {
     })
 }
 
-/// The JSON of a projection's status.
+/// The JSON of a projection's status: the route's and `runledger projections --json`'s.
 pub fn status_json(status: &ProjectionStatus) -> Value {
     json!({
         "name": status.name,

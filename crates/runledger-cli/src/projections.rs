@@ -129,7 +129,10 @@ pub(crate) async fn projections(database: &Database, args: ProjectionsArgs) -> a
             let code = ProjectionsConfig::default().definitions(&pool);
             let statuses = runledger_projections::statuses_of_code(&pool, &code).await?;
             if args.json {
-                let rows: Vec<serde_json::Value> = statuses.iter().map(status_json).collect();
+                let rows: Vec<serde_json::Value> = statuses
+                    .iter()
+                    .map(runledger_api::projections::status_json)
+                    .collect();
                 println!("{}", serde_json::Value::Array(rows));
             } else {
                 print_table(&statuses);
@@ -204,40 +207,6 @@ fn print_table(statuses: &[ProjectionStatus]) {
     if statuses.is_empty() {
         println!("(no projection installed yet: run `runledger project`)");
     }
-}
-
-fn status_json(status: &ProjectionStatus) -> serde_json::Value {
-    let version = |v: &runledger_projections::VersionProgress| {
-        serde_json::json!({
-            "fingerprint": v.version.fingerprint,
-            "generation": v.version.generation,
-            "schema": v.version.schema_name,
-            "checkpoint": v.version.checkpoint.to_string(),
-            "events_applied": v.version.events_applied,
-            "events_skipped": v.version.events_skipped,
-            "halted_position": v.version.halted_position,
-            "lag_events": v.lag_events,
-            "lag_seconds": v.lag_seconds,
-        })
-    };
-    serde_json::json!({
-        "name": status.name,
-        "state": status.state.as_str(),
-        "active": version(&status.active),
-        "rebuild": status.rebuild.as_ref().map(|r| serde_json::json!({
-            "version": version(&r.progress),
-            "percent": r.percent,
-            "events_per_second": r.events_per_second,
-            "eta_seconds": r.eta_seconds,
-        })),
-        "last_error": status.last_error,
-        "this_code": status.this_code.as_ref().map(|standing| serde_json::json!({
-            "standing": standing.as_str(),
-            "fingerprint": status.this_code_fingerprint,
-            "can_lead": standing.can_lead(),
-            "error": status.code_problem(),
-        })),
-    })
 }
 
 pub(crate) async fn rebuild(database: &Database, args: RebuildArgs) -> anyhow::Result<()> {
