@@ -68,7 +68,7 @@ async fn a_lease_lapses_when_its_holder_stops_renewing_it() {
 async fn a_leader_paused_past_its_lease_commits_no_batch() {
     let store = TestStore::new().await;
     random_histories(&store, 11, 20, 3).await;
-    let lease = Duration::from_secs(1);
+    let lease = Duration::from_secs(2);
     let options = |fail_point| ProjectorOptions {
         batch_size: 16,
         poll: Duration::from_millis(50),
@@ -83,14 +83,21 @@ async fn a_leader_paused_past_its_lease_commits_no_batch() {
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
     );
+    // A failing assertion must end the test, not leave the paused step blocking a worker (the
+    // runtime would wait for it forever): leaving this scope lets the step go on.
+    let _release_on_exit = ReleaseOnDrop(released.clone());
     let pause = {
         let (armed, paused, released) = (armed.clone(), paused.clone(), released.clone());
         Arc::new(move |at: &'static str| {
             if at == "begin" && armed.swap(false, Ordering::SeqCst) {
                 paused.store(true, Ordering::SeqCst);
-                while !released.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+                // Blocking a runtime worker in place would strand the tasks queued on it (the
+                // successor's connections, timers): hand the worker's queue to another thread.
+                tokio::task::block_in_place(|| {
+                    while !released.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                });
             }
             Ok::<(), Injected>(())
         }) as runledger_projections::FailPoint
@@ -100,10 +107,16 @@ async fn a_leader_paused_past_its_lease_commits_no_batch() {
         OperationRuns::new(),
         options(Some(pause)),
     );
-    assert!(matches!(
-        stale.step().await.unwrap(),
-        StepOutcome::Applied { .. }
-    ));
+    // Its lease is renewed at the earliest from here on: no successor can lead before this
+    // instant plus the lease.
+    let first_step_started = Instant::now();
+    tokio::time::timeout(LOG_WAIT, async {
+        while !matches!(stale.step().await.unwrap(), StepOutcome::Applied { .. }) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the first projector leads and applies a batch");
     assert!(stale.is_leader());
 
     armed.store(true, Ordering::SeqCst);
@@ -114,7 +127,6 @@ async fn a_leader_paused_past_its_lease_commits_no_batch() {
     while !paused.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let paused_at = Instant::now();
 
     // Another process's projector takes over once the lease lapses, and applies everything.
     let mut successor = Projector::new(
@@ -129,7 +141,10 @@ async fn a_leader_paused_past_its_lease_commits_no_batch() {
     })
     .await
     .expect("the successor took over");
-    assert!(paused_at.elapsed() >= lease, "not before the lease lapsed");
+    assert!(
+        first_step_started.elapsed() >= lease,
+        "not before the lease lapsed"
+    );
     assert!(successor.is_leader());
     assert_eq!(
         events_applied(&store.pool, OPERATION_RUNS).await,
@@ -230,4 +245,13 @@ async fn a_sweeper_that_stops_renewing_its_lease_is_replaced() {
     ));
     assert!(second.is_leader());
     assert_eq!(first.step().await.unwrap(), SweepOutcome::NotLeader);
+}
+
+/// Sets its flag when dropped.
+struct ReleaseOnDrop(Arc<AtomicBool>);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
