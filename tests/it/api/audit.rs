@@ -8,7 +8,6 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use runledger_api::auth::Role;
 use runledger_api::run_json::run_json;
 use runledger_core::{RunId, TenantId};
@@ -438,16 +437,7 @@ impl EventStream {
         token: &str,
         last_event_id: Option<&str>,
     ) -> Self {
-        let tcp = tokio::net::TcpStream::connect(address)
-            .await
-            .expect("connect to the API");
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .expect("an HTTP/1.1 handshake");
-        let connection = tokio::spawn(async move {
-            // The connection ends when the test drops the stream; how it ends does not matter.
-            let _ = connection.await;
-        });
+        let (mut sender, connection) = super::support::http1_connection(address).await;
         let mut request = Request::get(path)
             .header(header::HOST, address.to_string())
             .header(header::AUTHORIZATION, format!("Bearer {token}"))

@@ -383,13 +383,7 @@ pub(crate) async fn send_to(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Answer {
-    let tcp = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect to the API");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .expect("an HTTP/1.1 handshake");
-    let connection = tokio::spawn(connection);
+    let (mut sender, connection) = http1_connection(address).await;
     let mut request = Request::builder()
         .method(method)
         .uri(path)
@@ -404,9 +398,30 @@ pub(crate) async fn send_to(
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.expect("read the body").to_bytes();
     drop(sender);
-    // The connection ends once the client half is dropped; its result does not matter.
     let _ = connection.await;
     Answer::new(parts.status, parts.headers, &bytes)
+}
+
+/// An HTTP/1.1 connection to `address`, and the task driving it: the task ends once the
+/// sender is dropped (how the connection ends does not matter to the tests).
+pub(crate) async fn http1_connection<B>(
+    address: SocketAddr,
+) -> (hyper::client::conn::http1::SendRequest<B>, JoinHandle<()>)
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect to the API");
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("an HTTP/1.1 handshake");
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (sender, connection)
 }
 
 /// A problem body without what depends on the request (`instance`, `request_id`).
