@@ -177,9 +177,9 @@ fn changed_runs(
         .collect()
 }
 
-/// Checks the leader's `fence` (false without one), then locks `version`'s registry row,
-/// checks its checkpoint is still `from` (and that it is live and not halted), and sets
-/// `search_path` to its schema for the rest of the transaction.
+/// Locks `version`'s registry row, checks its checkpoint is still `from` (and that it is live
+/// and not halted), sets `search_path` to its schema for the rest of the transaction, then
+/// checks the leader's `fence` (false without one).
 ///
 /// The transaction is also ended by the server once it sits idle for `idle_limit` (half the
 /// lease): a leader paused mid-batch would otherwise hold the lease's row and the version's
@@ -200,13 +200,6 @@ pub(super) async fn claim(
     let Some(fence) = fence else {
         return Ok(false);
     };
-    if !fence.check(tx).await? {
-        tracing::warn!(
-            epoch = fence.epoch(),
-            "the lease was lost: the batch is not committed"
-        );
-        return Ok(false);
-    }
     let claimed: Option<(i64, i64)> = sqlx::query_as(
         "SELECT checkpoint_tx_id, checkpoint_position \
          FROM (SELECT checkpoint_tx_id, checkpoint_position, \
@@ -219,7 +212,20 @@ pub(super) async fn claim(
     )
     .bind(version)
     .bind(idle_limit.as_millis().max(1).to_string())
-    .fetch_optional(tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(claimed.is_some_and(|(tx_id, position)| registry::cursor(tx_id, position) == from))
+    if claimed.is_none_or(|(tx_id, position)| registry::cursor(tx_id, position) != from) {
+        return Ok(false);
+    }
+    // After the statement that sets the idle limit: no lock of this transaction is ever held
+    // without it (a leader paused between the two would otherwise hold the lease's row for as
+    // long as it is paused, and no standby could take the lease).
+    if !fence.check(tx).await? {
+        tracing::warn!(
+            epoch = fence.epoch(),
+            "the lease was lost: the batch is not committed"
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
