@@ -41,6 +41,14 @@ impl Binaries {
         (is_executable(&initdb) && is_executable(&postgres)).then_some(Self { initdb, postgres })
     }
 
+    /// Another program of the same installation (`pg_basebackup`, `psql`), beside `initdb`
+    /// once symbolic links are followed (a PATH entry may link to the installation's `bin`).
+    pub(crate) fn tool(&self, name: &str) -> PathBuf {
+        std::fs::canonicalize(&self.initdb)
+            .unwrap_or_else(|_| self.initdb.clone())
+            .with_file_name(name)
+    }
+
     /// The major version of the server, as written in a cluster's `PG_VERSION` ("15", or "9.6").
     ///
     /// `postgres -V` answers even as root, unlike the server itself.

@@ -98,6 +98,16 @@ pub enum EmbeddedError {
         reason: String,
     },
 
+    /// A PostgreSQL tool (`pg_basebackup`, `psql`) failed, or a replication step did not
+    /// finish in time.
+    #[error("replication: {step} failed: {output}")]
+    Replication {
+        /// What we were doing.
+        step: String,
+        /// What the tool printed, or what we saw.
+        output: String,
+    },
+
     /// An unexpected IO failure while preparing or supervising the server.
     #[error("{context}")]
     Io {

@@ -40,6 +40,8 @@
 //!   `sh` watchdog that stops the server when its owner dies) and `server::url` (its URLs).
 //! - `binaries`: finding `initdb` and `postgres` (PATH, then `/usr/lib/postgresql/*/bin`).
 //! - `account`: running the server as the `postgres` user when we are root.
+//! - `replication`: a streaming standby of a server (`pg_basebackup -R` over a replication
+//!   slot, synchronous or not), promotion, pausing replay: what failover tests need.
 //! - `probe`: a `pg_isready` in a few lines, to wait until the server accepts connections.
 //! - `error`: `EmbeddedError`.
 
@@ -48,8 +50,10 @@ mod binaries;
 mod config;
 mod error;
 mod probe;
+mod replication;
 mod server;
 
 pub use config::{Durability, EmbeddedConfig};
 pub use error::EmbeddedError;
+pub use replication::StandbyMode;
 pub use server::EmbeddedPostgres;

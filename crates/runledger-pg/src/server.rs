@@ -4,7 +4,7 @@
 //! watchdog that ties it to us (`watchdog`), and waits until it accepts connections; the handle
 //! then hands out the server's URLs (`url`) and stops it when stopped or dropped.
 
-mod cluster;
+pub(crate) mod cluster;
 mod url;
 mod watchdog;
 
@@ -53,6 +53,10 @@ pub struct EmbeddedPostgres {
     log: File,
     /// `None` once stopped.
     watchdog: Option<Watchdog>,
+    /// The installation it runs from, and as whom: the replication steps run its other tools.
+    pub(crate) binaries: Binaries,
+    pub(crate) run_as: RunAs,
+    pub(crate) durability: Durability,
     /// Directories made for this server; dropped, and so deleted, only after `Drop::drop` has
     /// stopped the server, because fields drop after it.
     _temp_dirs: Vec<TempDir>,
@@ -74,6 +78,18 @@ impl EmbeddedPostgres {
     /// - [`EmbeddedError::Initdb`] or [`EmbeddedError::Start`] when PostgreSQL itself fails;
     ///   [`EmbeddedError::Io`] when preparing the directories fails.
     pub fn start(config: EmbeddedConfig) -> Result<Self, EmbeddedError> {
+        let durability = config.durability;
+        Self::start_with(config, |binaries, run_as, data_dir| {
+            cluster::ensure_cluster(binaries, run_as, data_dir, durability)
+        })
+    }
+
+    /// [`EmbeddedPostgres::start`] with `make_cluster` in place of `initdb` (a standby's is a
+    /// base backup of its primary): it gets the installation, the account and `pgdata`.
+    pub(crate) fn start_with(
+        config: EmbeddedConfig,
+        make_cluster: impl FnOnce(&Binaries, &RunAs, &Path) -> Result<(), EmbeddedError>,
+    ) -> Result<Self, EmbeddedError> {
         let binaries = Binaries::locate(config.bin_dir.as_deref())?;
         let run_as = RunAs::detect()?;
         let mut temp_dirs = Vec::new();
@@ -81,7 +97,7 @@ impl EmbeddedPostgres {
         run_as.check_traversable(&base_dir)?;
 
         let data_dir = base_dir.join("pgdata");
-        cluster::ensure_cluster(&binaries, &run_as, &data_dir, config.durability)?;
+        make_cluster(&binaries, &run_as, &data_dir)?;
         cluster::refuse_if_running(&data_dir)?;
         let socket_dir = cluster::socket_dir(&base_dir, config.port, &run_as, &mut temp_dirs)?;
         let (log_path, log_writer, log) = cluster::open_log(&base_dir)?;
@@ -115,6 +131,9 @@ impl EmbeddedPostgres {
             log_path,
             log,
             watchdog: Some(watchdog),
+            binaries,
+            run_as,
+            durability: config.durability,
             _temp_dirs: temp_dirs,
         };
         if let Err(reason) = server.wait_until_ready(spawned_at + config.start_timeout) {
@@ -188,6 +207,19 @@ impl EmbeddedPostgres {
     /// stop within a minute (it is then killed); [`EmbeddedError::Io`] when waiting for it fails.
     pub fn stop(mut self) -> Result<(), EmbeddedError> {
         self.shutdown()
+    }
+
+    /// Kills the server and all its processes at once with SIGKILL, as a crash of its machine
+    /// would: nothing is flushed, no client is told. Waits until they are gone.
+    ///
+    /// # Errors
+    ///
+    /// [`EmbeddedError::Io`] when signalling or waiting fails.
+    pub fn kill(mut self) -> Result<(), EmbeddedError> {
+        match self.watchdog.take() {
+            Some(watchdog) => watchdog.kill(),
+            None => Ok(()),
+        }
     }
 
     /// Polls until the server accepts connections, it exits, or `deadline` passes.

@@ -142,7 +142,7 @@ pub(super) fn refuse_if_running(data_dir: &Path) -> Result<(), EmbeddedError> {
 /// Makes `dir` (or keeps it) with mode 0700 and gives it to the server account.
 ///
 /// PostgreSQL insists on 0700 or 0750 for its data directory.
-fn private_dir(dir: &Path, run_as: &RunAs) -> Result<(), EmbeddedError> {
+pub(crate) fn private_dir(dir: &Path, run_as: &RunAs) -> Result<(), EmbeddedError> {
     match DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

@@ -139,6 +139,25 @@ impl Watchdog {
     }
 }
 
+impl Watchdog {
+    /// SIGKILL to the whole group (the watchdog, the server and its children), then waits.
+    pub(super) fn kill(self) -> Result<(), EmbeddedError> {
+        let Watchdog { mut child, pipe } = self;
+        let group = format!("-{}", child.id());
+        Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status()
+            .map_err(EmbeddedError::io(
+                "sending SIGKILL to the PostgreSQL process group",
+            ))?;
+        drop(pipe);
+        child.wait().map_err(EmbeddedError::io(
+            "waiting for the killed PostgreSQL server",
+        ))?;
+        Ok(())
+    }
+}
+
 /// Last resort when a fast shutdown hangs: immediate shutdown for the whole watchdog group.
 fn kill_group(child: &mut Child) {
     // The watchdog leads its own process group, so its pid is the group id.
