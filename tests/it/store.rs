@@ -16,6 +16,8 @@ mod command_concurrency;
 mod group_commit;
 // The writer's connection lost mid-group: killed, its answer cut, the database out of reach.
 mod lost_connection;
+// A writer of several lanes: racing queues of one identity make one run; runs keep their order.
+mod lanes;
 // No hot statement is planned as a sequential scan of the log, on a small or a large log.
 mod plans;
 // Safe log order, deterministically: a reader never passes a writer that is still open.

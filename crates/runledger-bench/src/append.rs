@@ -29,7 +29,7 @@ use std::time::Duration;
 use clap::Args;
 use futures_util::future::try_join_all;
 use runledger_cli::database::Database;
-use runledger_store::EventWriter;
+use runledger_store::{EventWriter, WriterConfig};
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
@@ -55,6 +55,9 @@ pub struct AppendArgs {
     /// skipped when that database or its `message_store` schema is missing.
     #[arg(long, default_value = "message_store")]
     message_db_database: String,
+    /// The store writer's lanes (groups committing at once); the server's default unless given.
+    #[arg(long, default_value_t = WriterConfig::default().lanes)]
+    writer_lanes: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -184,10 +187,19 @@ pub async fn run(database: &Database, args: AppendArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     let slice = Duration::from_secs(args.seconds) / args.rounds;
+    anyhow::ensure!(args.writer_lanes > 0, "--writer-lanes must be at least 1");
+    let writer = WriterConfig {
+        lanes: args.writer_lanes,
+        ..WriterConfig::default()
+    };
     let mut results = Map::new();
     for scenario in SCENARIOS {
-        let figures =
-            measure_scenario(&pool, message_db.as_ref(), scenario, slice, args.rounds).await?;
+        let ways = Ways {
+            pool: &pool,
+            message_db: message_db.as_ref(),
+            writer: &writer,
+        };
+        let figures = measure_scenario(ways, scenario, slice, args.rounds).await?;
         if !args.json {
             println!("{}", figures.line(scenario));
         }
@@ -231,13 +243,26 @@ impl Tally {
 
 /// Measures every way of `scenario` for `rounds` slices of `slice` each, taking turns within
 /// each round: raw, raw coalesced, Message DB, store.
+/// Where a scenario's ways append: the bench database, Message DB's, and the store's writer
+/// settings.
+#[derive(Clone, Copy)]
+struct Ways<'a> {
+    pool: &'a PgPool,
+    message_db: Option<&'a PgPool>,
+    writer: &'a WriterConfig,
+}
+
 async fn measure_scenario(
-    pool: &PgPool,
-    message_db: Option<&PgPool>,
+    ways: Ways<'_>,
     scenario: Scenario,
     slice: Duration,
     rounds: u32,
 ) -> anyhow::Result<Figures> {
+    let Ways {
+        pool,
+        message_db,
+        writer,
+    } = ways;
     let load = scenario.load;
     let raw_way = Way::Raw(pool.clone());
     let coalesced_load = scenario.coalesced.then_some(Load {
@@ -247,7 +272,7 @@ async fn measure_scenario(
     let message_db_way = message_db
         .filter(|_| load.batch == 1)
         .map(|pool| Way::MessageDb(pool.clone()));
-    let store_way = Way::Store(EventWriter::new(pool.clone()));
+    let store_way = Way::Store(EventWriter::with_config(pool.clone(), writer.clone()));
     let (mut raw, mut store) = (Tally::default(), Tally::default());
     let (mut coalesced, mut message_db): (Option<Tally>, Option<Tally>) = (None, None);
     for _ in 0..rounds {

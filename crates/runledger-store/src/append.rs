@@ -1,8 +1,9 @@
 //! The write side: [`EventWriter::append`], the only code that inserts into `events`.
 //!
-//! Appends are group-committed: every append of a writer (and of its clones) goes to one writer
-//! task, which commits the appends that queued while it was busy as one group, in one read and
-//! one atomic statement on a connection of its own (docs/adr/0016-group-commit.md):
+//! Appends are group-committed: every append of a writer (and of its clones) goes to the writer
+//! task of its run's lane ([`WriterConfig::lanes`]; a run always takes the same lane), which
+//! commits the appends that queued while it was busy as one group, in one read and one atomic
+//! statement on a connection of its own (docs/adr/0016-group-commit.md):
 //! 1. one read of the database clock (every event of the group is recorded at it), the heads of
 //!    the group's runs, which of its event ids are stored, and who holds the dedupe slots it asks
 //!    for ([`statement::READ_GROUP`]);
@@ -78,6 +79,10 @@ impl Appended {
     }
 }
 
+/// The writer's lanes unless configured: two groups committing at once keep a two-core
+/// database busy while each waits for its commit's round trip and flush (docs/adr/0016).
+pub const DEFAULT_LANES: usize = 2;
+
 /// How the writer groups appends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriterConfig {
@@ -94,6 +99,11 @@ pub struct WriterConfig {
     /// How long the writer tries to (re)connect before it answers that the database is
     /// unreachable.
     pub connect_timeout: Duration,
+    /// How many groups may commit at once: the writer runs this many lanes, each a writer task
+    /// with a connection of its own, and a run's appends always take the same lane (so they keep
+    /// their order and chain). One lane leaves the database's other cores idle while it waits
+    /// for a commit; lanes race only on dedupe slots, which the constraints settle.
+    pub lanes: usize,
 }
 
 impl Default for WriterConfig {
@@ -104,6 +114,7 @@ impl Default for WriterConfig {
             max_group_events: 4096,
             statement_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            lanes: DEFAULT_LANES,
         }
     }
 }
@@ -123,8 +134,8 @@ pub struct WriterStats {
     pub connections: u64,
 }
 
-/// Appends events; the only handle that can. Cheap to clone: clones share one writer task, so
-/// their concurrent appends are committed together.
+/// Appends events; the only handle that can. Cheap to clone: clones share its lanes' writer
+/// tasks, so their concurrent appends are committed together.
 #[derive(Debug, Clone)]
 pub struct EventWriter {
     inner: Arc<Writer>,
@@ -135,9 +146,9 @@ struct Writer {
     pool: PgPool,
     config: WriterConfig,
     counters: Arc<Counters>,
-    /// The writer task's queue, started by the first append (so that making a writer needs no
-    /// runtime); the task ends when the last clone is dropped.
-    queue: OnceLock<mpsc::UnboundedSender<Request>>,
+    /// The queues of the writer's lanes, their tasks started by the first append (so that making
+    /// a writer needs no runtime); the tasks end when the last clone is dropped.
+    lanes: OnceLock<Vec<mpsc::UnboundedSender<Request>>>,
 }
 
 impl EventWriter {
@@ -148,15 +159,15 @@ impl EventWriter {
 
     /// A writer over `pool` that groups appends as `config` says.
     ///
-    /// The writer takes one connection of `pool` for its own (out of the pool's count) when it
-    /// first appends, and keeps it.
+    /// The writer takes one connection of `pool` per lane for its own (out of the pool's count)
+    /// when it first appends, and keeps them.
     pub fn with_config(pool: PgPool, config: WriterConfig) -> Self {
         Self {
             inner: Arc::new(Writer {
                 pool,
                 config,
                 counters: Arc::default(),
-                queue: OnceLock::new(),
+                lanes: OnceLock::new(),
             }),
         }
     }
@@ -196,7 +207,7 @@ impl EventWriter {
             reply,
         };
         // Sent before the first await, so appends polled in order join the queue in order.
-        self.queue()
+        self.lane(run)
             .send(request)
             .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?;
         // The writer answers every request it takes; a dropped answer means the task died with
@@ -204,15 +215,30 @@ impl EventWriter {
         answer.await.unwrap_or(Err(StoreError::OutcomeUnknown))
     }
 
-    fn queue(&self) -> &mpsc::UnboundedSender<Request> {
-        self.inner.queue.get_or_init(|| {
-            group::spawn(
-                self.inner.pool.clone(),
-                self.inner.config.clone(),
-                Arc::clone(&self.inner.counters),
-            )
-        })
+    /// The queue of `run`'s lane: always the same one for a run.
+    fn lane(&self, run: RunId) -> &mpsc::UnboundedSender<Request> {
+        let lanes = self.inner.lanes.get_or_init(|| {
+            (0..self.inner.config.lanes.max(1))
+                .map(|_| {
+                    group::spawn(
+                        self.inner.pool.clone(),
+                        self.inner.config.clone(),
+                        Arc::clone(&self.inner.counters),
+                    )
+                })
+                .collect()
+        });
+        &lanes[lane_of(run, lanes.len())]
     }
+}
+
+/// Which of `lanes` lanes takes `run`'s appends: its id's bits folded, which are random below
+/// a version 7 id's timestamp, so runs spread evenly.
+fn lane_of(run: RunId, lanes: usize) -> usize {
+    let bits = run.as_uuid().as_u128();
+    let folded = (bits as u64) ^ ((bits >> 64) as u64);
+    // The remainder is below `lanes`, a usize.
+    (folded % lanes as u64) as usize
 }
 
 fn validate(

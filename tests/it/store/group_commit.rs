@@ -27,6 +27,8 @@ fn holding_writer(store: &TestStore, appends: usize) -> EventWriter {
         WriterConfig {
             linger: Duration::from_secs(30),
             max_group_appends: appends,
+            // One lane: every append of the test meets in its one queue.
+            lanes: 1,
             ..WriterConfig::default()
         },
     )

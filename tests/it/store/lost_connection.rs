@@ -29,6 +29,8 @@ fn holding_config(appends: usize) -> WriterConfig {
         linger: Duration::from_secs(30),
         max_group_appends: appends,
         connect_timeout: Duration::from_secs(1),
+        // One lane: the appends of a test meet in its one group, on its one connection.
+        lanes: 1,
         ..WriterConfig::default()
     }
 }

@@ -1,5 +1,5 @@
-//! The group writer: one task per [`super::EventWriter`] that owns a connection and commits the
-//! appends queued while it was busy as one group, one read and one atomic write.
+//! The group writer: one task per lane of an [`super::EventWriter`], which owns a connection and
+//! commits the appends queued while it was busy as one group, one read and one atomic write.
 //!
 //! The task takes whatever is queued when it becomes free (up to the group limits), so an append
 //! that is alone is written at once and appends that arrive during a commit share the next one;

@@ -59,6 +59,8 @@ pub const READ_STORED: &str = concat!(
 /// version read, or create it with its dedupe slot), and insert the events of the runs whose head
 /// moved, in group order; then one `NOTIFY` for the whole group, sent at its commit.
 ///
+/// Slots are taken in key order, so two lanes' groups that want the same slots wait for one
+/// another's commit in one order and never deadlock.
 /// A run whose compare-and-set or slot fails writes nothing, and the others are not affected;
 /// the statement returns the events it inserted, so the writer knows which runs landed.
 /// Runs: `$1` id, `$2` tenant, `$3` version read (0: create), `$4` new version, `$5` new head hash,
@@ -72,6 +74,7 @@ WITH runs AS (
 ), slots AS (
     INSERT INTO active_runs (tenant_id, run_identity_hash, run_id)
     SELECT tenant_id, slot, run_id FROM runs WHERE from_version = 0 AND slot IS NOT NULL
+    ORDER BY tenant_id, slot
     ON CONFLICT DO NOTHING
     RETURNING run_id
 ), created AS (
