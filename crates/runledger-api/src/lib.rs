@@ -61,7 +61,7 @@ use axum::extract::DefaultBodyLimit;
 use runledger_core::{Clock, RunId, TenantId};
 use runledger_projections::LiveLog;
 use runledger_projections::operation_runs::ChangedRuns;
-use runledger_store::{CommandHandler, EventReader, EventWriter};
+use runledger_store::{CommandHandler, EventReader, EventWriter, WriterConfig};
 use sqlx::PgPool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -90,6 +90,8 @@ pub struct ApiConfig {
     pub limits: runs_commands::limits::LimitDefaults,
     /// Requests per token and per tenant, sign-in attempts per client address.
     pub rate_limits: rate_limit::RateLimitConfig,
+    /// How the command path's writer groups appends (its lanes, docs/adr/0016).
+    pub writer: WriterConfig,
 }
 
 impl ApiConfig {
@@ -103,6 +105,7 @@ impl ApiConfig {
             live_poll: Duration::from_secs(1),
             limits: runs_commands::limits::LimitDefaults::default(),
             rate_limits: rate_limit::RateLimitConfig::default(),
+            writer: WriterConfig::default(),
         }
     }
 
@@ -159,7 +162,10 @@ impl AppState {
         Self {
             live: LiveLog::start(&pool, config.live_poll),
             changed_runs: ChangedRuns::new(pool.clone()),
-            commands: CommandHandler::new(reader.clone(), EventWriter::new(pool.clone())),
+            commands: CommandHandler::new(
+                reader.clone(),
+                EventWriter::with_config(pool.clone(), config.writer.clone()),
+            ),
             reader,
             pool,
             callers: CallerCache::new(config.token_staleness),

@@ -19,6 +19,7 @@ use runledger_api::{ApiConfig, AppState};
 use runledger_audit::{AnchorPolicy, run_anchoring};
 use runledger_core::{Clock, TenantId};
 use runledger_projections::{ProjectionsConfig, run_projectors};
+use runledger_store::WriterConfig;
 use runledger_sweeper::Sweeper;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -54,6 +55,12 @@ pub(crate) struct ServeArgs {
     /// (docs/adr/0010); 0: look the token up on every request.
     #[arg(long, env = "RUNLEDGER_TOKEN_STALENESS_SECONDS", default_value_t = 5)]
     token_staleness_seconds: u64,
+    /// Groups of appends that may commit at once, each on a connection of its own (a run's
+    /// appends always share one); more than 1 pays only where the database has idle cores
+    /// (docs/adr/0016, docs/performance.md).
+    #[arg(long, env = "RUNLEDGER_WRITER_LANES", default_value_t = WriterConfig::default().lanes,
+          value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
+    writer_lanes: usize,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -73,6 +80,10 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
         token_staleness: Duration::from_secs(args.token_staleness_seconds),
         limits: args.limits.defaults()?,
         rate_limits: args.rate_limits.config()?,
+        writer: WriterConfig {
+            lanes: args.writer_lanes,
+            ..WriterConfig::default()
+        },
         ..ApiConfig::new(&public_url)
     };
     let sweeper = args.sweeper.config(args.projectors.lease()?)?;

@@ -79,9 +79,10 @@ impl Appended {
     }
 }
 
-/// The writer's lanes unless configured: two groups committing at once keep a two-core
-/// database busy while each waits for its commit's round trip and flush (docs/adr/0016).
-pub const DEFAULT_LANES: usize = 2;
+/// The writer's lanes unless configured: one. More lanes commit more groups at once, but
+/// smaller ones; on a database whose cores are busy that costs more than it gains
+/// (docs/adr/0016, docs/performance.md).
+pub const DEFAULT_LANES: usize = 1;
 
 /// How the writer groups appends.
 #[derive(Debug, Clone, PartialEq, Eq)]
