@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use clap::builder::TypedValueParser;
 use runledger_api::auth::Role;
 use runledger_api::tokens::{NewToken, create_token, revoke_token};
 use runledger_api::{ApiConfig, AppState};
