@@ -32,6 +32,8 @@ mod lifecycle;
 mod processes;
 // Degrading fast with the database down, least privilege, rate limits and bad input (issue 10).
 mod robust;
+// Read replicas: queries on a real streaming standby, read-your-writes across it, skipping.
+mod replica;
 // The benches' harnesses: a bench measures the load it claims (N writers really at once).
 mod bench;
 // The source tree itself: every file opens with `//!`; only the store reads `events`.

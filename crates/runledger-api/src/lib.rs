@@ -25,6 +25,7 @@
 //! - [`page`]: opaque keyset page tokens (the one owner of their encoding).
 //! - [`notifications`]: the signed-in user's notices.
 //! - [`projections`]: projection status and rebuilds.
+//! - [`replicas`]: read replicas: their pools, probes (lag, in use) and the choice of one.
 //! - [`live`]: the process's live hub fanned out to SSE streams (no connection per client).
 //! - [`audit`]: a run's events, its state as of a version or time, the tenant's log (live: SSE).
 //! - [`evidence`]: a run's chain verified, the tenant's log exported as NDJSON.
@@ -46,6 +47,7 @@ pub mod page;
 pub mod projections;
 pub mod rate_limit;
 pub mod read_your_writes;
+pub mod replicas;
 pub mod run_json;
 pub mod runs_commands;
 pub mod runs_queries;
@@ -132,8 +134,11 @@ impl ApiConfig {
 /// What every handler can reach. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The database (projections, tokens, idempotency keys).
+    /// The database (projections, tokens, idempotency keys): the primary.
     pub pool: PgPool,
+    /// The read replicas the OperationRun read model's queries and pages read (none unless
+    /// configured: then they read `pool`).
+    pub replicas: replicas::Replicas,
     /// The event log, read side.
     pub reader: EventReader,
     /// The command path.
@@ -168,11 +173,18 @@ impl AppState {
             ),
             reader,
             pool,
+            replicas: replicas::Replicas::none(),
             callers: CallerCache::new(config.token_staleness),
             rate_limits: rate_limit::RateLimits::new(&config.rate_limits),
             config,
             clock,
         }
+    }
+
+    /// The same state, its queries reading from `replicas` (docs/adr/0027).
+    #[must_use]
+    pub fn with_replicas(self, replicas: replicas::Replicas) -> Self {
+        Self { replicas, ..self }
     }
 }
 

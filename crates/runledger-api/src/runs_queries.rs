@@ -20,6 +20,7 @@ use runledger_projections::operation_runs::{
 use runledger_wire::{OperationRun, RunCount, RunCountGroup, RunPage, RunQuery};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sqlx::PgPool;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -206,10 +207,10 @@ impl ListPage {
     /// the tenant.
     pub(crate) async fn fetch(
         self,
-        state: &AppState,
+        pool: &PgPool,
         tenant_id: TenantId,
     ) -> Result<(query::RunPage, Option<String>), ApiError> {
-        let page = query::run_page(&state.pool, tenant_id, &self.query)
+        let page = query::run_page(pool, tenant_id, &self.query)
             .await
             .map_err(|error| match error {
                 RunQueryError::PositionOutsideOrder => PageToken::not_of_this_list(),
@@ -325,8 +326,8 @@ pub(crate) async fn list_runs(
         ..params.clone()
     }
     .page(tenant_id)?;
-    crate::read_your_writes::wait_for(&state, params.min_position).await?;
-    let (page, next_page_token) = page.fetch(&state, tenant_id).await?;
+    let pool = crate::read_your_writes::read_pool(&state, params.min_position).await?;
+    let (page, next_page_token) = page.fetch(&pool, tenant_id).await?;
     let runs = page
         .rows
         .iter()
@@ -371,11 +372,12 @@ pub(crate) async fn get_run(
     Query(params): Query<GetParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    crate::read_your_writes::wait_for(&state, params.min_position).await?;
     if params.watch == Some(true) {
+        crate::read_your_writes::wait_for(&state, params.min_position).await?;
         return crate::runs_watch::watch_run(state, path.tenant_id, path.run_id, &headers).await;
     }
-    let row = query::find_run(&state.pool, path.tenant_id, path.run_id)
+    let pool = crate::read_your_writes::read_pool(&state, params.min_position).await?;
+    let row = query::find_run(&pool, path.tenant_id, path.run_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let etag = entity_tag(&row);
@@ -460,8 +462,8 @@ pub(crate) async fn count_runs(
     }
     let filter = params.filter()?;
     let groups = count_groups(params.group_by.as_deref())?;
-    crate::read_your_writes::wait_for(&state, params.min_position).await?;
-    let counts = query::count_runs(&state.pool, tenant_id, &filter, &groups).await?;
+    let pool = crate::read_your_writes::read_pool(&state, params.min_position).await?;
+    let counts = query::count_runs(&pool, tenant_id, &filter, &groups).await?;
     let total: i64 = counts.iter().map(|c| c.count).sum();
     let groups = if groups.is_empty() {
         Vec::new()

@@ -25,6 +25,7 @@ mod audit;
 mod lifecycle_args;
 mod projections;
 mod rate_limit_args;
+mod replica_args;
 mod run_commands;
 mod serve;
 mod token;

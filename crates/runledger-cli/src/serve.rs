@@ -29,6 +29,7 @@ use crate::database::Database;
 use crate::lifecycle_args::{LimitArgs, SweeperArgs};
 use crate::projections::ProjectionConfigArgs;
 use crate::rate_limit_args::RateLimitArgs;
+use crate::replica_args::ReplicaArgs;
 use runledger_cli::clock::SystemClock;
 use runledger_cli::local_server::LocalServer;
 
@@ -70,6 +71,8 @@ pub(crate) struct ServeArgs {
     projectors: ProjectionConfigArgs,
     #[command(flatten)]
     rate_limits: RateLimitArgs,
+    #[command(flatten)]
+    replicas: ReplicaArgs,
 }
 
 pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Result<()> {
@@ -90,7 +93,9 @@ pub(crate) async fn serve(database: &Database, args: ServeArgs) -> anyhow::Resul
     let sweeper = args.sweeper.config(args.projectors.lease()?)?;
     let projections = args.projectors.config()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState::new(pool.clone(), config, Arc::clone(&clock));
+    // Only the queries read replicas: every task below is given the primary's pool.
+    let state = AppState::new(pool.clone(), config, Arc::clone(&clock))
+        .with_replicas(args.replicas.replicas(&pool)?);
     // One listener for the whole process: the projectors wake on the API's hub and publish to
     // the positions its live clients wait on.
     let projections = ProjectionsConfig {

@@ -1,12 +1,13 @@
 //! A private PostgreSQL cluster a test may stop and start again (the shared test cluster must
-//! stay up for every other test), and `runledger` spawned on it with a `DATABASE_URL`.
+//! stay up for every other test), or give a streaming standby, and `runledger` spawned on it
+//! with a `DATABASE_URL`.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use runledger_pg::{Durability, EmbeddedConfig, EmbeddedPostgres};
+use runledger_pg::{Durability, EmbeddedConfig, EmbeddedPostgres, StandbyMode};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::client::cli::{interrupt, runledger, wait_for};
@@ -65,6 +66,19 @@ impl Cluster {
         self.server = Some(server);
     }
 
+    /// Makes an asynchronous streaming standby of this cluster (`name` is its replication
+    /// slot), listening on `port` in a directory of its own; returns once it streams.
+    pub(crate) async fn start_standby(&self, name: &str, port: u16) -> EmbeddedPostgres {
+        let config = EmbeddedConfig {
+            port,
+            ..EmbeddedConfig::ephemeral()
+        };
+        // Blocks for the base backup: the test has nothing else running yet.
+        self.server()
+            .start_standby(name, StandbyMode::Asynchronous, config)
+            .expect("start a streaming standby")
+    }
+
     fn server(&self) -> &EmbeddedPostgres {
         self.server.as_ref().expect("the cluster runs")
     }
@@ -77,11 +91,7 @@ impl Cluster {
     /// The URL of the ledger's database as the tests' application login role (see
     /// `helpers::APP_LOGIN_ROLE`), which [`Cluster::create_application_role`] makes.
     pub(crate) fn application_url(&self) -> String {
-        let url = self.superuser_url(DATABASE);
-        let rest = url
-            .strip_prefix("postgres://postgres@")
-            .expect("a superuser URL");
-        format!("postgres://{APP_LOGIN_ROLE}@{rest}")
+        application_url(&self.superuser_url(DATABASE))
     }
 
     /// A connection to `database` as the superuser.
@@ -108,6 +118,16 @@ impl Cluster {
         .expect("create the application login role");
         admin.close().await.expect("close");
     }
+}
+
+/// `superuser_url` (a server's URL of the ledger's database as the superuser) as the tests'
+/// application login role, which [`Cluster::create_application_role`] makes; a standby of the
+/// cluster has it too.
+pub(crate) fn application_url(superuser_url: &str) -> String {
+    let rest = superuser_url
+        .strip_prefix("postgres://postgres@")
+        .expect("a superuser URL");
+    format!("postgres://{APP_LOGIN_ROLE}@{rest}")
 }
 
 /// How long a spawned `serve` may take to answer `/readyz` (it migrates nothing, but builds

@@ -107,7 +107,8 @@ async fn article(
     live_from: Option<String>,
 ) -> Result<Option<RunArticle>, PageError> {
     let row = if read_model_built {
-        find_run(&state.pool, tenant_id, run_id)
+        let pool = crate::read_your_writes::read_pool(state, None).await?;
+        find_run(&pool, tenant_id, run_id)
             .await
             .map_err(ApiError::from)?
     } else {

@@ -267,8 +267,9 @@ pub async fn runs_page(
     }
     .page(tenant_id, PAGE_SIZE, text(&filters.page_token).as_deref())?;
     let (rows, next_page_token, matching) = if read_model.is_built() {
-        let (page, next_page_token) = list.fetch(&state, tenant_id).await?;
-        let matching = count_runs(&state.pool, tenant_id, &filter, &[])
+        let pool = crate::read_your_writes::read_pool(&state, None).await?;
+        let (page, next_page_token) = list.fetch(&pool, tenant_id).await?;
+        let matching = count_runs(&pool, tenant_id, &filter, &[])
             .await
             .inspect_err(|error| tracing::warn!(%error, "the matching runs could not be counted"))
             .ok()
