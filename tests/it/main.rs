@@ -32,6 +32,8 @@ mod lifecycle;
 mod processes;
 // Degrading fast with the database down, least privilege, rate limits and bad input (issue 10).
 mod robust;
+// Primary failover: a synchronous standby promoted under load, found by the same `serve`.
+mod failover;
 // The benches' harnesses: a bench measures the load it claims (N writers really at once).
 mod bench;
 // The source tree itself: every file opens with `//!`; only the store reads `events`.

@@ -3,7 +3,7 @@
 //! floods and bad input get typed answers (415, 429, 400), never a 500.
 
 // Support: a private cluster the test can stop and start, and `runledger` spawned on it.
-mod support;
+pub(crate) mod support;
 // The database stopped under load, with a spawned `serve`: 503s within bounds, recovery, nothing
 // acknowledged lost, live streams resumed.
 mod database_down;
