@@ -242,12 +242,10 @@ async fn the_standby_promoted_under_load_is_found_and_nothing_acknowledged_is_lo
     assert!(before > 0, "commands are served before the failover");
 
     let killed = Instant::now();
-    let primary = tokio::task::spawn_blocking(move || {
-        primary.kill().expect("kill the primary");
-        primary
-    })
-    .await
-    .expect("the kill task");
+    tokio::task::spawn_blocking(move || primary.kill())
+        .await
+        .expect("the kill task")
+        .expect("kill the primary");
     // The clients keep sending while there is no primary.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let promoting = Instant::now();
@@ -370,7 +368,6 @@ async fn the_standby_promoted_under_load_is_found_and_nothing_acknowledged_is_lo
         String::from_utf8_lossy(&verified.stderr)
     );
     pool.close().await;
-    drop(primary);
     let acknowledged: usize = seen.acknowledged.values().map(Vec::len).sum();
     // The figures, for the record (`--nocapture`); the bounds are asserted above.
     eprintln!(

@@ -92,15 +92,7 @@ impl ServerList {
         let servers = addresses
             .iter()
             .map(|address| {
-                let mut query = query.clone();
-                let authority = match address {
-                    Address::Authority(host) => host.as_str(),
-                    Address::Query { host, port } => {
-                        query.push(host);
-                        query.extend(port.iter().map(String::as_str));
-                        ""
-                    }
-                };
+                let authority = address.authority();
                 let single = format!(
                     "{}://{}{authority}{}{}{}",
                     parts.scheme,
@@ -178,7 +170,7 @@ impl<'a> UrlParts<'a> {
 enum Address {
     /// `host[:port]` in the URL's authority.
     Authority(String),
-    /// `host=` (and `port=`) query pairs.
+    /// A `host=` (and `port=`) query pair's values.
     Query { host: String, port: Option<String> },
 }
 
@@ -193,19 +185,31 @@ impl Address {
 
     fn in_query(host: &str, port: &str) -> Self {
         Self::Query {
-            host: format!("host={host}"),
-            port: (!port.is_empty()).then(|| format!("port={port}")),
+            host: host.to_owned(),
+            port: (!port.is_empty()).then(|| port.to_owned()),
+        }
+    }
+
+    /// The server as a URL's authority: a URL with a user but no host is no URL (the `url`
+    /// crate refuses it), so a socket of `host=` goes there percent-encoded, as sqlx reads it.
+    fn authority(&self) -> String {
+        match self {
+            Self::Authority(host) => host.clone(),
+            Self::Query { host, port } => {
+                let host = host.replace('/', "%2F");
+                match port {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                }
+            }
         }
     }
 
     fn is_socket(&self) -> bool {
-        match self {
-            Self::Authority(host) => host.starts_with("%2F") || host.starts_with("%2f"),
-            Self::Query { host, .. } => {
-                let value = host.trim_start_matches("host=");
-                value.starts_with('/') || value.starts_with("%2F") || value.starts_with("%2f")
-            }
-        }
+        let host = match self {
+            Self::Authority(host) | Self::Query { host, .. } => host,
+        };
+        host.starts_with('/') || host.starts_with("%2F") || host.starts_with("%2f")
     }
 }
 
