@@ -42,7 +42,12 @@ const RETRYING: Duration = Duration::from_secs(30);
 const CATCH_UP: Duration = Duration::from_secs(30);
 
 /// A server of the pair, in a directory of the test's own.
-fn config(dir: &tempfile::TempDir, name: &str, port: u16, durability: Durability) -> EmbeddedConfig {
+fn config(
+    dir: &tempfile::TempDir,
+    name: &str,
+    port: u16,
+    durability: Durability,
+) -> EmbeddedConfig {
     EmbeddedConfig {
         dir: Some(dir.path().join(name)),
         durability,
@@ -130,7 +135,10 @@ async fn client(
         else {
             continue;
         };
-        let run = queued.body["run"]["id"].as_str().expect("a run id").to_owned();
+        let run = queued.body["run"]["id"]
+            .as_str()
+            .expect("a run id")
+            .to_owned();
         seen.lock()
             .await
             .acknowledged
@@ -140,7 +148,10 @@ async fn client(
             ("complete", json!({})),
         ] {
             let path = format!("/v1/tenants/1/runs/{run}/{step}");
-            if command(address, &token, &path, &body, &seen).await.is_none() {
+            if command(address, &token, &path, &body, &seen)
+                .await
+                .is_none()
+            {
                 break;
             }
             let mut seen = seen.lock().await;
@@ -273,13 +284,20 @@ async fn the_standby_promoted_under_load_is_found_and_nothing_acknowledged_is_lo
                 ("content-type", "application/json"),
                 ("idempotency-key", &uuid::Uuid::new_v4().to_string()),
             ],
-            Bytes::from(json!({ "type": "inventory.sync", "identity": { "probe": true } }).to_string()),
+            Bytes::from(
+                json!({ "type": "inventory.sync", "identity": { "probe": true } }).to_string(),
+            ),
         )
         .await;
         if answer.status.is_success() {
             break answer;
         }
-        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{:#}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{:#}",
+            answer.body
+        );
         assert!(
             promoted.elapsed() < AFTER_PROMOTION,
             "commands still refused {AFTER_PROMOTION:?} after the promotion: {:#}",
@@ -300,8 +318,15 @@ async fn the_standby_promoted_under_load_is_found_and_nothing_acknowledged_is_lo
     }
 
     let seen = seen.lock().await;
-    assert!(seen.failures.is_empty(), "only 503s during the switch: {:?}", seen.failures);
-    assert!(!seen.unavailable.is_empty(), "the clients sent commands during the switch");
+    assert!(
+        seen.failures.is_empty(),
+        "only 503s during the switch: {:?}",
+        seen.failures
+    );
+    assert!(
+        !seen.unavailable.is_empty(),
+        "the clients sent commands during the switch"
+    );
     for kind in &seen.unavailable {
         assert!(
             [
@@ -316,18 +341,28 @@ async fn the_standby_promoted_under_load_is_found_and_nothing_acknowledged_is_lo
         seen.succeeded_on_retry > 0,
         "some command refused during the switch succeeded on retry with its key"
     );
-    assert!(seen.acknowledged.len() > before, "lifecycles went on after the failover");
+    assert!(
+        seen.acknowledged.len() > before,
+        "lifecycles went on after the failover"
+    );
 
     // Every acknowledged command is on the new primary, exactly once.
     let reader = EventReader::new(pool.clone());
     for (run, commands) in seen.acknowledged.iter() {
         let id: RunId = run.parse().expect("a run id");
-        let events = reader.read_stream(tenant(1), id).await.expect("read a run's events");
+        let events = reader
+            .read_stream(tenant(1), id)
+            .await
+            .expect("read a run's events");
         let mut kinds: Vec<String> = events.iter().map(|e| e.event_type.clone()).collect();
         let total = kinds.len();
         kinds.sort();
         kinds.dedup();
-        assert_eq!(kinds.len(), total, "run {run}: an event stored twice: {kinds:?}");
+        assert_eq!(
+            kinds.len(),
+            total,
+            "run {run}: an event stored twice: {kinds:?}"
+        );
         assert!(
             total >= commands.len(),
             "run {run}: {commands:?} acknowledged but only {kinds:?} stored"
@@ -346,13 +381,21 @@ async fn the_standby_promoted_under_load_is_found_and_nothing_acknowledged_is_lo
             }
             last_id = Some(event.id);
         }
-        tail = EventStream::open(address, "/v1/tenants/1/events", &auditor, last_id.as_deref())
-            .await;
+        tail = EventStream::open(
+            address,
+            "/v1/tenants/1/events",
+            &auditor,
+            last_id.as_deref(),
+        )
+        .await;
     }
     // Anchoring goes on on the new primary.
     let anchoring = Instant::now();
     while anchors(&pool).await <= anchors_at_promotion {
-        assert!(anchoring.elapsed() < CATCH_UP, "no anchor recorded on the new primary");
+        assert!(
+            anchoring.elapsed() < CATCH_UP,
+            "no anchor recorded on the new primary"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     serve.stop();

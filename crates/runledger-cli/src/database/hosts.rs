@@ -40,7 +40,11 @@ impl ServerList {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "target_session_attrs" => target = TargetSession::named(value)?,
-                "host" if value.contains(',') => query_hosts = Some(value),
+                // sqlx (the `url` crate) refuses a user with no host: a lone `host=` is taken
+                // as a list of one then.
+                "host" if value.contains(',') || parts.hosts.is_empty() => {
+                    query_hosts = Some(value);
+                }
                 "port" if value.contains(',') => query_ports = Some(value),
                 _ => query.push(pair),
             }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::pool::PoolConnectionMetadata;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use super::hosts::{ServerList, TargetSession};
@@ -120,7 +120,10 @@ pub(super) async fn following_pool(
     Ok(pool)
 }
 
-type BeforeAcquire = dyn for<'c> Fn(&'c mut PgConnection, PoolConnectionMetadata) -> BoxFuture<'c, Result<bool, sqlx::Error>>
+type BeforeAcquire = dyn for<'c> Fn(
+        &'c mut PgConnection,
+        PoolConnectionMetadata,
+    ) -> BoxFuture<'c, Result<bool, sqlx::Error>>
     + Send
     + Sync;
 
@@ -128,7 +131,9 @@ type BeforeAcquire = dyn for<'c> Fn(&'c mut PgConnection, PoolConnectionMetadata
 /// re-pointed: it may be on a server that still answers but no longer takes writes.
 fn discard_older_than(moved_at: Arc<Mutex<Option<Instant>>>) -> Box<BeforeAcquire> {
     Box::new(move |_, metadata| {
-        let moved = *moved_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let moved = *moved_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let keep = moved.is_none_or(|moved| metadata.age < moved.elapsed());
         Box::pin(async move { Ok(keep) })
     })
@@ -166,7 +171,9 @@ async fn watch_primary(
         };
         // Even on the same server (restarted), the pool's older connections are gone.
         pool.set_connect_options(found.clone());
-        *moved_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+        *moved_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
         tracing::warn!(
             from = %address(&current),
             to = %address(&found),

@@ -31,7 +31,10 @@ fn hosts_in_the_authority_are_one_server_each_with_the_rest_of_the_url() {
     for server in &list.servers {
         assert_eq!(server.get_username(), "u");
         assert_eq!(server.get_database(), Some("db"));
-        assert!(matches!(server.get_ssl_mode(), sqlx::postgres::PgSslMode::Disable));
+        assert!(matches!(
+            server.get_ssl_mode(),
+            sqlx::postgres::PgSslMode::Disable
+        ));
     }
 }
 
@@ -66,17 +69,23 @@ fn bad_urls_are_refused_clearly_and_never_with_the_password() {
             "postgres://u:hunter2@/db?host=/a,/b,/c&port=1,2",
             "3 hosts but 2 ports",
         ),
+        ("postgres://u:hunter2@h1,h2/db?host=/a,/b", "in one place"),
         (
-            "postgres://u:hunter2@h1,h2/db?host=/a,/b",
-            "in one place",
+            "postgres://u:hunter2@/db?host=/a,h2",
+            "mixes unix sockets and TCP hosts",
         ),
-        ("postgres://u:hunter2@/db?host=/a,h2", "mixes unix sockets and TCP hosts"),
         (
             "postgres://u:hunter2@h1,h2/db?target_session_attrs=standby",
             "target_session_attrs=standby is not supported",
         ),
-        ("postgres://u:hunter2@h1:notaport,h2/db", "not a valid PostgreSQL URL"),
-        ("postgres://u:hunter2@h1/db?port=1,2", "several ports but one host"),
+        (
+            "postgres://u:hunter2@h1:notaport,h2/db",
+            "not a valid PostgreSQL URL",
+        ),
+        (
+            "postgres://u:hunter2@h1/db?port=1,2",
+            "several ports but one host",
+        ),
     ] {
         let error = format!("{:#}", ServerList::parse(url).unwrap_err());
         assert!(error.contains(expected), "{url}: {error}");

@@ -57,12 +57,17 @@ async fn the_first_server_that_fits_is_the_pools() {
 
     let any = socket_list(&[&standby, &primary], "any");
     let options = any.servers[0].clone();
-    let pool = following_pool(any, options, PgPoolOptions::new()).await.unwrap();
+    let pool = following_pool(any, options, PgPoolOptions::new())
+        .await
+        .unwrap();
     let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert!(in_recovery, "`any` takes the first that answers: the standby");
+    assert!(
+        in_recovery,
+        "`any` takes the first that answers: the standby"
+    );
     pool.close().await;
 
     let only_standby = socket_list(&[&standby], "read-write");
@@ -75,8 +80,5 @@ async fn the_first_server_that_fits_is_the_pools() {
     let error = following_pool(list, options, PgPoolOptions::new())
         .await
         .unwrap_err();
-    assert!(
-        error.to_string().contains("accepts writes"),
-        "{error:#}"
-    );
+    assert!(error.to_string().contains("accepts writes"), "{error:#}");
 }
