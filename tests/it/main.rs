@@ -34,6 +34,8 @@ mod processes;
 mod robust;
 // Read replicas: queries on a real streaming standby, read-your-writes across it, skipping.
 mod replica;
+// Primary failover: a synchronous standby promoted under load, found by the same `serve`.
+mod failover;
 // The benches' harnesses: a bench measures the load it claims (N writers really at once).
 mod bench;
 // The source tree itself: every file opens with `//!`; only the store reads `events`.

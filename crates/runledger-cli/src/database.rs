@@ -14,6 +14,11 @@ use sqlx::{ConnectOptions, PgPool};
 
 use crate::local_server::LocalServer;
 
+mod hosts;
+mod primary;
+
+pub use hosts::{ServerList, TargetSession};
+
 /// The connections a process opens at most unless `--max-connections` says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 32;
 
@@ -64,7 +69,10 @@ const EMBEDDED_DATABASE: &str = "runledger";
 
 /// The database server, and the embedded one to stop on exit when we started it.
 pub struct Database {
+    /// The first server of `servers`: what every pool's options are made from.
     options: PgConnectOptions,
+    /// The servers of `DATABASE_URL` (one, unless it lists several: docs/adr/0028).
+    servers: ServerList,
     max_connections: u32,
     acquire_timeout: Duration,
     embedded: Option<EmbeddedPostgres>,
@@ -121,11 +129,10 @@ impl Database {
         };
         let beside_serve = args.database_url.is_none() && embedded.is_none();
         // The URL may hold a password: never put it in an error message.
-        let options: PgConnectOptions = url
-            .parse()
-            .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        let servers = ServerList::parse(&url)?;
         Ok(Self {
-            options,
+            options: servers.servers[0].clone(),
+            servers,
             max_connections: args.max_connections,
             acquire_timeout: Duration::try_from_secs_f64(args.acquire_timeout_seconds)
                 .ok()
@@ -165,6 +172,15 @@ impl Database {
                 "the embedded PostgreSQL of the serve running on {}",
                 dir.display()
             ),
+            _ if self.servers.is_multi_host() => format!(
+                "PostgreSQL at {}",
+                self.servers
+                    .servers
+                    .iter()
+                    .map(primary::address)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             _ => format!("PostgreSQL at {}", self.options.get_host()),
         }
     }
@@ -174,7 +190,9 @@ impl Database {
         self.embedded.is_some()
     }
 
-    /// Connect options of the server's database, for callers that open their own databases.
+    /// Connect options of the server's database, for callers that open their own databases (of
+    /// the first server, when `DATABASE_URL` lists several: [`Database::pool`] finds the one
+    /// that fits).
     pub fn options(&self) -> &PgConnectOptions {
         &self.options
     }
@@ -255,18 +273,23 @@ impl Database {
         Ok(())
     }
 
-    /// A pool with the process's connection settings.
+    /// A pool with the process's connection settings. When `DATABASE_URL` lists several
+    /// servers, the pool is on the one that fits its `target_session_attrs` and follows the
+    /// primary to another server after a promotion (docs/adr/0028).
     pub async fn pool(
         &self,
         options: PgConnectOptions,
         max_connections: u32,
     ) -> anyhow::Result<PgPool> {
-        PgPoolOptions::new()
+        let pool_options = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(self.acquire_timeout)
-            .connect_with(options)
-            .await
-            .with_context(|| format!("connecting to {}", self.describe()))
+            .acquire_timeout(self.acquire_timeout);
+        let pool = if self.servers.is_multi_host() {
+            primary::following_pool(self.servers.clone(), options, pool_options).await
+        } else {
+            pool_options.connect_with(options).await.map_err(Into::into)
+        };
+        pool.with_context(|| format!("connecting to {}", self.describe()))
     }
 
     /// Opens the database of `args` (the running `serve`'s, if one runs on its data directory:

@@ -105,12 +105,17 @@ impl From<StoreError> for CommandError {
 /// unreachable, shutting down, or the pool timed out), rather than that a statement failed on a
 /// connection that still works. The group writer gives such a connection up; the API answers
 /// 503 for it.
+///
+/// A server that no longer takes writes (25006, a standby, or a primary demoted behind a
+/// failover manager) counts as lost too: the primary is elsewhere, and a connection to it will
+/// be found (docs/adr/0028).
 pub fn connection_lost(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::Database(db) => db
-            .code()
-            // Class 08: connection exception; 57P: the server shuts down or ended the session.
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P: the server shuts down or ended the session;
+            // 25006: read_only_sql_transaction.
+            code.starts_with("08") || code.starts_with("57P") || code == "25006"
+        }),
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)

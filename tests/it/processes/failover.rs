@@ -66,7 +66,7 @@ async fn with_any_one_process_down_notices_reach_the_feed_within_ten_seconds() {
         }
     }
 
-    wait_until_caught_up(&store, LOG_WAIT).await;
+    wait_until_caught_up(&store.pool, LOG_WAIT).await;
     let counts = notices_per_run(&store.pool, &all_runs).await;
     assert!(
         all_runs.iter().all(|run| counts.get(run) == Some(&2)),

@@ -91,11 +91,11 @@ async fn a_paused_leader_is_replaced_and_commits_nothing_stale_when_it_wakes() {
     let more = finished_runs(&store, 10).await;
     runs.extend(more);
     wait_for_notices(&store.pool, &runs, LOG_WAIT).await;
-    wait_until_caught_up(&store, LOG_WAIT).await;
+    wait_until_caught_up(&store.pool, LOG_WAIT).await;
     for node in [&mut leader, &mut standby, &mut projector] {
         node.stop();
     }
-    wait_until_caught_up(&store, Duration::ZERO).await;
+    wait_until_caught_up(&store.pool, Duration::ZERO).await;
     let counts = notices_per_run(&store.pool, &runs).await;
     assert!(
         runs.iter().all(|run| counts.get(run) == Some(&2)),

@@ -309,12 +309,12 @@ pub(crate) async fn wait_for_notices(pool: &PgPool, runs: &[Uuid], within: Durat
 /// The active version's count of applied events, per projection, once both have applied every
 /// committed event (waiting at most `within`): each event was applied once by exactly one
 /// leader, or the counts would differ from the log's.
-pub(crate) async fn wait_until_caught_up(store: &TestStore, within: Duration) {
+pub(crate) async fn wait_until_caught_up(pool: &PgPool, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        let events = crate::projections::support::event_count(&store.pool).await;
-        let runs = applied(&store.pool, runledger_projections::OPERATION_RUNS).await;
-        let feed = applied(&store.pool, runledger_projections::NOTIFICATIONS).await;
+        let events = crate::projections::support::event_count(pool).await;
+        let runs = applied(pool, runledger_projections::OPERATION_RUNS).await;
+        let feed = applied(pool, runledger_projections::NOTIFICATIONS).await;
         if runs == events && feed == events {
             return;
         }
