@@ -56,7 +56,7 @@ impl ServerList {
             (true, None) => parts
                 .hosts
                 .split(',')
-                .map(|host| Address::in_authority(host))
+                .map(Address::in_authority)
                 .collect::<anyhow::Result<_>>()?,
             (false, Some(hosts)) => {
                 let hosts: Vec<&str> = hosts.split(',').collect();
