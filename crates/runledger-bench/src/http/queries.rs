@@ -65,7 +65,13 @@ pub(super) async fn seed(
     generate_log(&EventWriter::new(seed_pool.clone()), SEEDERS, runs, 3).await?;
     let appended_in = seeding.elapsed().as_secs_f64();
     seed_pool.close().await;
-    let (projected_in, _) = catch_up(pool, 500).await?;
+    project(pool, appended_in).await
+}
+
+/// Brings the read model up to the end of the log of `pool` (a seeded log's is built already
+/// when `runledger-bench projections --seeded` ran before), appended in `appended_in` seconds.
+pub(super) async fn project(pool: &PgPool, appended_in: f64) -> anyhow::Result<ReadModel> {
+    let projected_in = catch_up(pool, 500, false).await?.seconds;
     let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM public.operation_runs")
         .fetch_one(pool)
         .await?;
