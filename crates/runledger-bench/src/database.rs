@@ -129,6 +129,22 @@ pub(crate) async fn kept_database(
     Ok(pool)
 }
 
+/// A pool on database `name` for seeding a log: set-up, not a measurement, so its commits do
+/// not wait for the disk (`synchronous_commit = off`); everything else is the store's path.
+pub(crate) async fn seeding_pool(
+    database: &Database,
+    name: &str,
+    connections: u32,
+) -> anyhow::Result<PgPool> {
+    let options = database.options().clone().database(name);
+    database
+        .pool(
+            options.options([("synchronous_commit", "off")]),
+            connections,
+        )
+        .await
+}
+
 /// Creates database `name` and migrates it.
 async fn create_database(
     database: &Database,

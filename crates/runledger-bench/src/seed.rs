@@ -15,7 +15,7 @@ use runledger_store::{EventReader, EventWriter, LogCursor};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::database::{checked_name, kept_database};
+use crate::database::{checked_name, kept_database, seeding_pool};
 use crate::log::generate_log;
 
 /// `runledger-bench seed`.
@@ -171,16 +171,7 @@ pub async fn run(database: &Database, args: SeedArgs) -> anyhow::Result<()> {
     // The seeding pool skips only the wait for the disk; everything else is the store's path.
     let created = kept_database(database, name, 2).await?;
     created.close().await;
-    let pool = database
-        .pool(
-            database
-                .options()
-                .clone()
-                .database(name)
-                .options([("synchronous_commit", "off")]),
-            u32::try_from(args.writers)?.max(1) + 2,
-        )
-        .await?;
+    let pool = seeding_pool(database, name, u32::try_from(args.writers)?.max(1) + 2).await?;
     let json = args.json;
     let seeded = seed_log(
         &pool,
