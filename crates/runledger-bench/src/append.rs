@@ -39,7 +39,7 @@ use harness::Appender;
 pub use harness::{Measurement, WriterWindow};
 use store::StoreAppender;
 
-use crate::database::{drop_database, fresh_database};
+use crate::database::{BenchDatabase, SeededArgs};
 
 /// `runledger-bench append`.
 #[derive(Debug, Args)]
@@ -61,6 +61,10 @@ pub struct AppendArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// With `--seeded NAME`, the store appends into that seeded log (and the raw inserts go to
+    /// a `raw_events` table beside it, dropped at the end).
+    #[command(flatten)]
+    log: SeededArgs,
 }
 
 /// Who appends: the store, or a baseline.
@@ -176,7 +180,14 @@ const BENCH_DATABASE: &str = "runledger_bench";
 /// # Errors
 /// When the database fails, or a measurement's writers did not append at once.
 pub async fn run(database: &Database, args: AppendArgs) -> anyhow::Result<()> {
-    let pool = fresh_database(database, BENCH_DATABASE).await?;
+    let bench = BenchDatabase::open(database, &args.log, BENCH_DATABASE).await?;
+    let pool = bench.pool.clone();
+    if bench.is_seeded() {
+        // Left by an earlier run that failed half-way.
+        sqlx::raw_sql("DROP TABLE IF EXISTS raw_events")
+            .execute(&pool)
+            .await?;
+    }
     create_raw_table(&pool).await?;
     let message_db = message_db(database, &args.message_db_database).await?;
     if message_db.is_none() && !args.json {
@@ -211,8 +222,12 @@ pub async fn run(database: &Database, args: AppendArgs) -> anyhow::Result<()> {
     if let Some(message_db) = message_db {
         message_db.close().await;
     }
-    pool.close().await;
-    drop_database(database, BENCH_DATABASE).await
+    if bench.is_seeded() {
+        sqlx::raw_sql("DROP TABLE raw_events")
+            .execute(&pool)
+            .await?;
+    }
+    bench.close(database).await
 }
 
 /// The events per second of each way in one scenario.

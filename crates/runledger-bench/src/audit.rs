@@ -19,9 +19,10 @@ use runledger_cli::database::Database;
 use runledger_store::{EventReader, EventWriter};
 use serde_json::{Map, Value, json};
 
-use crate::database::{drop_database, fresh_database};
+use crate::database::{BenchDatabase, SeededArgs};
 use crate::log::generate_log;
 use crate::memory::{peak_rss_kib, reset_peak_rss};
+use crate::seed::log_events;
 
 /// `runledger-bench audit`.
 #[derive(Debug, Args)]
@@ -38,6 +39,8 @@ pub struct AuditBenchArgs {
     /// Print one JSON object instead of lines.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    log: SeededArgs,
 }
 
 const BENCH_DATABASE: &str = "runledger_bench_audit";
@@ -85,9 +88,13 @@ pub async fn run(database: &Database, args: AuditBenchArgs) -> anyhow::Result<()
         args.events_per_run >= 3,
         "--events-per-run must be at least 3"
     );
-    let pool = fresh_database(database, BENCH_DATABASE).await?;
+    let bench = BenchDatabase::open(database, &args.log, BENCH_DATABASE).await?;
+    let pool = bench.pool.clone();
     let runs = args.events.div_ceil(args.events_per_run);
     let generation = measure(async {
+        if bench.is_seeded() {
+            return log_events(&pool).await;
+        }
         generate_log(
             &EventWriter::new(pool.clone()),
             args.writers,
@@ -111,14 +118,15 @@ pub async fn run(database: &Database, args: AuditBenchArgs) -> anyhow::Result<()
         }
         results.insert(name.to_owned(), phase.json());
     };
-    report(
-        "generate",
-        &generation,
+    let generated = if bench.is_seeded() {
+        format!(" (counted: the seeded log of {})", bench.name())
+    } else {
         format!(
             " ({} writers, {}-event appends)",
             args.writers, args.events_per_run
-        ),
-    );
+        )
+    };
+    report("generate", &generation, generated);
 
     let anchoring = measure(async {
         let anchor = record_anchor(&pool).await?.context("the log moved")?;
@@ -183,6 +191,5 @@ pub async fn run(database: &Database, args: AuditBenchArgs) -> anyhow::Result<()
         results.insert("export_bytes".to_owned(), json!(bytes));
         println!("{}", Value::Object(results));
     }
-    pool.close().await;
-    drop_database(database, BENCH_DATABASE).await
+    bench.close(database).await
 }

@@ -21,7 +21,7 @@ use runledger_cli::database::Database;
 use runledger_core::TenantId;
 use serde_json::{Value, json};
 
-use crate::database::{drop_database, fresh_database};
+use crate::database::{BenchDatabase, SeededArgs};
 use crate::server::{Projectors, admin_token, serve};
 use commands::CommandRates;
 use queries::{QueryLatencies, ReadModel};
@@ -47,6 +47,10 @@ pub struct HttpBenchArgs {
     /// Print one JSON object instead of lines.
     #[arg(long)]
     json: bool,
+    /// With `--seeded NAME`, the queries run over the read model of that seeded log (`--runs`
+    /// is not used); the command load is appended to it.
+    #[command(flatten)]
+    log: SeededArgs,
 }
 
 const BENCH_DATABASE: &str = "runledger_bench_http";
@@ -56,7 +60,8 @@ const BENCH_DATABASE: &str = "runledger_bench_http";
 /// # Errors
 /// When the database fails, or a request answers with an error.
 pub async fn run(database: &Database, args: HttpBenchArgs) -> anyhow::Result<()> {
-    let pool = fresh_database(database, BENCH_DATABASE).await?;
+    let bench = BenchDatabase::open(database, &args.log, BENCH_DATABASE).await?;
+    let pool = bench.pool.clone();
     let token = admin_token(&pool, TenantId::new(1)?).await?;
     let served = serve(
         &pool,
@@ -75,7 +80,11 @@ pub async fn run(database: &Database, args: HttpBenchArgs) -> anyhow::Result<()>
 
     let commands = commands::measure(&pool, address, &token, args.commands_per_client).await?;
     say(vec![commands.line()]);
-    let read_model = queries::seed(database, &pool, BENCH_DATABASE, args.runs).await?;
+    let read_model = if bench.is_seeded() {
+        queries::project(&pool, 0.0).await?
+    } else {
+        queries::seed(database, &pool, BENCH_DATABASE, args.runs).await?
+    };
     say(vec![read_model.line()]);
     let latencies = queries::measure(&pool, address, &token, args.samples).await?;
     say(latencies.lines());
@@ -84,8 +93,7 @@ pub async fn run(database: &Database, args: HttpBenchArgs) -> anyhow::Result<()>
         println!("{}", figures(&args, &commands, &read_model, &latencies));
     }
     drop(served);
-    pool.close().await;
-    drop_database(database, BENCH_DATABASE).await
+    bench.close(database).await
 }
 
 /// The bench's figures as one JSON object (`--json`).
@@ -96,6 +104,7 @@ fn figures(
     latencies: &QueryLatencies,
 ) -> Value {
     json!({
+        "seeded": args.log.seeded,
         "clients": commands::CLIENTS,
         "token_staleness_seconds": args.token_staleness_seconds,
         "commands": commands.commands,

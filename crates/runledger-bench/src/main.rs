@@ -2,11 +2,12 @@
 //! (`DATABASE_URL` or the embedded PostgreSQL, as `runledger` does) and runs one benchmark.
 
 use clap::{Parser, Subcommand};
-use runledger_bench::{append, audit, http, live, projections};
+use runledger_bench::{append, audit, http, live, projections, seed};
 use runledger_cli::database::{Database, DatabaseArgs};
 
 /// runledger-bench: the runledger benchmarks, each in a database of its own on the ledger's
-/// server (figures and targets: docs/performance.md).
+/// server, or over a log seeded once (`seed`, then `--seeded NAME`; figures and targets:
+/// docs/performance.md).
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
@@ -31,6 +32,9 @@ enum Bench {
     Live(live::LiveBenchArgs),
     /// The auditor's tools over a large log: anchor, verify, export, verify the export offline.
     Audit(audit::AuditBenchArgs),
+    /// Seeds (or grows) a large log in a named database that is kept, for the other benches'
+    /// `--seeded NAME`; prints the disk it takes per event.
+    Seed(seed::SeedArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Http(args) => http::run(database, args).await,
         Bench::Audit(args) => audit::run(database, args).await,
         Bench::Live(args) => live::run(database, args).await,
+        Bench::Seed(args) => seed::run(database, args).await,
     })
 }

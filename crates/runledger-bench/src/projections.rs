@@ -4,7 +4,9 @@
 //!
 //! The bench works in a database of its own, dropped at the end. The log is generated with
 //! whole-run appends (one `Queued`, one `Started`, `Progressed` events, one `Completed`) by
-//! concurrent writers through the store's `EventWriter`.
+//! concurrent writers through the store's `EventWriter`. With `--seeded NAME` it measures over
+//! the log `runledger-bench seed` left there instead: the catch-up is a rebuild of the read model
+//! from the start of that log (`registry::rebuild`), and the database is kept.
 
 use std::time::{Duration, Instant};
 
@@ -12,17 +14,20 @@ use clap::Args;
 use futures_util::future::try_join_all;
 use runledger_cli::database::Database;
 use runledger_core::TenantId;
-use runledger_projections::{OperationRuns, Projector, ProjectorOptions, StepOutcome};
+use runledger_projections::{
+    OperationRuns, Projection, Projector, ProjectorOptions, StepOutcome, registry,
+};
 use runledger_store::EventWriter;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use crate::database::{drop_database, fresh_database};
+use crate::database::{BenchDatabase, SeededArgs};
 use crate::log::{generate_log, progressed, started, system_run};
 use crate::memory::{peak_rss_kib, reset_peak_rss};
 use crate::percentile::percentile_ms;
+use crate::seed::{log_disk, log_events};
 
 /// `runledger-bench projections`.
 #[derive(Debug, Args)]
@@ -45,6 +50,8 @@ pub struct ProjectionsBenchArgs {
     /// Print one JSON object instead of lines.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    log: SeededArgs,
 }
 
 const BENCH_DATABASE: &str = "runledger_bench_projections";
@@ -62,33 +69,49 @@ pub async fn run(database: &Database, args: ProjectionsBenchArgs) -> anyhow::Res
         args.events_per_run >= 3,
         "--events-per-run must be at least 3"
     );
-    let pool = fresh_database(database, BENCH_DATABASE).await?;
-
-    let started = Instant::now();
-    let runs = args.events.div_ceil(args.events_per_run);
-    generate_log(
-        &EventWriter::new(pool.clone()),
-        GENERATORS,
-        runs,
-        args.events_per_run,
-    )
-    .await?;
-    // Every append of the generators was acknowledged whole: the log holds exactly this.
-    let events = runs * args.events_per_run;
-    let generated_in = started.elapsed();
-    if !args.json {
-        println!(
-            "generated {events} events of {runs} runs in {:.1}s",
-            generated_in.as_secs_f64()
-        );
+    let bench = BenchDatabase::open(database, &args.log, BENCH_DATABASE).await?;
+    let pool = bench.pool.clone();
+    let events = if bench.is_seeded() {
+        log_events(&pool).await?
+    } else {
+        let started = Instant::now();
+        let runs = args.events.div_ceil(args.events_per_run);
+        generate_log(
+            &EventWriter::new(pool.clone()),
+            GENERATORS,
+            runs,
+            args.events_per_run,
+        )
+        .await?;
+        // Every append of the generators was acknowledged whole: the log holds exactly this.
+        let events = runs * args.events_per_run;
+        if !args.json {
+            println!(
+                "generated {events} events of {runs} runs in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        events
+    };
+    if bench.is_seeded() && !args.json {
+        println!("over the seeded log of {}: {events} events", bench.name());
     }
 
-    let (catch_up_seconds, peak_rss_kib) = catch_up(&pool, args.batch_size).await?;
-    let events_per_second = events as f64 / catch_up_seconds;
+    let rebuild = bench.is_seeded();
+    let caught_up = catch_up(&pool, args.batch_size, rebuild).await?;
+    // A rebuild reads the whole log; a fresh read model reads what was generated.
+    anyhow::ensure!(
+        caught_up.events >= events,
+        "the catch-up read {} of the log's {events} events",
+        caught_up.events
+    );
+    let (catch_up_seconds, peak_rss_kib) = (caught_up.seconds, caught_up.peak_rss_kib);
+    let events_per_second = caught_up.events as f64 / catch_up_seconds;
     if !args.json {
         println!(
-            "catch-up: {events} events in {catch_up_seconds:.1}s = {events_per_second:.0} events/s, \
+            "catch-up: {} events in {catch_up_seconds:.1}s = {events_per_second:.0} events/s, \
              peak RSS {:.0} MiB (batch {})",
+            caught_up.events,
             peak_rss_kib as f64 / 1024.0,
             args.batch_size
         );
@@ -109,11 +132,15 @@ pub async fn run(database: &Database, args: ProjectionsBenchArgs) -> anyhow::Res
         percentile_ms(&latencies, 0.99),
         percentile_ms(&latencies, 1.0),
     );
+    let disk = log_disk(&pool).await?;
     if args.json {
         println!(
             "{}",
             json!({
                 "events": events,
+                "seeded": bench.is_seeded(),
+                "catch_up_events": caught_up.events,
+                "disk": disk.json(),
                 "catch_up_seconds": catch_up_seconds,
                 "catch_up_events_per_second": events_per_second.round(),
                 "peak_rss_mib": (peak_rss_kib as f64 / 1024.0).round(),
@@ -130,19 +157,44 @@ pub async fn run(database: &Database, args: ProjectionsBenchArgs) -> anyhow::Res
             args.rate,
             latencies.len()
         );
+        println!("{}", disk.line());
     }
-    pool.close().await;
-    drop_database(database, BENCH_DATABASE).await
+    bench.close(database).await
 }
 
-/// Builds the read model from the start of the log; returns seconds and the peak RSS (KiB) of
-/// this process during the build.
-pub(crate) async fn catch_up(pool: &PgPool, batch_size: u32) -> anyhow::Result<(f64, u64)> {
+/// What a catch-up did.
+#[derive(Debug, Clone, Copy)]
+pub struct CaughtUp {
+    /// How long it took.
+    pub seconds: f64,
+    /// Events the projector applied.
+    pub events: u64,
+    /// The process's peak RSS (KiB) meanwhile.
+    pub peak_rss_kib: u64,
+}
+
+/// Brings the read model up to the end of the log: from where it is, or, with `rebuild`, from
+/// the start of the log in a new version (as `runledger projections rebuild` does), which
+/// replaces the old one when it has caught up.
+///
+/// # Errors
+/// When the database fails, the catch-up stops (a poison event, another leader), or a rebuild
+/// was already under way.
+pub async fn catch_up(pool: &PgPool, batch_size: u32, rebuild: bool) -> anyhow::Result<CaughtUp> {
+    let projection = OperationRuns::new();
+    if rebuild {
+        let started = registry::rebuild(pool, &projection.definition()).await?;
+        anyhow::ensure!(
+            started.created,
+            "a rebuild of the read model was already under way (cancel it with \
+             `runledger projections cancel operation_runs`)"
+        );
+    }
     // The peak is the catch-up's, not the generators'.
     reset_peak_rss();
     let mut projector = Projector::new(
         pool.clone(),
-        OperationRuns::new(),
+        projection,
         ProjectorOptions {
             batch_size,
             ..ProjectorOptions::default()
@@ -158,7 +210,11 @@ pub(crate) async fn catch_up(pool: &PgPool, batch_size: u32) -> anyhow::Result<(
     }
     let seconds = started.elapsed().as_secs_f64();
     projector.release().await;
-    Ok((seconds, peak_rss_kib()?))
+    Ok(CaughtUp {
+        seconds,
+        events: projector.stats().events_applied,
+        peak_rss_kib: peak_rss_kib()?,
+    })
 }
 
 /// One append to observe: the run, the version it reached, and when the append returned.

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::client::Client;
+use crate::database::seeding_pool;
 use crate::log::generate_log;
 use crate::percentile::percentile_ms;
 use crate::projections::catch_up;
@@ -51,21 +52,18 @@ pub(super) async fn seed(
     runs: u64,
 ) -> anyhow::Result<ReadModel> {
     // The seed is set-up, not a measurement: its commits need not wait for the disk.
-    let seed_pool = database
-        .pool(
-            database
-                .options()
-                .clone()
-                .database(name)
-                .options([("synchronous_commit", "off")]),
-            SEEDERS as u32,
-        )
-        .await?;
+    let seed_pool = seeding_pool(database, name, SEEDERS as u32).await?;
     let seeding = Instant::now();
     generate_log(&EventWriter::new(seed_pool.clone()), SEEDERS, runs, 3).await?;
     let appended_in = seeding.elapsed().as_secs_f64();
     seed_pool.close().await;
-    let (projected_in, _) = catch_up(pool, 500).await?;
+    project(pool, appended_in).await
+}
+
+/// Brings the read model up to the end of the log of `pool` (a seeded log's is built already
+/// when `runledger-bench projections --seeded` ran before), appended in `appended_in` seconds.
+pub(super) async fn project(pool: &PgPool, appended_in: f64) -> anyhow::Result<ReadModel> {
+    let projected_in = catch_up(pool, 500, false).await?.seconds;
     let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM public.operation_runs")
         .fetch_one(pool)
         .await?;
