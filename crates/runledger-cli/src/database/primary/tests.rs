@@ -18,6 +18,19 @@ fn socket_list(servers: &[&EmbeddedPostgres], target: &str) -> ServerList {
     .unwrap()
 }
 
+/// The pool `list` makes, and whether the server it is on is a standby.
+async fn pool_of(list: ServerList) -> (PgPool, bool) {
+    let options = list.servers[0].clone();
+    let pool = following_pool(list, options, PgPoolOptions::new())
+        .await
+        .unwrap();
+    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    (pool, in_recovery)
+}
+
 /// A standby listed first is passed over for read-write and taken for `any`; a server that is
 /// not there is passed over for both.
 #[tokio::test]
@@ -39,15 +52,7 @@ async fn the_first_server_that_fits_is_the_pools() {
         )
         .unwrap();
 
-    let read_write = socket_list(&[&standby, &primary], "read-write");
-    let options = read_write.servers[0].clone();
-    let pool = following_pool(read_write, options, PgPoolOptions::new())
-        .await
-        .unwrap();
-    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (pool, in_recovery) = pool_of(socket_list(&[&standby, &primary], "read-write")).await;
     assert!(!in_recovery, "the pool is on the primary");
     assert_eq!(
         address(&pool.connect_options()),
@@ -55,15 +60,7 @@ async fn the_first_server_that_fits_is_the_pools() {
     );
     pool.close().await;
 
-    let any = socket_list(&[&standby, &primary], "any");
-    let options = any.servers[0].clone();
-    let pool = following_pool(any, options, PgPoolOptions::new())
-        .await
-        .unwrap();
-    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (pool, in_recovery) = pool_of(socket_list(&[&standby, &primary], "any")).await;
     assert!(
         in_recovery,
         "`any` takes the first that answers: the standby"
