@@ -303,6 +303,19 @@ async fn current_path(client: &Client) -> Result<String, String> {
         .map_err(|e| format!("the current URL: {e}"))
 }
 
+/// Waits until the sign-in just pressed has landed on tenant 1's runs list: its session cookie
+/// is set.
+async fn until_signed_in(client: &Client) {
+    eventually("the runs list of tenant 1 after signing in", || async {
+        let path = current_path(client).await?;
+        if path != "/ui/tenants/1/runs" {
+            return Err(format!("the page {path}"));
+        }
+        find(client, "table#runs").await.map(drop)
+    })
+    .await;
+}
+
 /// Whether the page has kept the marker `window.__noReload` since it was set (a reload or a
 /// navigation clears it).
 async fn not_reloaded(client: &Client) -> bool {
@@ -414,14 +427,7 @@ async fn a_run_appears_and_completes_live_then_its_page_and_a_notice_link_open()
         .click()
         .await
         .expect("press sign in");
-    eventually("the runs list of tenant 1 after signing in", || async {
-        let path = current_path(client).await?;
-        if path != "/ui/tenants/1/runs" {
-            return Err(format!("the page {path}"));
-        }
-        find(client, "table#runs").await.map(drop)
-    })
-    .await;
+    until_signed_in(client).await;
     eventually("the runs list's live stream to open", || async {
         match attr_of(client, "body", "data-live").await?.as_str() {
             "open" => Ok(()),
@@ -777,6 +783,8 @@ async fn fifty_runs_fit_a_laptop_screen_and_every_page_fits_a_phone() {
         .click()
         .await
         .expect("press sign in");
+    // Navigating before the sign-in's answer has set the cookie would cancel it.
+    until_signed_in(client).await;
     let list_url = format!("{base}/ui/tenants/1/runs");
     let visible = eventually(
         "the 50 runs in the list, 20 or more of them on screen",
