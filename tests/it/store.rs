@@ -12,6 +12,8 @@ mod dedupe_rebuild;
 mod idempotency;
 // The command path under contention: unpinned retries add up exactly; pinned versions conflict.
 mod command_concurrency;
+// The command path decides from memory: stale memories, re-sends and pins answer as the stream.
+mod command_memory;
 // Group commit: appends that share a group each keep their own outcome; lost connections.
 mod group_commit;
 // The writer's connection lost mid-group: killed, its answer cut, the database out of reach.

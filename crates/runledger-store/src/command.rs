@@ -8,6 +8,13 @@
 //!
 //! A decision with no events (a worker starting again the run it started, a second cancel) is
 //! an answer too: the command path appends nothing and answers the run as it stands.
+//!
+//! A run the handler decided a command for lately is remembered ([`recent`]): its next command
+//! is decided from that memory and appended at once, without reading the stream first (one
+//! round trip instead of two). Whenever the append does not confirm the memory (the run moved:
+//! a conflict; the command is a re-send: its event ids are stored), or the memory's decision is
+//! not an append (a refusal, no events, another pinned version), the command is decided again
+//! from the stream, exactly as if nothing had been remembered.
 
 use std::time::Duration;
 
@@ -20,6 +27,9 @@ use crate::append::{AppendOutcome, EventWriter, NewEvent};
 use crate::error::{CommandError, StoreError};
 use crate::read::EventReader;
 use crate::schema::{EventMetadata, RecordedEvent};
+use recent::RecentRuns;
+
+mod recent;
 
 /// The version a command expects its run to be at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +102,7 @@ impl CommandOutcome {
 pub struct CommandHandler {
     reader: EventReader,
     writer: EventWriter,
+    recent: RecentRuns,
 }
 
 /// How many times an unpinned command re-decides after losing a race before giving up.
@@ -100,7 +111,11 @@ const MAX_ATTEMPTS: u32 = 200;
 impl CommandHandler {
     /// A command handler over the store's two handles.
     pub fn new(reader: EventReader, writer: EventWriter) -> Self {
-        Self { reader, writer }
+        Self {
+            reader,
+            writer,
+            recent: RecentRuns::new(),
+        }
     }
 
     /// Loads the run, decides, appends; retries lost races unless the version is pinned.
@@ -111,6 +126,74 @@ impl CommandHandler {
     /// [`CommandError::Store`] when the store fails.
     #[tracing::instrument(skip_all, fields(tenant = %request.tenant_id, run = %request.run_id, command = %request.command.kind()))]
     pub async fn execute(&self, request: &CommandRequest) -> Result<CommandOutcome, CommandError> {
+        let outcome = match self.execute_from_memory(request).await? {
+            Some(outcome) => outcome,
+            None => self.execute_from_stream(request).await?,
+        };
+        match &outcome {
+            CommandOutcome::Applied { run, .. } | CommandOutcome::Unchanged { run, .. } => {
+                self.recent.remember(run);
+            }
+            CommandOutcome::Deduplicated { .. } => {}
+        }
+        Ok(outcome)
+    }
+
+    /// Decides the command against the run as remembered and appends at that version: the
+    /// outcome when the append confirms the memory, `None` when the command must be decided
+    /// from the stream instead (nothing remembered, or the memory could not be trusted).
+    async fn execute_from_memory(
+        &self,
+        request: &CommandRequest,
+    ) -> Result<Option<CommandOutcome>, CommandError> {
+        let Some(remembered) = self.recent.get(request.tenant_id, request.run_id) else {
+            return Ok(None);
+        };
+        let state = Run::Exists(Box::new(remembered));
+        if matches!(request.expected, ExpectedVersion::Exact(expected) if expected != state.version())
+        {
+            // The memory may be the stale one: only the stream can say the pin is.
+            return Ok(None);
+        }
+        // A refusal or a decision of no events may be a re-send's (its run has moved on since
+        // its first send): the stream answers those, with the first send's result.
+        let Ok(events) = decide(&state, request.command.clone()) else {
+            return Ok(None);
+        };
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let events = new_events(request, events);
+        let expected = state.version();
+        let appended = self
+            .writer
+            .append(request.tenant_id, request.run_id, expected, &events)
+            .await;
+        match appended {
+            Ok(AppendOutcome::Appended(appended)) if !appended.replayed => {
+                let run = events
+                    .iter()
+                    .fold(state, |run, new| evolve(run, &new.event));
+                applied(run, appended.last_position(), false).map(Some)
+            }
+            // Moved (a conflict), a re-send (stored ids: replayed, or stored with the payload
+            // of a decision against an older state), or a queue: the stream decides.
+            Ok(_)
+            | Err(StoreError::Conflict { .. })
+            | Err(StoreError::IdempotencyMismatch { .. }) => {
+                self.recent.forget(request.tenant_id, request.run_id);
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Reads the run's stream, decides, appends; retries lost races unless the version is
+    /// pinned.
+    async fn execute_from_stream(
+        &self,
+        request: &CommandRequest,
+    ) -> Result<CommandOutcome, CommandError> {
         let mut attempt = 0;
         // The run as folded so far: a retry reads and folds only the events that landed since.
         let mut state = Run::Unqueued;
@@ -146,15 +229,7 @@ impl CommandHandler {
                     actual: state.version(),
                 });
             }
-            let events: Vec<NewEvent> = decide(&state, request.command.clone())?
-                .into_iter()
-                .enumerate()
-                .map(|(index, event)| NewEvent {
-                    event_id: nth_event_id(request.event_id, index),
-                    event,
-                    metadata: request.metadata.clone(),
-                })
-                .collect();
+            let events = new_events(request, decide(&state, request.command.clone())?);
             if events.is_empty() {
                 return match state {
                     Run::Exists(run) => Ok(CommandOutcome::Unchanged {
@@ -267,6 +342,19 @@ pub fn fold(stored: &[RecordedEvent]) -> Result<Run, StoreError> {
 pub fn fold_until(stored: &[RecordedEvent], version: u64) -> Result<Run, StoreError> {
     let upto = stored.iter().take_while(|e| e.version <= version).count();
     fold(&stored[..upto])
+}
+
+/// The events a command decided, with their ids: the request's id, then ids derived from it.
+fn new_events(request: &CommandRequest, decided: Vec<runledger_core::RunEvent>) -> Vec<NewEvent> {
+    decided
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| NewEvent {
+            event_id: nth_event_id(request.event_id, index),
+            event,
+            metadata: request.metadata.clone(),
+        })
+        .collect()
 }
 
 /// The id of a command's `index`th event: the request's id, then ids derived from it, so that a
