@@ -95,7 +95,8 @@ impl CommandHandler {
     /// Stores `at` as the run's last heartbeat unless a later one is stored (the clocks of
     /// several servers differ a little: the stored heartbeat never moves back); returns the
     /// heartbeat stored. It does not check the run: callers record heartbeats of runs they
-    /// have just seen running (a heartbeat, a progress report).
+    /// have just seen running (a heartbeat, a progress report). The row is the heartbeat's
+    /// only record, so its commit waits for the WAL flush like an append's.
     ///
     /// # Errors
     /// [`StoreError::Database`] when the database fails.
@@ -105,8 +106,39 @@ impl CommandHandler {
         run: RunId,
         at: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, StoreError> {
+        self.upsert_heartbeat(tenant, run, at, Flush::Wait).await
+    }
+
+    /// [`Self::record_heartbeat`] for a progress report that has just been appended: the
+    /// report's event already records its time durably (the domain counts a run's last progress
+    /// as a heartbeat), so the row is only a copy the sweeper and the read model's view see
+    /// before the projector applies the event, and its commit does not wait for the WAL flush.
+    /// A crash that loses the copy loses no heartbeat (docs/adr/0013).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn record_progress_heartbeat(
+        &self,
+        tenant: TenantId,
+        run: RunId,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        self.upsert_heartbeat(tenant, run, at, Flush::Skip).await
+    }
+
+    async fn upsert_heartbeat(
+        &self,
+        tenant: TenantId,
+        run: RunId,
+        at: DateTime<Utc>,
+        flush: Flush,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        // One statement either way: `set_config(…, true)` lasts to the end of the statement's
+        // own transaction, its commit included; waiting keeps the session's setting.
         let stored = sqlx::query_scalar(
-            "INSERT INTO run_heartbeats (tenant_id, run_id, last_heartbeat_at) VALUES ($1, $2, $3) \
+            "INSERT INTO run_heartbeats (tenant_id, run_id, last_heartbeat_at) \
+             SELECT $1, $2, $3 FROM (SELECT set_config('synchronous_commit', \
+                 coalesce($4, current_setting('synchronous_commit')), true)) AS commit_mode \
              ON CONFLICT (tenant_id, run_id) DO UPDATE \
                  SET last_heartbeat_at = GREATEST(run_heartbeats.last_heartbeat_at, EXCLUDED.last_heartbeat_at) \
              RETURNING last_heartbeat_at",
@@ -114,6 +146,10 @@ impl CommandHandler {
         .bind(tenant.get())
         .bind(run.as_uuid())
         .bind(at)
+        .bind(match flush {
+            Flush::Wait => None,
+            Flush::Skip => Some("off"),
+        })
         .fetch_one(self.pool())
         .await?;
         Ok(stored)
@@ -138,4 +174,11 @@ impl CommandHandler {
         .await?;
         Ok(stored)
     }
+}
+
+/// Whether a heartbeat's commit waits for the WAL flush.
+#[derive(Debug, Clone, Copy)]
+enum Flush {
+    Wait,
+    Skip,
 }

@@ -167,7 +167,7 @@ impl CommandContext {
                 return None;
             }
             (RunCommand::ReportProgress(_), CommandOutcome::Applied { .. }) => commands
-                .record_heartbeat(self.tenant, run, at)
+                .record_progress_heartbeat(self.tenant, run, at)
                 .await
                 .map(Some),
             _ => commands.stored_heartbeat(self.tenant, run).await,
