@@ -140,17 +140,27 @@ impl EmbeddedPostgres {
         Ok(standby)
     }
 
-    /// Promotes this standby to a primary and waits until it accepts writes.
+    /// Promotes this standby to a primary with `pg_ctl promote`, as an operator or a failover
+    /// manager does, and waits until it accepts writes.
     ///
     /// # Errors
     ///
     /// [`EmbeddedError::Replication`] when this server is not a standby or does not finish
     /// promoting within a minute.
     pub fn promote(&self) -> Result<(), EmbeddedError> {
-        let promoted = self.psql("SELECT pg_promote(true, 60)")?;
-        if promoted != "t" {
-            return Err(replication_error("promoting the standby", promoted));
-        }
+        let mut command = Command::new(self.binaries.tool("pg_ctl"));
+        command
+            .args([
+                "promote",
+                "--wait",
+                "--timeout",
+                "60",
+                "--silent",
+                "--pgdata",
+            ])
+            .arg(self.data_dir());
+        self.run_as.apply(&mut command);
+        run_tool(command, "pg_ctl promote")?;
         self.wait_for("the promotion", "SELECT pg_is_in_recovery()", "f")
     }
 

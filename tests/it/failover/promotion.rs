@@ -1,11 +1,11 @@
 //! A spawned `runledger serve` on a multi-host `DATABASE_URL` (a durable primary and its
 //! synchronous standby, `target_session_attrs=read-write`), 8 clients driving run lifecycles
 //! with an `Idempotency-Key` per command; the primary killed (`SIGKILL`) and the standby
-//! promoted. Commands during the switch answer 503 problem+json and succeed on retry with the
+//! promoted with `pg_ctl promote`. Commands during the switch answer 503 problem+json and succeed on retry with the
 //! same key; the same `serve` accepts commands again within 10 s of the promotion; every
 //! acknowledged command's events are on the new primary exactly once, `runledger verify` passes
 //! there, the read model catches up (projector leadership moved), the live stream carries the
-//! new events, and anchoring records on the new primary.
+//! new events, anchoring records on the new primary, and the read models there equal a rebuild.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,6 +19,7 @@ use runledger_api::auth::Role;
 use runledger_api::tokens::{NewToken, create_token};
 use runledger_core::RunId;
 use runledger_pg::{Durability, EmbeddedConfig, EmbeddedPostgres, StandbyMode};
+use runledger_projections::{Notifications, OperationRuns, Projection, Projector, rebuild};
 use runledger_store::EventReader;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -30,6 +31,7 @@ use crate::api::support::send_to;
 use crate::client::cli::runledger;
 use crate::helpers::verbs::tenant;
 use crate::processes::support::wait_until_caught_up;
+use crate::projections::support::{drain, options, view_rows};
 use crate::robust::support::{DATABASE, SpawnedServe, migrate};
 
 /// How many clients drive lifecycles throughout.
@@ -400,6 +402,32 @@ async fn the_standby_promoted_under_load_is_found_and_nothing_acknowledged_is_lo
     }
     serve.stop();
     drop(tail);
+    // With every process stopped, the read models on the new primary equal a rebuild of them
+    // from its log.
+    let before = (
+        view_rows(&pool, "operation_runs").await,
+        view_rows(&pool, "notifications").await,
+    );
+    assert!(!before.0.is_empty(), "the run read model has the runs");
+    rebuild(&pool, &OperationRuns::new().definition())
+        .await
+        .expect("rebuild the run read model");
+    drain(&mut Projector::new(
+        pool.clone(),
+        OperationRuns::new(),
+        options(),
+    ))
+    .await;
+    let feed = Notifications::new(pool.clone());
+    rebuild(&pool, &feed.definition())
+        .await
+        .expect("rebuild the notification feed");
+    drain(&mut Projector::new(pool.clone(), feed, options())).await;
+    let after = (
+        view_rows(&pool, "operation_runs").await,
+        view_rows(&pool, "notifications").await,
+    );
+    assert_eq!(after, before, "the read models equal a rebuild");
     let verified = runledger(dir.path())
         .arg("verify")
         .env("DATABASE_URL", standby.database_url(DATABASE))
