@@ -11,10 +11,10 @@
 //!
 //! A run the handler decided a command for lately is remembered (`command/recent.rs`): its
 //! next command is decided from that memory and appended at once, without reading the stream
-//! first (one round trip instead of two). Whenever the append does not confirm the memory (the run moved:
-//! a conflict; the command is a re-send: its event ids are stored), or the memory's decision is
-//! not an append (a refusal, no events, another pinned version), the command is decided again
-//! from the stream, exactly as if nothing had been remembered.
+//! first (one round trip instead of two). Whenever the append does not confirm the memory
+//! (the run moved: a conflict; the command is a re-send: its event ids are stored), or the
+//! memory's decision is not an append (a refusal, no events, another pinned version), the
+//! command is decided again from the stream, exactly as if nothing had been remembered.
 
 use std::time::Duration;
 
