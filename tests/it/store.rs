@@ -16,6 +16,8 @@ mod command_concurrency;
 mod command_memory;
 // Group commit: appends that share a group each keep their own outcome; lost connections.
 mod group_commit;
+// Writing without a read: what a lane knows wrongly costs a read, never a wrong answer.
+mod unread_writes;
 // The writer's connection lost mid-group: killed, its answer cut, the database out of reach.
 mod lost_connection;
 // A writer of several lanes: racing queues of one identity make one run; runs keep their order.

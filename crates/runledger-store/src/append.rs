@@ -15,6 +15,11 @@
 //!    creates it with its dedupe slot), inserts the events of the runs that moved, and sends one
 //!    `NOTIFY` at its commit ([`statement::WRITE_GROUP`]).
 //!
+//! A lane that knows every run of a group (it read or wrote their heads lately) and the database
+//! clock skips step 1: the plan decides against what it knows, and what it knew wrongly fails
+//! the write's compare-and-sets, constraints or clock check and is decided again after a read
+//! (`known`, docs/adr/0016 "Writing without a read").
+//!
 //! A run whose compare-and-set fails writes nothing and does not hold the others back: its
 //! appends go back to the queue and the next read tells them what happened. Conflicts are thus
 //! detected by the version check and the constraints, never by parsing error text. Hashes are
@@ -22,6 +27,7 @@
 //! current when they are stored, so a run's chain cannot fork.
 
 mod group;
+mod known;
 mod plan;
 pub mod statement;
 
@@ -133,6 +139,8 @@ pub struct WriterStats {
     pub largest_group: u64,
     /// Connections the writer opened: the first, and one after each it lost.
     pub connections: u64,
+    /// Groups written without a read first, from the heads and clock their lane knew.
+    pub unread_groups: u64,
 }
 
 /// Appends events; the only handle that can. Cheap to clone: clones share its lanes' writer

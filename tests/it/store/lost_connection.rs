@@ -155,14 +155,17 @@ async fn a_group_whose_answer_is_lost_after_its_commit_learns_it_from_the_log() 
     let t = tenant(1);
     let proxy = Proxy::start(&store.pool.connect_options()).await;
     let writer = EventWriter::with_config(proxy.pool().await, holding_config(3));
-    // Prepares the writer's statements, so a group is exactly two requests: read, then write.
+    // Prepares the writer's statements and tells its lane the database clock, so a group of new
+    // runs is exactly one request: the write, without a read (docs/adr/0016).
     let warm_up = append_new_runs(&writer, t, 3).await;
     assert_answers_match_the_log(&store, t, &warm_up).await;
 
-    proxy.cut_the_answer_to_the_request(2, false);
+    let unread = writer.stats().unread_groups;
+    proxy.cut_the_answer_to_the_request(1, false);
     let answers = append_new_runs(&writer, t, 3).await;
 
     assert!(proxy.has_cut());
+    assert_eq!(writer.stats().unread_groups, unread + 1);
     assert_all_appended(&answers);
     assert_answers_match_the_log(&store, t, &answers).await;
     assert_eq!(store.count("events").await, 6);
@@ -178,11 +181,14 @@ async fn an_answer_lost_with_the_database_out_of_reach_is_an_unknown_outcome_and
     let writer = EventWriter::with_config(proxy.pool().await, holding_config(3));
     append_new_runs(&writer, t, 3).await;
 
-    // The answer to the write is cut, and from then on the proxy lets nothing through.
-    proxy.cut_the_answer_to_the_request(2, true);
+    // The answer to the write (the group's one request: its lane knows the clock) is cut, and
+    // from then on the proxy lets nothing through.
+    let unread = writer.stats().unread_groups;
+    proxy.cut_the_answer_to_the_request(1, true);
     let answers = append_new_runs(&writer, t, 3).await;
 
     assert!(proxy.has_cut());
+    assert_eq!(writer.stats().unread_groups, unread + 1);
     for (_, _, outcome) in &answers {
         assert!(
             matches!(outcome, Err(StoreError::OutcomeUnknown)),

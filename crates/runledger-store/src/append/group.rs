@@ -23,11 +23,13 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::known::{ESTIMATE_BOUND, Known};
 use super::plan::{self, Fate, MAX_ATTEMPTS, Pending};
-use super::statement::{self, WRITER_SESSION};
+use super::statement::{self, GroupRead, WRITER_SESSION};
 use super::{AppendOutcome, Appended, WriterConfig, WriterStats};
 use crate::error::StoreError;
 use crate::read::into_events;
+use crate::schema::RecordedEvent;
 
 /// An append handed to the writer task, with where to send its outcome.
 pub(super) struct Request {
@@ -58,6 +60,7 @@ pub(super) struct Counters {
     events: AtomicU64,
     largest_group: AtomicU64,
     connections: AtomicU64,
+    unread_groups: AtomicU64,
 }
 
 impl Counters {
@@ -68,6 +71,7 @@ impl Counters {
             events: self.events.load(Ordering::Relaxed),
             largest_group: self.largest_group.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
+            unread_groups: self.unread_groups.load(Ordering::Relaxed),
         }
     }
 }
@@ -86,6 +90,7 @@ pub(super) fn spawn(
         connection: None,
         lost_backend: None,
         backlog: VecDeque::new(),
+        known: Known::new(),
     };
     tokio::spawn(writer.run(receiver));
     sender
@@ -107,6 +112,8 @@ struct GroupWriter {
     lost_backend: Option<i32>,
     /// Appends waiting for a group, in arrival order (those sent back by a group first).
     backlog: VecDeque<Member>,
+    /// Heads and the clock as the lane last saw them, to write without a read.
+    known: Known,
 }
 
 /// One round trip on the writer's connection (connecting first if need be), bounded by the
@@ -132,6 +139,13 @@ enum Failure {
     Lost(sqlx::Error),
     /// The statement failed; the connection is fine.
     Statement(sqlx::Error),
+}
+
+/// Why a group read gave no answer.
+enum Unread {
+    RoundTrip(Failure),
+    /// Stored events that cannot be decoded.
+    Undecodable(StoreError),
 }
 
 impl GroupWriter {
@@ -237,6 +251,7 @@ impl GroupWriter {
         // Through the pool, so that its connect options and `after_connect` (a role, a search
         // path) apply; then detached, so that it is the writer's alone and the pool may open
         // another in its place.
+        self.known.forget_all();
         let mut conn = self.pool.acquire().await?.detach();
         let (_, _, backend): (String, String, i32) =
             sqlx::query_as(WRITER_SESSION).fetch_one(&mut conn).await?;
@@ -277,25 +292,26 @@ impl GroupWriter {
 
     /// Commits one group and answers (or requeues) every member.
     async fn commit(&mut self, group: Vec<Member>) {
-        let keys = plan::keys(group.iter().map(|m| &m.pending));
-        let read = match round_trip!(self, |conn| statement::read_group(conn, &keys)) {
-            Ok(read) => read,
-            Err(failure) => return self.failed_before_write(group, failure).await,
-        };
-        let stored = if read.stored_ids.is_empty() {
-            Vec::new()
+        let known = if group.iter().any(|m| m.solo) {
+            None
         } else {
-            let ids = read.stored_ids.clone();
-            let rows = match round_trip!(self, |conn| statement::read_stored(conn, &ids)) {
-                Ok(rows) => rows,
-                Err(failure) => return self.failed_before_write(group, failure).await,
-            };
-            match into_events(rows) {
-                Ok(stored) => stored,
-                Err(error) => return self.failed_alone(group, error),
-            }
+            let pending: Vec<&Pending> = group.iter().map(|m| &m.pending).collect();
+            self.known.read_for(&pending)
+        };
+        let (read, stored, estimated) = match known {
+            Some(read) => (read, Vec::new(), true),
+            None => match self.read(&group).await {
+                Ok((read, stored)) => (read, stored, false),
+                Err(Unread::RoundTrip(failure)) => {
+                    return self.failed_before_write(group, failure).await;
+                }
+                Err(Unread::Undecodable(error)) => return self.failed_alone(group, error),
+            },
         };
         self.counters.groups.fetch_add(1, Ordering::Relaxed);
+        if estimated {
+            self.counters.unread_groups.fetch_add(1, Ordering::Relaxed);
+        }
         self.counters
             .largest_group
             .fetch_max(group.len() as u64, Ordering::Relaxed);
@@ -305,29 +321,52 @@ impl GroupWriter {
         // Members still in `group` after this group are sent back to the queue, in order.
         let mut group: Vec<Option<Member>> = group.into_iter().map(Some).collect();
         for (slot, fate) in group.iter_mut().zip(plan.fates) {
-            if let Fate::Answer(outcome) = fate
-                && let Some(member) = slot.take()
-            {
+            let Fate::Answer(outcome) = fate else {
+                continue;
+            };
+            if estimated {
+                // Decided on what the lane knew, not on what the database holds: answered only
+                // after a read.
+                if let Some(member) = slot {
+                    member.pending.attempts += 1;
+                }
+            } else if let Some(member) = slot.take() {
                 self.answered(member, outcome);
             }
         }
         if !plan.writes.is_empty() {
+            let bound = estimated.then_some(ESTIMATE_BOUND);
             let written = round_trip!(self, |conn| statement::write_group(
                 conn,
                 &plan.runs,
                 read.now,
+                bound,
                 &plan.events
             ));
             let members = plan.writes.iter().flat_map(|w| w.members.iter().copied());
             match written {
                 Ok(inserted) => {
+                    if let Some(first) = inserted.first() {
+                        self.known.saw_clock(first.now);
+                    }
                     let positions: HashMap<(Uuid, i64), i64> = inserted
                         .iter()
                         .map(|i| ((i.run_id, i.version), i.position))
                         .collect();
-                    for write in &plan.writes {
-                        let landed =
-                            positions.contains_key(&(write.run.as_uuid(), write.first_version));
+                    for (column, write) in plan.writes.iter().enumerate() {
+                        let run = write.run.as_uuid();
+                        let landed = positions.contains_key(&(run, write.first_version));
+                        if landed {
+                            let columns = &plan.runs;
+                            self.known.saw_head(
+                                run,
+                                columns.tenant_ids[column],
+                                columns.to_versions[column],
+                                &columns.last_hashes[column],
+                            );
+                        } else {
+                            self.known.forget(run);
+                        }
                         for &index in &write.members {
                             if landed && let Some(member) = group[index].take() {
                                 self.counters.events.fetch_add(
@@ -337,9 +376,21 @@ impl GroupWriter {
                                 let appended = appended(&member.pending, &positions);
                                 self.answered(member, Ok(AppendOutcome::Appended(appended)));
                             } else if let Some(member) = &mut group[index] {
-                                // Its run's head moved, or its slot was taken, since the read.
+                                // Its run's head moved, or its slot was taken, since the read
+                                // (or since the lane last knew it).
                                 member.pending.attempts += 1;
                             }
+                        }
+                    }
+                }
+                Err(Failure::Statement(error)) if estimated => {
+                    // Written on what the lane knew: a stored event id or a run that exists
+                    // after all. Decided again after a read, together.
+                    tracing::debug!(%error, "a group written without a read failed; it is read");
+                    for index in members {
+                        if let Some(member) = &mut group[index] {
+                            self.known.forget(member.pending.run.as_uuid());
+                            member.pending.attempts += 1;
                         }
                     }
                 }
@@ -381,6 +432,22 @@ impl GroupWriter {
             }
         }
         self.requeue(group.into_iter().flatten().collect());
+    }
+
+    /// The group read, and the stored events it found, on the writer's connection.
+    async fn read(&mut self, group: &[Member]) -> Result<(GroupRead, Vec<RecordedEvent>), Unread> {
+        let keys = plan::keys(group.iter().map(|m| &m.pending));
+        let read = round_trip!(self, |conn| statement::read_group(conn, &keys))
+            .map_err(Unread::RoundTrip)?;
+        self.known.saw_read(&read);
+        if read.stored_ids.is_empty() {
+            return Ok((read, Vec::new()));
+        }
+        let ids = read.stored_ids.clone();
+        let rows = round_trip!(self, |conn| statement::read_stored(conn, &ids))
+            .map_err(Unread::RoundTrip)?;
+        let stored = into_events(rows).map_err(Unread::Undecodable)?;
+        Ok((read, stored))
     }
 
     fn answered(&self, member: Member, outcome: Result<AppendOutcome, StoreError>) {

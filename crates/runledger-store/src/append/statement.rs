@@ -65,12 +65,16 @@ pub const READ_STORED: &str = concat!(
 /// the statement returns the events it inserted, so the writer knows which runs landed.
 /// Runs: `$1` id, `$2` tenant, `$3` version read (0: create), `$4` new version, `$5` new head hash,
 /// `$6` dedupe slot to take (NULL: none), `$7` frees its slot. Events: `$8` recorded at, `$9`…`$18`
-/// their columns, in group order. `$19` the channel.
+/// their columns, in group order. `$19` the channel. `$20`: when `$8` is the writer's estimate of
+/// the database clock rather than a time it read this group, how far behind the database's
+/// `now()` it may be; a time outside `[now() - $20, now()]` writes nothing (NULL: no check).
+/// Each returned row carries the write's `now()`, which keeps the writer's estimate current.
 pub const WRITE_GROUP: &str = "\
 WITH runs AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[],
                          $6::text[], $7::boolean[])
              AS r(run_id, tenant_id, from_version, to_version, last_hash, slot, frees)
+    WHERE $20::interval IS NULL OR $8::timestamptz BETWEEN now() - $20::interval AND now()
 ), slots AS (
     INSERT INTO active_runs (tenant_id, run_identity_hash, run_id)
     SELECT tenant_id, slot, run_id FROM runs WHERE from_version = 0 AND slot IS NOT NULL
@@ -106,7 +110,8 @@ WITH runs AS (
 ), woken AS (
     SELECT pg_notify($19::text, '') FROM (SELECT 1 FROM appended LIMIT 1) AS any_appended
 )
-SELECT run_id, version, position FROM appended, (SELECT count(*) FROM woken) AS notified";
+SELECT run_id, version, position, now() AS now
+FROM appended, (SELECT count(*) FROM woken) AS notified";
 
 /// Every statement the writer runs, by name: what the plan test checks.
 pub const WRITER_STATEMENTS: [(&str, &str); 3] = [
@@ -198,12 +203,15 @@ pub(super) struct Inserted {
     pub(super) run_id: Uuid,
     pub(super) version: i64,
     pub(super) position: i64,
+    /// The database clock at the write.
+    pub(super) now: DateTime<Utc>,
 }
 
 pub(super) async fn write_group(
     conn: &mut PgConnection,
     runs: &RunColumns,
     recorded_at: DateTime<Utc>,
+    estimate_bound: Option<std::time::Duration>,
     events: &EventColumns,
 ) -> Result<Vec<Inserted>, sqlx::Error> {
     sqlx::query_as(WRITE_GROUP)
@@ -226,6 +234,12 @@ pub(super) async fn write_group(
         .bind(&events.prev_hashes)
         .bind(&events.hashes)
         .bind(EVENTS_CHANNEL)
+        .bind(
+            estimate_bound
+                .map(sqlx::postgres::types::PgInterval::try_from)
+                .transpose()
+                .map_err(sqlx::Error::Encode)?,
+        )
         .fetch_all(conn)
         .await
 }
