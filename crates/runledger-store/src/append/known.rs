@@ -86,14 +86,8 @@ impl Known {
     /// Learns the clock and the heads a group read returned.
     pub(super) fn saw_read(&mut self, read: &GroupRead) {
         self.saw_clock(read.now);
-        for (((run, tenant), version), hash) in read
-            .run_ids
-            .iter()
-            .zip(&read.tenant_ids)
-            .zip(&read.versions)
-            .zip(&read.last_hashes)
-        {
-            self.saw_head(*run, *tenant, *version, hash);
+        for (run, tenant, version, hash) in read.heads() {
+            self.saw_head(run, tenant, version, hash);
         }
     }
 

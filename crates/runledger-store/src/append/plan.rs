@@ -153,19 +153,13 @@ struct Head {
 /// Decides every member of a group, in order, against `read` and the `stored` events it found.
 pub(super) fn plan(members: &[&Pending], read: &GroupRead, stored: &[RecordedEvent]) -> Plan {
     let mut heads: HashMap<Uuid, Head> = HashMap::new();
-    for (((run, tenant), version), hash) in read
-        .run_ids
-        .iter()
-        .zip(&read.tenant_ids)
-        .zip(&read.versions)
-        .zip(&read.last_hashes)
-    {
+    for (run, tenant, version, hash) in read.heads() {
         heads.insert(
-            *run,
+            run,
             Head {
-                tenant: Some(*tenant),
+                tenant: Some(tenant),
                 version: version.unsigned_abs(),
-                hash: hash.as_slice().try_into().unwrap_or(GENESIS),
+                hash: hash.try_into().unwrap_or(GENESIS),
                 corrupt: hash.len() != 32,
                 write: None,
             },

@@ -134,6 +134,18 @@ pub(super) struct GroupRead {
     pub(super) slot_runs: Vec<Uuid>,
 }
 
+impl GroupRead {
+    /// The heads read: run id, tenant, version and head hash of each.
+    pub(super) fn heads(&self) -> impl Iterator<Item = (Uuid, i64, i64, &[u8])> {
+        self.run_ids
+            .iter()
+            .zip(&self.tenant_ids)
+            .zip(&self.versions)
+            .zip(&self.last_hashes)
+            .map(|(((run, tenant), version), hash)| (*run, *tenant, *version, hash.as_slice()))
+    }
+}
+
 /// The keys step 1 looks up.
 #[derive(Debug, Default)]
 pub(super) struct GroupKeys {
